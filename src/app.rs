@@ -1,0 +1,127 @@
+//! Start-up and shutdown: components start in data-flow order (plugins, collector, dashboard,
+//! chat) and stop in reverse, each waited for before the next.
+
+use std::future::Future;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config, ConfigError, ConfigFile};
+use crate::dashboard::{self, Dashboard};
+use crate::metrics::Collector;
+use crate::plugins::builtin::{self, Builtin};
+use crate::plugins::{Launcher, PluginHost};
+use crate::{chat, logging};
+
+/// Replies waiting to be printed before a plugin's further replies are dropped.
+const REPLY_QUEUE: usize = 1024;
+
+/// Why the program stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("error: {0}")]
+    Dashboard(#[from] dashboard::StartError),
+    #[error("error: unknown built-in plugin \"{0}\" (expected dice-roller or 8ball)")]
+    UnknownBuiltin(String),
+    #[error("error: {context}: {source}")]
+    Io { context: &'static str, source: std::io::Error },
+}
+
+impl Error {
+    /// 2 for configuration and usage errors, 1 for failures at run time.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::UnknownBuiltin(_) => 2,
+            Error::Dashboard(_) | Error::Io { .. } => 1,
+        }
+    }
+}
+
+/// Everything `main` does after parsing the command line.
+pub fn main(cli: Cli) -> Result<(), Error> {
+    let file = cli.config.map_or(ConfigFile::Default, ConfigFile::Named);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Plugin { name } => {
+            let builtin = Builtin::from_name(&name).ok_or(Error::UnknownBuiltin(name))?;
+            builtin::run(builtin).map_err(|source| Error::Io { context: "plugin input/output", source })
+        }
+        Command::Config => {
+            let loaded = config::load(&file)?;
+            let json = serde_json::to_string_pretty(&loaded.raw.redacted()).unwrap_or_default();
+            println!("{json}");
+            Ok(())
+        }
+        Command::Run => {
+            let loaded = config::load(&file)?;
+            logging::init();
+            let runtime = tokio::runtime::Runtime::new()
+                .map_err(|source| Error::Io { context: "starting the runtime", source })?;
+            let result = runtime.block_on(run(loaded.config, shutdown_signal()));
+            // The console reader thread may sit in a blocking read; do not wait for it.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            result
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        tracing::error!("cannot listen for SIGINT/SIGTERM; stop the bot with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => info!("SIGINT received"),
+        _ = term.recv() => info!("SIGTERM received"),
+    }
+}
+
+/// Run the bot until `shutdown` resolves, then stop every component in reverse start order.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let rosey_exe =
+        std::env::current_exe().map_err(|source| Error::Io { context: "locating the rosey executable", source })?;
+    let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
+    info!(plugins = config.plugins.len(), "starting");
+    let host = PluginHost::start(config.plugins, Launcher { rosey_exe }, reply_tx);
+
+    let collector = Collector::new(host.handles(), config.metrics);
+    let snapshots = collector.subscribe();
+    let collector_stop = CancellationToken::new();
+    let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
+
+    let dashboard = if config.dashboard.enabled {
+        match Dashboard::start(&config.dashboard, snapshots).await {
+            Ok(dashboard) => Some(dashboard),
+            Err(e) => {
+                collector_stop.cancel();
+                let _ = collector_task.await;
+                host.stop().await;
+                return Err(e.into());
+            }
+        }
+    } else {
+        info!("dashboard disabled (dashboard.enabled = false)");
+        None
+    };
+
+    let chat_stop = CancellationToken::new();
+    let chat_task = tokio::spawn(chat::run_console(host.handles().to_vec(), reply_rx, chat_stop.clone()));
+
+    shutdown.await;
+    info!("shutting down");
+    chat_stop.cancel();
+    let _ = chat_task.await;
+    if let Some(dashboard) = dashboard {
+        dashboard.stop().await;
+    }
+    collector_stop.cancel();
+    let _ = collector_task.await;
+    host.stop().await;
+    info!("stopped");
+    Ok(())
+}

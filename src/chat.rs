@@ -1,0 +1,147 @@
+//! Chat: messages in, commands routed to plugins, replies out.
+//!
+//! Until a chat-network connector exists, the console is the chat: each stdin line is a message
+//! (`alice: !roll 2d6`, or a bare `!roll 2d6` from user `console`) and each reply is printed on
+//! stdout. End of stdin is not a shutdown: the bot keeps serving its dashboard.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::plugins::protocol::HostMessage;
+use crate::plugins::{ChatReply, PluginHandle};
+
+/// The user of a message that names none.
+pub const CONSOLE_USER: &str = "console";
+/// Lines read ahead of routing; a faster producer waits (backpressure on stdin).
+const INPUT_QUEUE: usize = 1024;
+
+/// A chat message that is a command: `!command args`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatCommand {
+    pub user: String,
+    pub command: String,
+    pub args: String,
+}
+
+/// Parse `user: !command args` or `!command args`; anything else is not a command.
+pub fn parse_message(line: &str) -> Option<ChatCommand> {
+    let line = line.trim();
+    let (user, text) = match line.split_once(": ") {
+        Some((user, text)) if !user.is_empty() && !user.contains(char::is_whitespace) && !user.starts_with('!') => {
+            (user, text.trim_start())
+        }
+        _ => (CONSOLE_USER, line),
+    };
+    let rest = text.strip_prefix('!')?;
+    let (command, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if command.is_empty() {
+        return None;
+    }
+    Some(ChatCommand { user: user.to_owned(), command: command.to_owned(), args: args.trim().to_owned() })
+}
+
+/// Sends each command to the plugin that handles it, counting one event per routed command.
+pub struct Router {
+    plugins: Vec<Arc<PluginHandle>>,
+    next_id: u64,
+}
+
+impl Router {
+    pub fn new(plugins: Vec<Arc<PluginHandle>>) -> Router {
+        Router { plugins, next_id: 1 }
+    }
+
+    /// Route one chat line. Returns the plugin it went to, if any.
+    pub fn route(&mut self, line: &str) -> Option<&str> {
+        let message = parse_message(line)?;
+        let Some(plugin) = self.plugins.iter().find(|p| p.handles(&message.command)) else {
+            debug!(command = %message.command, "no plugin handles this command; ignored");
+            return None;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let command = HostMessage::Command { id, command: message.command, args: message.args, user: message.user };
+        if let Err(e) = plugin.send(command) {
+            warn!(plugin = plugin.name(), "{e}");
+        }
+        Some(plugin.name())
+    }
+}
+
+/// Read chat from stdin until `stop`; print replies on stdout.
+pub async fn run_console(
+    plugins: Vec<Arc<PluginHandle>>,
+    mut replies: mpsc::Receiver<ChatReply>,
+    stop: CancellationToken,
+) {
+    let mut lines = spawn_stdin_reader();
+    let mut router = Router::new(plugins);
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            line = lines.recv(), if stdin_open => match line {
+                Some(line) => { router.route(&line); }
+                None => {
+                    info!("end of console input; still running (stop with SIGINT or SIGTERM)");
+                    stdin_open = false;
+                }
+            },
+            Some(reply) = replies.recv() => print_reply(&reply),
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// stdin is read on a plain thread: a blocking read cannot be cancelled, and must not keep
+/// the async runtime from shutting down.
+fn spawn_stdin_reader() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+    let spawned = std::thread::Builder::new().name("console-input".into()).spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        warn!("cannot read console input: {e}");
+    }
+    rx
+}
+
+fn print_reply(reply: &ChatReply) {
+    let mut out = std::io::stdout().lock();
+    let user = reply.user.as_deref().map(|u| format!("@{u} ")).unwrap_or_default();
+    // A closed stdout (say, piped into `head`) must not bring the bot down.
+    let _ = writeln!(out, "[{}] {user}{}", reply.plugin, reply.text).and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(user: &str, command: &str, args: &str) -> Option<ChatCommand> {
+        Some(ChatCommand { user: user.into(), command: command.into(), args: args.into() })
+    }
+
+    #[test]
+    fn parses_user_prefixed_and_bare_commands() {
+        assert_eq!(parse_message("alice: !roll 2d6"), cmd("alice", "roll", "2d6"));
+        assert_eq!(parse_message("!roll 2d6+3"), cmd(CONSOLE_USER, "roll", "2d6+3"));
+        assert_eq!(parse_message("  !8ball will it rain?  "), cmd(CONSOLE_USER, "8ball", "will it rain?"));
+        assert_eq!(parse_message("bob: !8ball"), cmd("bob", "8ball", ""));
+    }
+
+    #[test]
+    fn ignores_what_is_not_a_command() {
+        assert_eq!(parse_message("hello there"), None);
+        assert_eq!(parse_message("alice: hi: !roll"), None);
+        assert_eq!(parse_message("!"), None);
+        assert_eq!(parse_message(""), None);
+    }
+}

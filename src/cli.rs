@@ -1,0 +1,34 @@
+//! The command line: `rosey [--config PATH] [run | config | plugin NAME]`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Rosey: a chat-bot host with supervised subprocess plugins and a live metrics dashboard.
+///
+/// Chat comes from standard input, one message per line (`alice: !roll 2d6`); replies go to
+/// standard output; logs go to standard error. Exit codes: 0 ok, 1 runtime failure (such as
+/// the dashboard port being in use), 2 configuration or usage error.
+#[derive(Debug, Parser)]
+#[command(name = "rosey", version, about, long_about)]
+pub struct Cli {
+    /// Config file [default: rosey.json in the working directory, if present]
+    #[arg(long, short = 'c', global = true, env = "ROSEY_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bot, its plugins and its dashboard (the default).
+    Run,
+    /// Print the effective configuration (defaults < file < ROSEY_* environment) as JSON.
+    Config,
+    /// Run a built-in plugin on stdin/stdout (this is how the bot starts its built-ins).
+    Plugin {
+        /// dice-roller or 8ball
+        name: String,
+    },
+}

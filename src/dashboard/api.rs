@@ -1,0 +1,217 @@
+//! The JSON API shapes: `/api/metrics` and `/api/plugin/{name}` exactly as the seed specifies,
+//! plus the additions documented in the README (crash log, restart countdown, freshness).
+
+use serde::Serialize;
+
+use super::view::rfc3339;
+use crate::metrics::history::{Aggregates, Stats};
+use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
+use crate::plugins::CrashRecord;
+
+/// History points returned by `/api/plugin/{name}` (the seed's "last 60 snapshots").
+pub const HISTORY_POINTS: usize = 60;
+
+fn round(v: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (v * f).round() / f
+}
+
+/// One entry of `/api/metrics` `plugins`.
+#[derive(Debug, Serialize)]
+pub struct PluginSummary<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub pid: Option<u32>,
+    pub state: &'static str,
+    pub uptime_seconds: f64,
+    pub cpu_percent: f64,
+    pub memory_mb: f64,
+    pub event_count: u64,
+    pub crash_count: u64,
+}
+
+impl<'a> PluginSummary<'a> {
+    pub fn of(p: &'a PluginSnapshot) -> Self {
+        PluginSummary {
+            name: &p.name,
+            version: &p.version,
+            pid: p.pid,
+            state: p.state.as_str(),
+            uptime_seconds: round(p.uptime.as_secs_f64(), 1),
+            cpu_percent: round(p.cpu_percent, 2),
+            memory_mb: round(p.memory_mb(), 2),
+            event_count: p.events,
+            crash_count: p.crashes,
+        }
+    }
+}
+
+/// `/api/metrics` `system`.
+#[derive(Debug, Serialize)]
+pub struct SystemJson {
+    pub bot_uptime_seconds: f64,
+    pub bot_uptime_human: String,
+    pub total_plugins: usize,
+    pub plugins_running: usize,
+    pub plugins_crashed: usize,
+    pub total_events: u64,
+    pub total_memory_mb: f64,
+}
+
+impl SystemJson {
+    pub fn of(s: &SystemMetrics) -> Self {
+        SystemJson {
+            bot_uptime_seconds: round(s.bot_uptime.as_secs_f64(), 1),
+            bot_uptime_human: super::view::format_uptime(s.bot_uptime.as_secs_f64()),
+            total_plugins: s.total_plugins,
+            plugins_running: s.plugins_running,
+            plugins_crashed: s.plugins_crashed,
+            total_events: s.total_events,
+            total_memory_mb: round(s.total_memory_mb, 2),
+        }
+    }
+}
+
+/// `GET /api/metrics`.
+#[derive(Debug, Serialize)]
+pub struct ApiMetrics<'a> {
+    pub timestamp: String,
+    pub plugins: Vec<PluginSummary<'a>>,
+    pub system: SystemJson,
+}
+
+impl<'a> ApiMetrics<'a> {
+    pub fn of(snapshot: &'a Snapshot) -> Self {
+        ApiMetrics {
+            timestamp: rfc3339(snapshot.taken_at),
+            plugins: snapshot.plugins.iter().map(PluginSummary::of).collect(),
+            system: SystemJson::of(&snapshot.system),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Current {
+    pub cpu_percent: f64,
+    pub memory_mb: f64,
+    pub uptime_seconds: f64,
+    pub event_count: u64,
+    pub crash_count: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AggregatesJson<'a> {
+    pub plugin_name: &'a str,
+    pub sample_count: usize,
+    pub time_span_seconds: f64,
+    pub cpu: Stats,
+    pub memory_mb: Stats,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryPoint {
+    pub timestamp: String,
+    pub cpu_percent: f64,
+    pub memory_mb: f64,
+    pub event_count: u64,
+    pub state: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CrashJson<'a> {
+    pub time: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    pub reason: String,
+    pub uptime_seconds: f64,
+    pub stderr_tail: &'a [String],
+}
+
+impl<'a> CrashJson<'a> {
+    fn of(c: &'a CrashRecord) -> Self {
+        CrashJson {
+            time: rfc3339(c.at),
+            exit_code: c.reason.code(),
+            signal: c.reason.signal_name(),
+            reason: c.reason.to_string(),
+            uptime_seconds: round(c.uptime.as_secs_f64(), 1),
+            stderr_tail: &c.stderr_tail,
+        }
+    }
+}
+
+/// `GET /api/plugin/{name}`.
+#[derive(Debug, Serialize)]
+pub struct ApiPlugin<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub loaded_at: Option<String>,
+    pub state: &'static str,
+    pub pid: Option<u32>,
+    pub current: Current,
+    pub aggregates_1h: Option<AggregatesJson<'a>>,
+    pub history: Vec<HistoryPoint>,
+    // Additions beyond the seed.
+    pub last_sampled_at: Option<String>,
+    pub stale: bool,
+    pub processes: u32,
+    pub cpu_seconds_total: f64,
+    pub restart_attempt: u32,
+    pub restarts: u64,
+    pub next_restart_in_seconds: Option<f64>,
+    pub availability_1h: Option<f64>,
+    pub last_crash_at: Option<String>,
+    pub crash_log: Vec<CrashJson<'a>>,
+    pub protocol_errors: u64,
+    pub dropped_commands: u64,
+}
+
+impl<'a> ApiPlugin<'a> {
+    pub fn of(snapshot: &Snapshot, p: &'a PluginSnapshot) -> Self {
+        let aggregates_1h = p.history.aggregates().map(|a: Aggregates| AggregatesJson {
+            plugin_name: &p.name,
+            sample_count: a.sample_count,
+            time_span_seconds: a.time_span.as_secs_f64(),
+            cpu: a.cpu,
+            memory_mb: a.memory_mb,
+        });
+        ApiPlugin {
+            name: &p.name,
+            version: &p.version,
+            loaded_at: p.started_at.map(rfc3339),
+            state: p.state.as_str(),
+            pid: p.pid,
+            current: Current {
+                cpu_percent: round(p.cpu_percent, 2),
+                memory_mb: round(p.memory_mb(), 2),
+                uptime_seconds: round(p.uptime.as_secs_f64(), 1),
+                event_count: p.events,
+                crash_count: p.crashes,
+            },
+            aggregates_1h,
+            history: p
+                .history
+                .last(HISTORY_POINTS)
+                .map(|s| HistoryPoint {
+                    timestamp: rfc3339(s.at()),
+                    cpu_percent: round(f64::from(s.cpu_percent), 2),
+                    memory_mb: round(s.memory_mb(), 2),
+                    event_count: s.events,
+                    state: s.state.as_str(),
+                })
+                .collect(),
+            last_sampled_at: p.last_sampled_at.map(rfc3339),
+            stale: snapshot.is_stale(p),
+            processes: p.processes,
+            cpu_seconds_total: round(p.cpu_seconds, 3),
+            restart_attempt: p.restart_attempt,
+            restarts: p.restarts,
+            next_restart_in_seconds: p.next_restart_in.map(|d| round(d.as_secs_f64(), 1)),
+            availability_1h: p.history.availability().map(|a| round(a, 4)),
+            last_crash_at: p.crash_log.front().map(|c| rfc3339(c.at)),
+            crash_log: p.crash_log.iter().map(CrashJson::of).collect(),
+            protocol_errors: p.protocol_errors,
+            dropped_commands: p.dropped_commands,
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The dashboard: an HTTP server (poem) over the collector's snapshots.
+//!
+//! Every route is in [`routes`]. Handlers only look up bodies that [`render::Rendered`] made
+//! once for the current snapshot; they never sample and never take a lock the collector
+//! holds. Optional HTTP basic auth guards every route but `/health`.
+
+pub mod api;
+pub mod prometheus;
+pub mod render;
+pub mod sse;
+pub mod view;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use poem::http::{StatusCode, header};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::web::headers::authorization::Basic;
+use poem::web::headers::{Authorization, HeaderMapExt};
+use poem::web::{Data, Path, Query};
+use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{BasicAuth, DashboardConfig};
+use crate::metrics::Snapshot;
+use render::{RenderContext, Rendered};
+use view::Thresholds;
+
+/// How long open connections get to finish when the server stops.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+const JS: &str = include_str!("../../static/dashboard.js");
+const CSS: &str = include_str!("../../static/dashboard.css");
+
+/// Why the dashboard could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} (dashboard.host / dashboard.port): {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("the dashboard templates are invalid: {0}")]
+    Templates(String),
+}
+
+/// What every handler shares.
+struct Shared {
+    pages: watch::Receiver<Arc<Rendered>>,
+    context: Arc<RenderContext>,
+    max_sse_clients: usize,
+    stop: CancellationToken,
+}
+
+impl Shared {
+    /// The bodies of the current snapshot. The watch's read lock is held only for the clone.
+    fn current(&self) -> Arc<Rendered> {
+        self.pages.borrow().clone()
+    }
+}
+
+/// A running dashboard server.
+pub struct Dashboard {
+    stop: CancellationToken,
+    server: JoinHandle<()>,
+    renderer: JoinHandle<()>,
+    pub local_addr: SocketAddr,
+}
+
+impl Dashboard {
+    /// Bind `dashboard.host:dashboard.port` and serve the snapshots.
+    pub async fn start(
+        config: &DashboardConfig,
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+    ) -> Result<Dashboard, StartError> {
+        let templates = render::templates().map_err(|e| StartError::Templates(e.to_string()))?;
+        let context = Arc::new(RenderContext {
+            templates,
+            thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
+            sse_clients: Default::default(),
+        });
+        let stop = CancellationToken::new();
+        let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
+
+        let addr = host_port(&config.host, config.port);
+        let acceptor = TcpListener::bind(addr.clone())
+            .into_acceptor()
+            .await
+            .map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
+        let local_addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).ok_or_else(|| {
+            StartError::Bind { addr: addr.clone(), source: std::io::Error::other("no local address") }
+        })?;
+        announce(config, local_addr);
+
+        let shared = Arc::new(Shared { pages, context, max_sse_clients: config.max_sse_clients, stop: stop.clone() });
+        let app = routes().data(shared);
+        let server_stop = stop.clone();
+        let server = match config.auth.clone() {
+            Some(auth) => tokio::spawn(serve(
+                acceptor,
+                app.around(move |ep, req| require_auth(ep, req, auth.clone())),
+                server_stop,
+            )),
+            None => tokio::spawn(serve(acceptor, app, server_stop)),
+        };
+        Ok(Dashboard { stop, server, renderer, local_addr })
+    }
+
+    /// Stop accepting, end the live streams, wait for the server.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.server.await;
+        let _ = self.renderer.await;
+        info!("dashboard stopped");
+    }
+}
+
+async fn serve<E: Endpoint + 'static>(acceptor: impl Acceptor + 'static, app: E, stop: CancellationToken) {
+    let result = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, stop.cancelled_owned(), Some(SHUTDOWN_TIMEOUT))
+        .await;
+    if let Err(e) = result {
+        error!("dashboard server failed: {e}");
+    }
+}
+
+/// `host:port`, with brackets for IPv6 literals.
+fn host_port(host: &str, port: u16) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+        _ => format!("{host}:{port}"),
+    }
+}
+
+fn announce(config: &DashboardConfig, local: SocketAddr) {
+    let shown_host = if local.ip().is_unspecified() { "localhost".to_owned() } else { local.ip().to_string() };
+    info!("dashboard: http://{}", host_port(&shown_host, local.port()));
+    if !local.ip().is_loopback() {
+        warn!(
+            "the dashboard listens on {local}, reachable from other machines (set dashboard.host to 127.0.0.1 to keep it local)"
+        );
+        if config.auth.is_none() {
+            warn!("no dashboard.auth is set: anyone who can reach {local} can read the metrics");
+        }
+    }
+}
+
+/// Turn each snapshot into its shared, lazily rendered bodies.
+fn follow_snapshots(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    context: Arc<RenderContext>,
+    stop: CancellationToken,
+) -> (watch::Receiver<Arc<Rendered>>, JoinHandle<()>) {
+    let first = Rendered::new(snapshots.borrow_and_update().clone(), context.clone());
+    let (tx, rx) = watch::channel(Arc::new(first));
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = snapshots.changed() => {
+                    if changed.is_err() { return; }
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    tx.send_replace(Arc::new(Rendered::new(snapshot, context.clone())));
+                }
+                () = stop.cancelled() => return,
+            }
+        }
+    });
+    (rx, task)
+}
+
+/// Every route the dashboard serves. Any other path is 404; a method other than GET/HEAD is 405.
+fn routes() -> Route {
+    Route::new()
+        .at("/", get(index))
+        .at("/plugin/:name", get(plugin_page))
+        .at("/events", get(events))
+        .at("/api/metrics", get(api_metrics))
+        .at("/api/plugin/:name", get(api_plugin))
+        .at("/metrics", get(metrics))
+        .at("/health", get(health))
+        .at("/static/dashboard.js", get(static_js))
+        .at("/static/dashboard.css", get(static_css))
+}
+
+fn respond(content_type: &'static str, bytes: Bytes) -> Response {
+    Response::builder().content_type(content_type).header(header::CACHE_CONTROL, "no-store").body(bytes)
+}
+
+fn json(bytes: Bytes) -> Response {
+    respond("application/json", bytes)
+}
+
+fn html(page: Option<Bytes>) -> Response {
+    match page {
+        Some(bytes) => respond("text/html; charset=utf-8", bytes),
+        None => Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .body("the page could not be rendered; see the log"),
+    }
+}
+
+fn plugin_not_found(name: &str) -> Response {
+    let message = serde_json::json!({ "error": format!("Plugin {name} not found") });
+    Response::builder().status(StatusCode::NOT_FOUND).content_type("application/json").body(message.to_string())
+}
+
+#[handler]
+fn index(shared: Data<&Arc<Shared>>) -> Response {
+    html(shared.current().index_html())
+}
+
+#[handler]
+fn plugin_page(shared: Data<&Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let page = shared.current();
+    match page.plugin_index(&name) {
+        Some(i) => html(page.plugin_html(i)),
+        None => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("Plugin {name} not found")),
+    }
+}
+
+#[handler]
+fn api_metrics(shared: Data<&Arc<Shared>>) -> Response {
+    json(shared.current().api_metrics())
+}
+
+#[handler]
+fn api_plugin(shared: Data<&Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let page = shared.current();
+    match page.plugin_index(&name) {
+        Some(i) => json(page.api_plugin(i)),
+        None => plugin_not_found(&name),
+    }
+}
+
+#[handler]
+fn metrics(shared: Data<&Arc<Shared>>) -> Response {
+    respond(prometheus::CONTENT_TYPE, shared.current().prometheus())
+}
+
+#[handler]
+fn health() -> Response {
+    json(Bytes::from_static(br#"{"status":"ok"}"#))
+}
+
+#[handler]
+fn static_js() -> Response {
+    respond("text/javascript; charset=utf-8", Bytes::from_static(JS.as_bytes()))
+}
+
+#[handler]
+fn static_css() -> Response {
+    respond("text/css; charset=utf-8", Bytes::from_static(CSS.as_bytes()))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    plugin: Option<String>,
+}
+
+#[handler]
+fn events(shared: Data<&Arc<Shared>>, Query(query): Query<EventsQuery>) -> Response {
+    if let Some(name) = &query.plugin
+        && shared.current().plugin_index(name).is_none()
+    {
+        return plugin_not_found(name);
+    }
+    let Some(slot) = sse::ClientSlot::acquire(&shared.context, shared.max_sse_clients) else {
+        return Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .header(header::RETRY_AFTER, "10")
+            .body("too many live dashboard clients; try again later");
+    };
+    let stream = sse::stream(shared.pages.clone(), query.plugin, slot, shared.stop.clone());
+    Response::builder()
+        .content_type("text/event-stream")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_bytes_stream(stream))
+}
+
+/// Basic auth on every route but `/health`, compared in constant time.
+async fn require_auth<E: Endpoint>(ep: Arc<E>, req: Request, auth: BasicAuth) -> poem::Result<Response> {
+    if req.uri().path() == "/health" || authorized(&req, &auth) {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    }
+    Ok(Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header(header::WWW_AUTHENTICATE, "Basic realm=\"rosey\", charset=\"UTF-8\"")
+        .body("authentication required"))
+}
+
+fn authorized(req: &Request, auth: &BasicAuth) -> bool {
+    let Some(Authorization(given)) = req.headers().typed_get::<Authorization<Basic>>() else { return false };
+    let user_ok = given.username().as_bytes().ct_eq(auth.username.as_bytes());
+    let password_ok = given.password().as_bytes().ct_eq(auth.password.as_bytes());
+    bool::from(user_ok & password_ok)
+}

@@ -1,0 +1,175 @@
+//! `/metrics`: the Prometheus text format 0.0.4. Every metric name is written here; the seed's
+//! names and HELP texts are kept exactly, the rest are documented in `docs/metrics.md`.
+
+use std::fmt::Write;
+
+use crate::metrics::sampler::unix_seconds;
+use crate::metrics::{PluginSnapshot, Snapshot};
+use crate::plugins::PluginState;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Escape a label value as the format requires: backslash, double quote, newline.
+pub fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+struct Writer {
+    out: String,
+}
+
+impl Writer {
+    fn header(&mut self, name: &str, help: &str, kind: &str) {
+        if !self.out.is_empty() {
+            self.out.push('\n');
+        }
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn value(&mut self, name: &str, labels: &str, value: f64) {
+        let _ = if labels.is_empty() {
+            writeln!(self.out, "{name} {value}")
+        } else {
+            writeln!(self.out, "{name}{{{labels}}} {value}")
+        };
+    }
+
+    /// One metric family with a `plugin` label per plugin.
+    fn per_plugin(
+        &mut self,
+        snapshot: &Snapshot,
+        name: &str,
+        help: &str,
+        kind: &str,
+        value: impl Fn(&PluginSnapshot) -> f64,
+    ) {
+        self.header(name, help, kind);
+        for p in &snapshot.plugins {
+            // Plugin names are restricted to [A-Za-z0-9._-] by config validation: no escaping needed.
+            self.value(name, &format!("plugin=\"{}\"", p.name), value(p));
+        }
+    }
+
+    fn single(&mut self, name: &str, help: &str, kind: &str, value: f64) {
+        self.header(name, help, kind);
+        self.value(name, "", value);
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Render the whole exposition for one snapshot. `sse_clients` is read when the snapshot is
+/// first rendered, so it may lag by up to one poll interval.
+pub fn render(snapshot: &Snapshot, sse_clients: usize) -> String {
+    let mut w = Writer { out: String::with_capacity(256 + snapshot.plugins.len() * 1600) };
+    let s = &snapshot.system;
+
+    // The seed's metrics, names and HELP texts exactly.
+    w.per_plugin(snapshot, "rosey_plugin_cpu_percent", "Plugin CPU usage percent", "gauge", |p| p.cpu_percent);
+    w.per_plugin(snapshot, "rosey_plugin_memory_mb", "Plugin memory usage MB", "gauge", PluginSnapshot::memory_mb);
+    w.per_plugin(snapshot, "rosey_plugin_uptime_seconds", "Plugin uptime seconds", "gauge", |p| p.uptime.as_secs_f64());
+    w.per_plugin(snapshot, "rosey_plugin_events_total", "Plugin events processed", "counter", |p| p.events as f64);
+    w.per_plugin(snapshot, "rosey_plugin_crashes_total", "Plugin crash count", "counter", |p| p.crashes as f64);
+    w.single("rosey_bot_uptime_seconds", "Bot uptime seconds", "gauge", s.bot_uptime.as_secs_f64());
+    w.single("rosey_total_plugins", "Total plugins loaded", "gauge", s.total_plugins as f64);
+    w.single("rosey_plugins_running", "Plugins currently running", "gauge", s.plugins_running as f64);
+
+    // Additions.
+    w.single("rosey_plugins_crashed", "Plugins currently CRASHED or FAILED", "gauge", s.plugins_crashed as f64);
+    w.per_plugin(
+        snapshot,
+        "rosey_plugin_memory_bytes",
+        "Resident memory of the plugin's process tree in bytes",
+        "gauge",
+        |p| p.memory_bytes as f64,
+    );
+    w.per_plugin(snapshot, "rosey_plugin_up", "1 when the plugin is RUNNING, else 0", "gauge", |p| {
+        flag(p.is_running())
+    });
+    w.header("rosey_plugin_info", "Plugin version, as a label; always 1", "gauge");
+    for p in &snapshot.plugins {
+        let labels = format!("plugin=\"{}\",version=\"{}\"", p.name, escape_label(&p.version));
+        w.value("rosey_plugin_info", &labels, 1.0);
+    }
+    w.header("rosey_plugin_state", "1 for the plugin's current state, 0 for the others", "gauge");
+    for p in &snapshot.plugins {
+        for state in PluginState::ALL {
+            let labels = format!("plugin=\"{}\",state=\"{}\"", p.name, state.as_str());
+            w.value("rosey_plugin_state", &labels, flag(p.state == state));
+        }
+    }
+    w.per_plugin(
+        snapshot,
+        "rosey_plugin_cpu_seconds_total",
+        "CPU time of the plugin's current process tree in seconds",
+        "counter",
+        |p| p.cpu_seconds,
+    );
+    w.per_plugin(
+        snapshot,
+        "rosey_plugin_start_time_seconds",
+        "Start time of the plugin's current process since the Unix epoch in seconds",
+        "gauge",
+        |p| p.started_at.map_or(0.0, unix_seconds),
+    );
+    w.per_plugin(snapshot, "rosey_plugin_restarts_total", "Plugin restarts after crashes", "counter", |p| {
+        p.restarts as f64
+    });
+    w.per_plugin(snapshot, "rosey_plugin_processes", "Processes in the plugin's process tree", "gauge", |p| {
+        f64::from(p.processes)
+    });
+    w.per_plugin(
+        snapshot,
+        "rosey_plugin_protocol_errors_total",
+        "Invalid, unknown or oversized lines received from the plugin",
+        "counter",
+        |p| p.protocol_errors as f64,
+    );
+    w.per_plugin(
+        snapshot,
+        "rosey_plugin_dropped_commands_total",
+        "Commands dropped because the plugin was not reading or not running",
+        "counter",
+        |p| p.dropped_commands as f64,
+    );
+
+    w.single("rosey_sse_clients", "Connected dashboard live-update clients", "gauge", sse_clients as f64);
+
+    // The host process itself, as every Prometheus client library exports it.
+    let h = &snapshot.host;
+    w.single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", h.cpu_seconds);
+    w.single("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", h.resident_bytes as f64);
+    w.single("process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", h.virtual_bytes as f64);
+    w.single(
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        "gauge",
+        h.start_time_seconds as f64,
+    );
+    w.single("process_open_fds", "Number of open file descriptors.", "gauge", h.open_fds as f64);
+    w.single("process_max_fds", "Maximum number of open file descriptors.", "gauge", h.max_fds as f64);
+    w.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label("line\nbreak"), "line\\nbreak");
+        assert_eq!(escape_label("<&>🦀"), "<&>🦀");
+    }
+}

@@ -1,0 +1,188 @@
+//! Rendering once per snapshot: every response body is produced at most once per snapshot,
+//! on first use, and shared (as reference-counted `Bytes`) by every request until the next one.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tera::{Context, Tera};
+use tracing::error;
+
+use super::api::{ApiMetrics, ApiPlugin};
+use super::prometheus;
+use super::view::{CardView, DetailView, SystemView, Thresholds};
+use crate::metrics::Snapshot;
+
+/// The templates, compiled into the binary so it runs from any directory.
+const TEMPLATES: [(&str, &str); 5] = [
+    ("base.html", include_str!("../../templates/base.html")),
+    ("dashboard.html", include_str!("../../templates/dashboard.html")),
+    ("overview.html", include_str!("../../templates/overview.html")),
+    ("card.html", include_str!("../../templates/card.html")),
+    ("plugin.html", include_str!("../../templates/plugin.html")),
+];
+
+/// Parse the embedded templates (autoescaping is on: their names end in `.html`).
+pub fn templates() -> Result<Tera, tera::Error> {
+    let mut tera = Tera::new();
+    tera.add_raw_templates(TEMPLATES)?;
+    Ok(tera)
+}
+
+/// What rendering needs besides the snapshot.
+pub struct RenderContext {
+    pub templates: Tera,
+    pub thresholds: Thresholds,
+    /// Live SSE clients, for the `rosey_sse_clients` gauge.
+    pub sse_clients: AtomicUsize,
+}
+
+/// One snapshot and the bodies rendered from it so far.
+pub struct Rendered {
+    pub snapshot: Arc<Snapshot>,
+    context: Arc<RenderContext>,
+    api_metrics: OnceLock<Bytes>,
+    prometheus: OnceLock<Bytes>,
+    index_html: OnceLock<Option<Bytes>>,
+    sse_frame: OnceLock<Bytes>,
+    plugins: Vec<PluginBodies>,
+}
+
+/// Per-plugin bodies, indexed like `snapshot.plugins`.
+#[derive(Default)]
+struct PluginBodies {
+    json: OnceLock<Bytes>,
+    html: OnceLock<Option<Bytes>>,
+    sse_frame: OnceLock<Bytes>,
+}
+
+/// The SSE payload: the `/api/metrics` JSON plus what the page displays.
+#[derive(Serialize)]
+struct LivePayload<'a> {
+    #[serde(flatten)]
+    api: ApiMetrics<'a>,
+    view: PageView,
+}
+
+#[derive(Serialize)]
+struct PageView {
+    system: SystemView,
+    cards: Vec<CardView>,
+    detail: Option<DetailView>,
+}
+
+fn json_bytes(value: &impl Serialize) -> Bytes {
+    // Serialising these plain structs cannot fail (no maps with non-string keys, no I/O).
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// An SSE frame: `id`, `event: snapshot` and the JSON on one `data:` line
+/// (serde_json never emits a raw newline, so one line is always enough).
+fn sse_frame(seq: u64, json: &[u8]) -> Bytes {
+    let mut frame = Vec::with_capacity(json.len() + 40);
+    frame.extend_from_slice(format!("id: {seq}\nevent: snapshot\ndata: ").as_bytes());
+    frame.extend_from_slice(json);
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
+}
+
+impl Rendered {
+    pub fn new(snapshot: Arc<Snapshot>, context: Arc<RenderContext>) -> Rendered {
+        let plugins = snapshot.plugins.iter().map(|_| PluginBodies::default()).collect();
+        Rendered {
+            snapshot,
+            context,
+            api_metrics: OnceLock::new(),
+            prometheus: OnceLock::new(),
+            index_html: OnceLock::new(),
+            sse_frame: OnceLock::new(),
+            plugins,
+        }
+    }
+
+    pub fn api_metrics(&self) -> Bytes {
+        self.api_metrics.get_or_init(|| json_bytes(&ApiMetrics::of(&self.snapshot))).clone()
+    }
+
+    pub fn prometheus(&self) -> Bytes {
+        self.prometheus
+            .get_or_init(|| {
+                let clients = self.context.sse_clients.load(Ordering::Relaxed);
+                Bytes::from(prometheus::render(&self.snapshot, clients))
+            })
+            .clone()
+    }
+
+    /// The plugin's index in the snapshot, if it exists.
+    pub fn plugin_index(&self, name: &str) -> Option<usize> {
+        self.snapshot.plugin(name).map(|(i, _)| i)
+    }
+
+    pub fn api_plugin(&self, index: usize) -> Bytes {
+        let p = &self.snapshot.plugins[index];
+        self.plugins[index].json.get_or_init(|| json_bytes(&ApiPlugin::of(&self.snapshot, p))).clone()
+    }
+
+    fn cards(&self) -> Vec<CardView> {
+        self.snapshot.plugins.iter().map(|p| CardView::of(&self.snapshot, p, self.context.thresholds)).collect()
+    }
+
+    fn render_page(&self, template: &str, context: &Context) -> Option<Bytes> {
+        match self.context.templates.render(template, context) {
+            Ok(html) => Some(Bytes::from(html)),
+            Err(e) => {
+                error!("rendering {template} failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// The index page; None if the template failed (logged).
+    pub fn index_html(&self) -> Option<Bytes> {
+        self.index_html
+            .get_or_init(|| {
+                let mut context = Context::new();
+                context.insert("system", &SystemView::of(&self.snapshot.system));
+                context.insert("cards", &self.cards());
+                self.render_page("dashboard.html", &context)
+            })
+            .clone()
+    }
+
+    pub fn plugin_html(&self, index: usize) -> Option<Bytes> {
+        let p = &self.snapshot.plugins[index];
+        self.plugins[index]
+            .html
+            .get_or_init(|| {
+                let mut context = Context::new();
+                context.insert("system", &SystemView::of(&self.snapshot.system));
+                context.insert("card", &CardView::of(&self.snapshot, p, self.context.thresholds));
+                context.insert("detail", &DetailView::of(p));
+                self.render_page("plugin.html", &context)
+            })
+            .clone()
+    }
+
+    /// The SSE frame for the index page (`detail` is null).
+    pub fn sse_frame(&self) -> Bytes {
+        self.sse_frame.get_or_init(|| self.live_frame(None)).clone()
+    }
+
+    /// The SSE frame for one plugin's detail page.
+    pub fn plugin_sse_frame(&self, index: usize) -> Bytes {
+        self.plugins[index].sse_frame.get_or_init(|| self.live_frame(Some(index))).clone()
+    }
+
+    fn live_frame(&self, detail: Option<usize>) -> Bytes {
+        let payload = LivePayload {
+            api: ApiMetrics::of(&self.snapshot),
+            view: PageView {
+                system: SystemView::of(&self.snapshot.system),
+                cards: self.cards(),
+                detail: detail.map(|i| DetailView::of(&self.snapshot.plugins[i])),
+            },
+        };
+        sse_frame(self.snapshot.seq, &json_bytes(&payload))
+    }
+}

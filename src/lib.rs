@@ -1,0 +1,16 @@
+//! Rosey: a chat-bot host that runs each plugin as a supervised OS process, samples every
+//! plugin's CPU and memory, and serves a live metrics dashboard.
+//!
+//! Data flows one way: [`plugins`] (processes, states, counters) → [`metrics`] (the collector
+//! and its snapshots) → [`dashboard`] (HTTP: HTML, JSON, Prometheus, SSE). [`chat`] feeds
+//! commands to the plugins; [`app`] starts and stops everything in order; [`config`] and
+//! [`cli`] are what the operator controls.
+
+pub mod app;
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod dashboard;
+pub mod logging;
+pub mod metrics;
+pub mod plugins;

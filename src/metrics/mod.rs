@@ -1,0 +1,315 @@
+//! Metrics: the collector that samples every plugin and publishes immutable snapshots.
+//!
+//! Data flows one way: plugin statuses and counters ([`crate::plugins`]) are read by the
+//! [`Collector`] every `metrics.poll_interval` (and at once when a plugin changes state); it
+//! samples the plugin process trees ([`sampler`]), appends to each plugin's rolling
+//! [`history`], and publishes one `Arc<Snapshot>` on a `watch` channel. Readers (the dashboard)
+//! share that snapshot; they never lock anything the collector holds and never sample.
+
+pub mod history;
+pub mod sampler;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::config::MetricsConfig;
+use crate::plugins::{CrashRecord, PluginCounters, PluginHandle, PluginState};
+use history::{Sample, Series, SeriesView, unix_ms};
+use sampler::{HostUsage, Sampler, TreeUsage};
+
+/// Everything known about one plugin at one moment.
+#[derive(Debug, Clone)]
+pub struct PluginSnapshot {
+    pub name: String,
+    pub version: String,
+    pub state: PluginState,
+    pub pid: Option<u32>,
+    /// Uptime of the current process (zero when none runs).
+    pub uptime: Duration,
+    pub started_at: Option<SystemTime>,
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+    /// CPU time of the current process tree.
+    pub cpu_seconds: f64,
+    pub processes: u32,
+    pub events: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub restart_attempt: u32,
+    pub next_restart_in: Option<Duration>,
+    pub protocol_errors: u64,
+    pub dropped_commands: u64,
+    /// Newest first.
+    pub crash_log: Arc<VecDeque<CrashRecord>>,
+    pub last_sampled_at: Option<SystemTime>,
+    pub history: SeriesView,
+}
+
+impl PluginSnapshot {
+    pub fn memory_mb(&self) -> f64 {
+        self.memory_bytes as f64 / (1024.0 * 1024.0)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state == PluginState::Running
+    }
+
+    /// CRASHED or FAILED.
+    pub fn is_down(&self) -> bool {
+        matches!(self.state, PluginState::Crashed | PluginState::Failed)
+    }
+}
+
+/// Totals over all plugins.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SystemMetrics {
+    pub bot_uptime: Duration,
+    pub total_plugins: usize,
+    pub plugins_running: usize,
+    pub plugins_crashed: usize,
+    pub total_events: u64,
+    pub total_memory_mb: f64,
+}
+
+impl SystemMetrics {
+    fn of(plugins: &[PluginSnapshot], bot_uptime: Duration) -> Self {
+        SystemMetrics {
+            bot_uptime,
+            total_plugins: plugins.len(),
+            plugins_running: plugins.iter().filter(|p| p.is_running()).count(),
+            plugins_crashed: plugins.iter().filter(|p| p.is_down()).count(),
+            total_events: plugins.iter().map(|p| p.events).sum(),
+            total_memory_mb: plugins.iter().map(PluginSnapshot::memory_mb).sum(),
+        }
+    }
+}
+
+/// One immutable picture of the bot, shared by every reader.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Increases by one per published snapshot (the SSE event id).
+    pub seq: u64,
+    pub taken_at: SystemTime,
+    pub poll_interval: Duration,
+    /// Sorted by name.
+    pub plugins: Vec<PluginSnapshot>,
+    pub system: SystemMetrics,
+    pub host: HostUsage,
+}
+
+impl Snapshot {
+    pub fn plugin(&self, name: &str) -> Option<(usize, &PluginSnapshot)> {
+        self.plugins.binary_search_by(|p| p.name.as_str().cmp(name)).ok().map(|i| (i, &self.plugins[i]))
+    }
+
+    /// Is this plugin's last sample older than two poll intervals?
+    pub fn is_stale(&self, plugin: &PluginSnapshot) -> bool {
+        plugin.is_running()
+            && plugin
+                .last_sampled_at
+                .is_some_and(|at| self.taken_at.duration_since(at).unwrap_or_default() > 2 * self.poll_interval)
+    }
+}
+
+/// What the collector remembers about one plugin between ticks.
+struct Tracked {
+    handle: Arc<PluginHandle>,
+    series: Series,
+    usage: TreeUsage,
+    /// The PID the usage belongs to.
+    usage_pid: Option<u32>,
+    last_sampled_at: Option<SystemTime>,
+}
+
+/// Samples plugins and publishes snapshots.
+pub struct Collector {
+    tracked: Vec<Tracked>,
+    sampler: Option<Sampler>,
+    host: HostUsage,
+    config: MetricsConfig,
+    started: Instant,
+    seq: u64,
+    publish: watch::Sender<Arc<Snapshot>>,
+}
+
+impl Collector {
+    pub fn new(handles: &[Arc<PluginHandle>], config: MetricsConfig) -> Collector {
+        let mut tracked: Vec<Tracked> = handles
+            .iter()
+            .map(|handle| Tracked {
+                handle: handle.clone(),
+                series: Series::new(config.history_capacity()),
+                usage: TreeUsage::default(),
+                usage_pid: None,
+                last_sampled_at: None,
+            })
+            .collect();
+        tracked.sort_by(|a, b| a.handle.name().cmp(b.handle.name()));
+        let sampler = Sampler::new().map_err(|e| warn!("cannot read process figures: {e}")).ok();
+        let mut collector = Collector {
+            tracked,
+            sampler,
+            host: HostUsage::default(),
+            config,
+            started: Instant::now(),
+            seq: 0,
+            publish: watch::Sender::new(Arc::new(Snapshot {
+                seq: 0,
+                taken_at: SystemTime::now(),
+                poll_interval: config.poll_interval,
+                plugins: Vec::new(),
+                system: SystemMetrics::of(&[], Duration::ZERO),
+                host: HostUsage::default(),
+            })),
+        };
+        collector.publish_snapshot();
+        collector
+    }
+
+    /// Receivers always see the latest snapshot only: a slow reader skips, never queues.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.publish.subscribe()
+    }
+
+    /// Sample every `poll_interval`, publish on every tick and on every plugin state change.
+    pub async fn run(mut self, changed: Arc<Notify>, stop: CancellationToken) {
+        let mut ticks = tokio::time::interval(self.config.poll_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    self.sample().await;
+                    self.record_history();
+                }
+                () = changed.notified() => {
+                    // A new process gets its CPU baseline now, so the next tick has a real figure.
+                    self.sample().await;
+                }
+                () = stop.cancelled() => return,
+            }
+            self.publish_snapshot();
+        }
+    }
+
+    /// Read every running plugin's tree on a blocking thread (sysinfo reads /proc synchronously).
+    async fn sample(&mut self) {
+        let Some(sampler) = self.sampler.take() else { return };
+        let roots: Vec<u32> = self.tracked.iter().filter_map(|t| t.handle.status().process.map(|p| p.pid)).collect();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut sampler = sampler;
+            let readings = sampler.sample(&roots);
+            (sampler, readings)
+        })
+        .await;
+        let Ok((sampler, (usage, host))) = result else {
+            warn!("process sampling failed; figures will stay at their last values");
+            return;
+        };
+        self.sampler = Some(sampler);
+        self.host = host;
+        let now = SystemTime::now();
+        for t in &mut self.tracked {
+            let pid = t.handle.status().process.map(|p| p.pid);
+            match pid.and_then(|pid| usage.get(&pid)) {
+                Some(u) => {
+                    t.usage = *u;
+                    t.usage_pid = pid;
+                    t.last_sampled_at = Some(now);
+                }
+                None => {
+                    t.usage = TreeUsage::default();
+                    t.usage_pid = None;
+                }
+            }
+        }
+    }
+
+    fn record_history(&mut self) {
+        let now_ms = unix_ms(SystemTime::now());
+        for t in &mut self.tracked {
+            let status = t.handle.status();
+            let running = status.process.is_some() && t.usage_pid == status.process.map(|p| p.pid);
+            t.series.push(Sample {
+                at_ms: now_ms,
+                events: PluginCounters::get(&t.handle.counters.events),
+                cpu_percent: if running { t.usage.cpu_percent.unwrap_or(0.0) as f32 } else { 0.0 },
+                memory_kib: if running { (t.usage.memory_bytes / 1024).min(u64::from(u32::MAX)) as u32 } else { 0 },
+                state: status.state,
+            });
+        }
+    }
+
+    fn publish_snapshot(&mut self) {
+        self.seq += 1;
+        let taken_at = SystemTime::now();
+        let plugins: Vec<PluginSnapshot> = self.tracked.iter().map(plugin_snapshot).collect();
+        let system = SystemMetrics::of(&plugins, self.started.elapsed());
+        let snapshot = Snapshot {
+            seq: self.seq,
+            taken_at,
+            poll_interval: self.config.poll_interval,
+            plugins,
+            system,
+            host: self.host,
+        };
+        self.publish.send_replace(Arc::new(snapshot));
+    }
+
+    /// Heap bytes of all histories (for the memory budget benchmark).
+    pub fn history_bytes(&self) -> usize {
+        self.tracked.iter().map(|t| t.series.heap_bytes()).sum()
+    }
+}
+
+fn plugin_snapshot(t: &Tracked) -> PluginSnapshot {
+    let status = t.handle.status();
+    let counters = &t.handle.counters;
+    // Figures belong to a process: after a restart, the old process's figures are not shown.
+    let usage = match status.process {
+        Some(p) if t.usage_pid == Some(p.pid) => t.usage,
+        _ => TreeUsage::default(),
+    };
+    let now = Instant::now();
+    PluginSnapshot {
+        name: t.handle.name().to_owned(),
+        version: PluginHandle::version(&status, &t.handle.config),
+        state: status.state,
+        pid: status.process.map(|p| p.pid),
+        uptime: status.process.map_or(Duration::ZERO, |p| now.duration_since(p.started)),
+        started_at: status.process.map(|p| p.started_at),
+        cpu_percent: usage.cpu_percent.unwrap_or(0.0),
+        memory_bytes: usage.memory_bytes,
+        cpu_seconds: usage.cpu_seconds,
+        processes: usage.processes,
+        events: PluginCounters::get(&counters.events),
+        crashes: status.crash_count,
+        restarts: status.restart_count,
+        restart_attempt: status.restart_attempt,
+        next_restart_in: status.next_restart_at.map(|at| at.saturating_duration_since(now)),
+        protocol_errors: PluginCounters::get(&counters.protocol_errors),
+        dropped_commands: PluginCounters::get(&counters.dropped_commands),
+        crash_log: status.crash_log.clone(),
+        last_sampled_at: t.last_sampled_at,
+        history: t.series.view(),
+    }
+}
+
+/// Collector figures that the benchmark fills synthetically.
+pub fn synthetic_series(capacity: usize, samples: usize) -> Series {
+    let mut series = Series::new(capacity);
+    for i in 0..samples as u64 {
+        series.push(Sample {
+            at_ms: i * 5000,
+            events: i * 3,
+            cpu_percent: (i % 7) as f32,
+            memory_kib: 20_000 + (i % 13) as u32 * 100,
+            state: PluginState::Running,
+        });
+    }
+    series
+}

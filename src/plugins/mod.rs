@@ -1,0 +1,313 @@
+//! Plugins: each one a supervised OS child process, its observable status and its counters.
+//!
+//! [`PluginHost::start`] spawns one supervisor task per configured plugin
+//! ([`supervisor`]). A supervisor owns its child process: it starts it, feeds it commands,
+//! reads its replies and stderr, notices when it dies and restarts it with backoff. Everything
+//! other components may look at is published through a [`PluginHandle`]: the current
+//! [`PluginStatus`] (a `watch` channel, so a crash is visible at once) and lock-free counters.
+
+pub mod builtin;
+pub mod protocol;
+mod stream;
+mod supervisor;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::PluginConfig;
+use protocol::HostMessage;
+
+/// How many commands may wait for a plugin before new ones are dropped (and counted).
+pub const COMMAND_QUEUE: usize = 256;
+/// How many unexpected exits each plugin remembers.
+pub const CRASH_LOG_LEN: usize = 10;
+
+/// Lifecycle state of a plugin, as shown everywhere (JSON, Prometheus, page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PluginState {
+    Starting,
+    Running,
+    /// Exited unexpectedly; a restart is pending.
+    Crashed,
+    /// Gave up after too many consecutive crashes (or restarts are disabled).
+    Failed,
+    /// Stopped by the host.
+    Stopped,
+}
+
+impl PluginState {
+    pub const ALL: [PluginState; 5] =
+        [PluginState::Starting, PluginState::Running, PluginState::Crashed, PluginState::Failed, PluginState::Stopped];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginState::Starting => "STARTING",
+            PluginState::Running => "RUNNING",
+            PluginState::Crashed => "CRASHED",
+            PluginState::Failed => "FAILED",
+            PluginState::Stopped => "STOPPED",
+        }
+    }
+}
+
+impl fmt::Display for PluginState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a plugin process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    Code(i32),
+    Signal(i32),
+    /// The program could not be started at all.
+    SpawnFailed(String),
+}
+
+impl ExitReason {
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ExitReason::Code(c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// The signal's conventional name, e.g. `SIGKILL`.
+    pub fn signal_name(&self) -> Option<String> {
+        match self {
+            ExitReason::Signal(n) => Some(signal_name(*n)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitReason::Code(c) => write!(f, "exited with code {c}"),
+            ExitReason::Signal(n) => write!(f, "killed by {}", signal_name(*n)),
+            ExitReason::SpawnFailed(e) => write!(f, "failed to start: {e}"),
+        }
+    }
+}
+
+fn signal_name(n: i32) -> String {
+    nix::sys::signal::Signal::try_from(n).map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_owned())
+}
+
+/// One unexpected exit.
+#[derive(Debug, Clone)]
+pub struct CrashRecord {
+    pub at: SystemTime,
+    pub reason: ExitReason,
+    /// How long the process had run.
+    pub uptime: Duration,
+    /// The last stderr lines before it died.
+    pub stderr_tail: Vec<String>,
+}
+
+/// The current process of a plugin, while one exists.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub started: Instant,
+    pub started_at: SystemTime,
+}
+
+/// Everything about a plugin that changes when its state does.
+#[derive(Debug, Clone)]
+pub struct PluginStatus {
+    pub state: PluginState,
+    pub process: Option<ProcessInfo>,
+    /// Reported in the plugin's hello.
+    pub reported_version: Option<String>,
+    /// Announced in the plugin's hello.
+    pub announced_commands: Arc<[String]>,
+    pub crash_count: u64,
+    pub restart_count: u64,
+    /// Consecutive crashes since the plugin last stayed up for `reset_window`.
+    pub restart_attempt: u32,
+    pub next_restart_at: Option<Instant>,
+    /// Newest first.
+    pub crash_log: Arc<VecDeque<CrashRecord>>,
+}
+
+impl PluginStatus {
+    fn new() -> Self {
+        PluginStatus {
+            state: PluginState::Starting,
+            process: None,
+            reported_version: None,
+            announced_commands: Arc::from([]),
+            crash_count: 0,
+            restart_count: 0,
+            restart_attempt: 0,
+            next_restart_at: None,
+            crash_log: Arc::new(VecDeque::new()),
+        }
+    }
+
+    pub fn last_crash(&self) -> Option<&CrashRecord> {
+        self.crash_log.front()
+    }
+}
+
+/// Counters bumped on hot paths without locks.
+#[derive(Debug, Default)]
+pub struct PluginCounters {
+    /// Chat commands routed to the plugin.
+    pub events: AtomicU64,
+    /// Invalid, unknown or oversized lines from the plugin.
+    pub protocol_errors: AtomicU64,
+    /// Commands dropped because the plugin was not reading or not running.
+    pub dropped_commands: AtomicU64,
+}
+
+impl PluginCounters {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A reply from a plugin, to be shown in chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatReply {
+    pub plugin: String,
+    /// Who asked, when the request is still known.
+    pub user: Option<String>,
+    pub text: String,
+}
+
+/// Why a command did not reach its plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("the plugin is not reading its input fast enough; command dropped")]
+    QueueFull,
+    #[error("the plugin has stopped; command dropped")]
+    Closed,
+}
+
+/// The shared face of one plugin: its status, counters and command queue.
+pub struct PluginHandle {
+    pub config: PluginConfig,
+    status: watch::Sender<PluginStatus>,
+    pub counters: PluginCounters,
+    commands: mpsc::Sender<HostMessage>,
+}
+
+impl PluginHandle {
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// A copy of the current status.
+    pub fn status(&self) -> PluginStatus {
+        self.status.borrow().clone()
+    }
+
+    /// The version to show: reported by the plugin, else configured, else "unknown".
+    pub fn version(status: &PluginStatus, config: &PluginConfig) -> String {
+        status.reported_version.clone().or_else(|| config.version.clone()).unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    /// Does this plugin handle `command` (announced in its hello or listed in config)?
+    pub fn handles(&self, command: &str) -> bool {
+        self.config.commands.iter().any(|c| c == command)
+            || self.status.borrow().announced_commands.iter().any(|c| c == command)
+    }
+
+    /// Queue a command without waiting; a full queue drops it (counted), never stalls the caller.
+    pub fn send(&self, message: HostMessage) -> Result<(), SendError> {
+        if self.status.borrow().state == PluginState::Failed {
+            PluginCounters::bump(&self.counters.dropped_commands);
+            return Err(SendError::Closed);
+        }
+        match self.commands.try_send(message) {
+            Ok(()) => {
+                PluginCounters::bump(&self.counters.events);
+                Ok(())
+            }
+            Err(e) => {
+                PluginCounters::bump(&self.counters.dropped_commands);
+                Err(match e {
+                    mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
+                    mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+                })
+            }
+        }
+    }
+}
+
+/// How plugin processes are launched: the executable that serves `rosey plugin NAME`.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    pub rosey_exe: PathBuf,
+}
+
+/// All plugins and their supervisors.
+pub struct PluginHost {
+    handles: Vec<Arc<PluginHandle>>,
+    changed: Arc<Notify>,
+    supervisors: JoinSet<()>,
+    stop: CancellationToken,
+}
+
+impl PluginHost {
+    /// Spawn every plugin. Replies are sent to `replies`.
+    pub fn start(configs: Vec<PluginConfig>, launcher: Launcher, replies: mpsc::Sender<ChatReply>) -> PluginHost {
+        let changed = Arc::new(Notify::new());
+        let stop = CancellationToken::new();
+        let mut supervisors = JoinSet::new();
+        let mut handles = Vec::with_capacity(configs.len());
+        for config in configs {
+            let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
+            let handle = Arc::new(PluginHandle {
+                config,
+                status: watch::Sender::new(PluginStatus::new()),
+                counters: PluginCounters::default(),
+                commands: command_tx,
+            });
+            let supervisor = supervisor::Supervisor {
+                handle: handle.clone(),
+                launcher: launcher.clone(),
+                commands: command_rx,
+                replies: replies.clone(),
+                changed: changed.clone(),
+                stop: stop.clone(),
+            };
+            supervisors.spawn(supervisor.run());
+            handles.push(handle);
+        }
+        PluginHost { handles, changed, supervisors, stop }
+    }
+
+    pub fn handles(&self) -> &[Arc<PluginHandle>] {
+        &self.handles
+    }
+
+    /// Notified whenever any plugin changes state.
+    pub fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    /// Stop every plugin (SIGTERM, grace period, SIGKILL) and wait for the supervisors.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        while self.supervisors.join_next().await.is_some() {}
+    }
+}
