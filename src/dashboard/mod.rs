@@ -37,6 +37,7 @@ use view::Thresholds;
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 const JS: &str = include_str!("../../static/dashboard.js");
 const CSS: &str = include_str!("../../static/dashboard.css");
+const FAVICON: &str = include_str!("../../static/favicon.svg");
 
 /// Why the dashboard could not start.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +184,7 @@ fn routes() -> Route {
         .at("/health", get(health))
         .at("/static/dashboard.js", get(static_js))
         .at("/static/dashboard.css", get(static_css))
+        .at("/static/favicon.svg", get(static_favicon))
 }
 
 fn respond(content_type: &'static str, bytes: Bytes) -> Response {
@@ -256,6 +258,11 @@ fn static_js() -> Response {
 #[handler]
 fn static_css() -> Response {
     respond("text/css; charset=utf-8", Bytes::from_static(CSS.as_bytes()))
+}
+
+#[handler]
+fn static_favicon() -> Response {
+    respond("image/svg+xml", Bytes::from_static(FAVICON.as_bytes()))
 }
 
 #[derive(Debug, Deserialize)]
