@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +19,8 @@ use crate::plugins::{ChatReply, PluginHandle};
 pub const CONSOLE_USER: &str = "console";
 /// Lines read ahead of routing; a faster producer waits (backpressure on stdin).
 const INPUT_QUEUE: usize = 1024;
+/// At most one log line per this interval about dropped commands.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A chat message that is a command: `!command args`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +51,14 @@ pub fn parse_message(line: &str) -> Option<ChatCommand> {
 pub struct Router {
     plugins: Vec<Arc<PluginHandle>>,
     next_id: u64,
+    /// When a dropped command was last logged, and how many were dropped quietly since.
+    drop_logged: Option<Instant>,
+    drops_unlogged: u64,
 }
 
 impl Router {
     pub fn new(plugins: Vec<Arc<PluginHandle>>) -> Router {
-        Router { plugins, next_id: 1 }
+        Router { plugins, next_id: 1, drop_logged: None, drops_unlogged: 0 }
     }
 
     /// Route one chat line. Returns the plugin it went to, if any.
@@ -66,7 +72,19 @@ impl Router {
         self.next_id += 1;
         let command = HostMessage::Command { id, command: message.command, args: message.args, user: message.user };
         if let Err(e) = plugin.send(command) {
-            warn!(plugin = plugin.name(), "{e}");
+            // Piped input (`yes '!roll 2d6' | rosey`) can drop thousands a second: log one a
+            // second with a count, the counters have the exact figures.
+            if self.drop_logged.is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL) {
+                let also = std::mem::take(&mut self.drops_unlogged);
+                if also > 0 {
+                    warn!(plugin = plugin.name(), "{e} ({also} more commands dropped since the last message)");
+                } else {
+                    warn!(plugin = plugin.name(), "{e}");
+                }
+                self.drop_logged = Some(Instant::now());
+            } else {
+                self.drops_unlogged += 1;
+            }
         }
         Some(plugin.name())
     }
@@ -115,10 +133,34 @@ fn spawn_stdin_reader() -> mpsc::Receiver<String> {
 }
 
 fn print_reply(reply: &ChatReply) {
+    let text = format_reply(reply);
     let mut out = std::io::stdout().lock();
-    let user = reply.user.as_deref().map(|u| format!("@{u} ")).unwrap_or_default();
     // A closed stdout (say, piped into `head`) must not bring the bot down.
-    let _ = writeln!(out, "[{}] {user}{}", reply.plugin, reply.text).and_then(|()| out.flush());
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// `[plugin] @user text`, one such line per line of the reply. The text comes from an untrusted
+/// plugin: a bare newline would let it print a line that looks like another plugin's reply, and
+/// escape sequences would reach the operator's terminal, so control characters are shown escaped.
+fn format_reply(reply: &ChatReply) -> String {
+    let user = reply.user.as_deref().map(|u| format!("@{u} ")).unwrap_or_default();
+    let mut out = String::with_capacity(reply.text.len() + 32);
+    for line in reply.text.trim_end_matches(['\n', '\r']).split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        out.push('[');
+        out.push_str(&reply.plugin);
+        out.push_str("] ");
+        out.push_str(&user);
+        for c in line.chars() {
+            if c.is_control() && c != '\t' {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -135,6 +177,26 @@ mod tests {
         assert_eq!(parse_message("!roll 2d6+3"), cmd(CONSOLE_USER, "roll", "2d6+3"));
         assert_eq!(parse_message("  !8ball will it rain?  "), cmd(CONSOLE_USER, "8ball", "will it rain?"));
         assert_eq!(parse_message("bob: !8ball"), cmd("bob", "8ball", ""));
+    }
+
+    fn reply(text: &str) -> ChatReply {
+        ChatReply { plugin: "dice-roller".into(), user: Some("alice".into()), text: text.into() }
+    }
+
+    #[test]
+    fn replies_are_prefixed_with_plugin_and_user() {
+        assert_eq!(format_reply(&reply("🎲 1d6: [4] = 4")), "[dice-roller] @alice 🎲 1d6: [4] = 4\n");
+        let anonymous = ChatReply { user: None, ..reply("hi") };
+        assert_eq!(format_reply(&anonymous), "[dice-roller] hi\n");
+    }
+
+    #[test]
+    fn a_plugin_cannot_forge_lines_or_send_terminal_escapes() {
+        let forged = reply("ok\n[8ball] @bob It is certain.\r\n\u{1b}[2Jgone\u{7}");
+        assert_eq!(
+            format_reply(&forged),
+            "[dice-roller] @alice ok\n[dice-roller] @alice [8ball] @bob It is certain.\n[dice-roller] @alice \\u{1b}[2Jgone\\u{7}\n"
+        );
     }
 
     #[test]

@@ -4,13 +4,21 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// Shown after the options: the environment the bot reads.
+const ENVIRONMENT: &str = "\
+Environment:
+  ROSEY_<SECTION>__<KEY>  override one config key, e.g. ROSEY_DASHBOARD__PORT=9090,
+                          ROSEY_METRICS__POLL_INTERVAL=1 (see `rosey config`)
+  ROSEY_CONFIG            config file, as --config
+  ROSEY_LOG               log level or filter (default: info)";
+
 /// Rosey: a chat-bot host with supervised subprocess plugins and a live metrics dashboard.
 ///
 /// Chat comes from standard input, one message per line (`alice: !roll 2d6`); replies go to
 /// standard output; logs go to standard error. Exit codes: 0 ok, 1 runtime failure (such as
 /// the dashboard port being in use), 2 configuration or usage error.
 #[derive(Debug, Parser)]
-#[command(name = "rosey", version, about, long_about)]
+#[command(name = "rosey", version, about, long_about, after_help = ENVIRONMENT)]
 pub struct Cli {
     /// Config file [default: rosey.json in the working directory, if present]
     #[arg(long, short = 'c', global = true, env = "ROSEY_CONFIG", value_name = "PATH")]

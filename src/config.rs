@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Json, Serialized};
+use figment::value::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::plugins::builtin::Builtin;
@@ -72,8 +73,9 @@ impl fmt::Display for ConfigProblem {
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("config error: config file {} not found", path.display())]
-    MissingFile { path: PathBuf },
+    /// A file named by `--config` or `ROSEY_CONFIG` is missing (a missing default file is fine).
+    #[error("config error: config file {} (named by {named_by}) {problem}", path.display())]
+    MissingFile { path: PathBuf, named_by: &'static str, problem: &'static str },
     #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid { problems: Vec<ConfigProblem> },
 }
@@ -97,7 +99,9 @@ pub struct RawDashboard {
     pub host: String,
     /// Wider than `u16` so that 0 and 70000 reach the range check with a clear message.
     pub port: i64,
+    #[serde(serialize_with = "whole_as_integer")]
     pub warn_cpu_percent: f64,
+    #[serde(serialize_with = "whole_as_integer")]
     pub warn_memory_mb: f64,
     pub max_sse_clients: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,7 +121,9 @@ pub struct RawAuth {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawMetrics {
+    #[serde(serialize_with = "whole_as_integer")]
     pub poll_interval: f64,
+    #[serde(serialize_with = "whole_as_integer")]
     pub history_duration: f64,
 }
 
@@ -145,9 +151,22 @@ pub struct RawPlugin {
 pub struct RawRestart {
     pub enabled: bool,
     pub max_attempts: i64,
+    #[serde(serialize_with = "whole_as_integer")]
     pub initial_delay: f64,
+    #[serde(serialize_with = "whole_as_integer")]
     pub max_delay: f64,
+    #[serde(serialize_with = "whole_as_integer")]
     pub reset_window: f64,
+}
+
+/// Whole numbers are printed as integers (`5`, not `5.0`), as rosey.json writes them.
+fn whole_as_integer<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    // Below 2^53 every whole f64 is exactly an i64.
+    if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
 }
 
 impl Default for RawDashboard {
@@ -284,22 +303,77 @@ pub struct Loaded {
     pub raw: RawConfig,
 }
 
+/// At most this many problems are reported in one run (each pass below finds one bad key).
+const MAX_PROBLEMS: usize = 64;
+
+/// String keys an environment variable may set. figment parses every variable's text (so
+/// `0123` would become the number 123 and `true` a bool); these keys take the text as written.
+const ENV_STRING_KEYS: [&str; 4] =
+    ["dashboard.host", "dashboard.auth.username", "dashboard.auth.password", "dashboard.auth.password_file"];
+
 /// Merge defaults, the config file and the `ROSEY_*` environment; check the result.
 pub fn load(file: &ConfigFile) -> Result<Loaded, ConfigError> {
-    let figment = build_figment(file)?;
-    let raw: RawConfig = figment.extract().map_err(|e| ConfigError::Invalid { problems: figment_problems(e) })?;
-    let config = raw.check(&|key| classify(figment.find_metadata(key), key))?;
-    Ok(Loaded { config, raw })
+    load_figment(&build_figment(file)?)
+}
+
+/// Extract and check a figment, reporting every problem, each with its key and source.
+fn load_figment(figment: &Figment) -> Result<Loaded, ConfigError> {
+    // A broken file fails here, before any key is read.
+    let mut merged = figment.find_value("").map_err(|e| ConfigError::Invalid { problems: unreadable(e) })?;
+    let sources = Sources { figment, merged: merged.clone() };
+    for key in ENV_STRING_KEYS {
+        if !matches!(sources.of(key), ValueSource::Env(_)) {
+            continue;
+        }
+        if let (Some((_, text)), Some(slot)) = (env_var_exact(key), find_mut(&mut merged, &split_key(key))) {
+            *slot = Value::String(slot.tag(), text);
+        }
+    }
+    let (raw, mut problems) = extract_all(&mut merged, &sources);
+    if let Some(raw) = raw {
+        match raw.check(&|key| sources.of(key)) {
+            Ok(config) if problems.is_empty() => return Ok(Loaded { config, raw }),
+            Ok(_) => {}
+            Err(ConfigError::Invalid { problems: found }) => {
+                // A key already reported took its default; what check() says about it is noise.
+                let reported: Vec<String> = problems.iter().filter_map(|p| p.key.clone()).collect();
+                problems.extend(
+                    found.into_iter().filter(|p| !p.key.as_deref().is_some_and(|k| follows_from(k, &reported))),
+                );
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    // In key order, as the user reads the file; `plugins[10]` after `plugins[9]`.
+    problems.sort_by_cached_key(|p| {
+        let segments = split_key(p.key.as_deref().unwrap_or_default());
+        segments.into_iter().map(|s| (s.parse::<usize>().unwrap_or(usize::MAX), s)).collect::<Vec<_>>()
+    });
+    Err(ConfigError::Invalid { problems })
 }
 
 fn build_figment(file: &ConfigFile) -> Result<Figment, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
     let path = describe_file(file);
     if path.is_file() {
+        // figment would call an unreadable file "invalid JSON"; say what is wrong instead.
+        if let Err(e) = std::fs::File::open(path) {
+            let problem = ConfigProblem {
+                key: None,
+                source: ValueSource::File(path.to_owned()),
+                message: format!("cannot read: {e}"),
+            };
+            return Err(ConfigError::Invalid { problems: vec![problem] });
+        }
         // `file_exact`: figment's `file` would silently search parent directories.
         figment = figment.merge(Json::file_exact(path));
     } else if let ConfigFile::Named(path) = file {
-        return Err(ConfigError::MissingFile { path: path.clone() });
+        let named_by = match std::env::var_os("ROSEY_CONFIG") {
+            Some(value) if Path::new(&value) == path => "ROSEY_CONFIG",
+            _ => "--config",
+        };
+        let problem = if path.exists() { "is not a file" } else { "does not exist" };
+        return Err(ConfigError::MissingFile { path: path.clone(), named_by, problem });
     }
     let env = Env::prefixed(ENV_PREFIX)
         .split("__")
@@ -312,62 +386,293 @@ pub fn env_var_for(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.replace('.', "__").to_ascii_uppercase())
 }
 
-fn classify(metadata: Option<&figment::Metadata>, key: &str) -> ValueSource {
-    match metadata {
-        Some(m) => match &m.source {
+/// `ROSEY_*` variables as (name as written, dotted key as figment reads it, value).
+fn rosey_vars() -> impl Iterator<Item = (String, String, String)> {
+    std::env::vars_os().filter_map(|(name, value)| {
+        let name = name.into_string().ok()?;
+        let rest = name
+            .get(..ENV_PREFIX.len())
+            .filter(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+            .map(|_| &name[ENV_PREFIX.len()..])?;
+        let key = rest.trim().replace("__", ".").to_ascii_lowercase();
+        Some((name, key, value.to_string_lossy().into_owned()))
+    })
+}
+
+/// The variable that sets exactly `key`, and its text.
+fn env_var_exact(key: &str) -> Option<(String, String)> {
+    rosey_vars().find(|(_, k, _)| k == key).map(|(name, _, value)| (name, value))
+}
+
+/// The variable, as the user spelled it, that put `key` (or a value containing it) in the config.
+fn env_var_name(key: &str) -> String {
+    let mut near = None;
+    for (name, k, _) in rosey_vars() {
+        if k == key {
+            return name;
+        }
+        if k.starts_with(&format!("{key}.")) || key.starts_with(&format!("{k}.")) {
+            near.get_or_insert(name);
+        }
+    }
+    near.unwrap_or_else(|| env_var_for(key))
+}
+
+/// Answers "where did this key's value come from?" for error messages.
+struct Sources<'a> {
+    figment: &'a Figment,
+    /// The merged value as figment built it; every value carries the tag of its provider.
+    merged: Value,
+}
+
+impl Sources<'_> {
+    /// The source of `key` (`plugins[0].name` style), or of its nearest ancestor present when
+    /// the key itself took a default (a plugin's missing `name` comes from that plugin's file).
+    fn of(&self, key: &str) -> ValueSource {
+        let segments = split_key(key);
+        let mut value = &self.merged;
+        for segment in &segments {
+            match child(value, segment) {
+                Some(next) => value = next,
+                None => break,
+            }
+        }
+        let Some(metadata) = self.figment.get_metadata(value.tag()) else { return ValueSource::Default };
+        match &metadata.source {
             Some(figment::Source::File(path)) => ValueSource::File(path.clone()),
-            _ if m.name.contains("environment") => ValueSource::Env(env_var_for(key)),
+            _ if metadata.name.contains("environment") => ValueSource::Env(env_var_name(&segments.join("."))),
             _ => ValueSource::Default,
-        },
-        None => ValueSource::Default,
+        }
     }
 }
 
-fn figment_problems(error: figment::Error) -> Vec<ConfigProblem> {
-    use figment::error::Kind;
+fn child<'v>(value: &'v Value, segment: &str) -> Option<&'v Value> {
+    match value {
+        Value::Dict(_, dict) => dict.get(segment),
+        Value::Array(_, list) => list.get(segment.parse::<usize>().ok()?),
+        _ => None,
+    }
+}
+
+fn find_mut<'v>(value: &'v mut Value, segments: &[String]) -> Option<&'v mut Value> {
+    let Some((first, rest)) = segments.split_first() else { return Some(value) };
+    let next = match value {
+        Value::Dict(_, dict) => dict.get_mut(first)?,
+        Value::Array(_, list) => list.get_mut(first.parse::<usize>().ok()?)?,
+        _ => return None,
+    };
+    find_mut(next, rest)
+}
+
+/// Remove the key at `path` so that it takes its default; false if it cannot be removed.
+fn remove(value: &mut Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else { return false };
+    match find_mut(value, parents) {
+        Some(Value::Dict(_, dict)) => dict.remove(last).is_some(),
+        // A bad list element cannot go without renumbering the ones after it.
+        _ => false,
+    }
+}
+
+/// Deserialise the merged value, collecting every bad key: after each error the bad key is
+/// dropped (so it takes its valid default) and deserialisation runs again.
+fn extract_all(merged: &mut Value, sources: &Sources) -> (Option<RawConfig>, Vec<ConfigProblem>) {
+    let mut problems = Vec::new();
+    while problems.len() < MAX_PROBLEMS {
+        let error = match RawConfig::deserialize(&*merged) {
+            Ok(raw) => return (Some(raw), problems),
+            Err(error) => error,
+        };
+        problems.push(key_problem(&error, sources));
+        if !remove(merged, &error.path) {
+            break;
+        }
+    }
+    (None, problems)
+}
+
+/// True when a problem at `key` is a consequence of a problem already reported.
+fn follows_from(key: &str, reported: &[String]) -> bool {
+    let plugin = |k: &str| k.strip_prefix("plugins[").and_then(|r| r.split_once(']')).map(|(i, _)| i.to_owned());
+    reported.iter().any(|r| {
+        r == key
+            || key.starts_with(&format!("{r}."))
+            || key.starts_with(&format!("{r}["))
+            || plugin(r).is_some_and(|i| plugin(key) == Some(i))
+            || (key == "metrics.history_duration" && r == "metrics.poll_interval")
+    })
+}
+
+/// `["plugins", "0", "name"]` as `plugins[0].name`.
+fn display_key(path: &[String]) -> String {
+    let mut key = String::new();
+    for segment in path {
+        if segment.parse::<usize>().is_ok() {
+            key.push_str(&format!("[{segment}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(segment);
+        }
+    }
+    key
+}
+
+/// `plugins[0].name` as `["plugins", "0", "name"]`.
+fn split_key(key: &str) -> Vec<String> {
+    key.replace('[', ".").replace(']', "").split('.').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// The problems of a file figment could not read (broken JSON).
+fn unreadable(error: figment::Error) -> Vec<ConfigProblem> {
     error
         .into_iter()
         .map(|e| {
-            let mut path = e.path.clone();
+            let source = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                Some(figment::Source::File(path)) => ValueSource::File(path.clone()),
+                _ => ValueSource::Default,
+            };
             let message = match &e.kind {
-                Kind::UnknownField(field, expected) => {
-                    path.push(field.clone());
-                    format!("unknown key \"{field}\" (expected one of: {})", expected.join(", "))
+                // serde_json's "invalid type: sequence, expected a map at line 1 column 0": the
+                // file is JSON, but not an object.
+                figment::error::Kind::Message(msg) if msg.starts_with("invalid type: ") => {
+                    let actual = msg["invalid type: ".len()..].split(", expected").next().unwrap_or_default();
+                    let actual = if actual == "sequence" { "a list" } else { actual };
+                    let at = msg.rfind(" at line ").map_or("", |i| &msg[i..]);
+                    format!("expected a JSON object at the top level, found {actual}{at}")
                 }
-                Kind::InvalidType(actual, expected) => {
-                    let key = path.join(".");
-                    format!("expected {}, found {actual}", expectation(&key).unwrap_or(expected))
-                }
-                Kind::Message(msg) if path.is_empty() => format!("invalid JSON: {msg}"),
+                figment::error::Kind::Message(msg) => format!("invalid JSON: {msg}"),
                 other => other.to_string(),
             };
-            let key = path.join(".");
-            let source = classify(e.metadata.as_ref(), &key);
-            ConfigProblem { key: (!key.is_empty()).then_some(key), source, message }
+            ConfigProblem { key: None, source, message }
         })
         .collect()
 }
 
+/// One bad key found by deserialisation.
+fn key_problem(error: &figment::Error, sources: &Sources) -> ConfigProblem {
+    use figment::error::Kind;
+    let key = display_key(&error.path);
+    let message = match &error.kind {
+        Kind::UnknownField(field, expected) => {
+            let hint = did_you_mean(field, expected).map(|s| format!(", did you mean \"{s}\"?")).unwrap_or_default();
+            format!("unknown key \"{field}\"{hint} (expected one of: {})", expected.join(", "))
+        }
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            let expected = expectation(&key).map_or_else(|| serde_words(expected), str::to_owned);
+            // Even a mistyped password is not echoed to a log.
+            let found = if key.ends_with("password") { "a value of another type".to_owned() } else { found(actual) };
+            format!("expected {expected}, found {found}")
+        }
+        other => other.to_string(),
+    };
+    ConfigProblem { source: sources.of(&key), key: (!key.is_empty()).then_some(key), message }
+}
+
+/// A value as the user wrote it: strings quoted, numbers bare.
+fn found(actual: &figment::error::Actual) -> String {
+    use figment::error::Actual;
+    match actual {
+        Actual::Str(s) => format!("{s:?}"),
+        Actual::Char(c) => format!("{:?}", c.to_string()),
+        Actual::Bool(b) => b.to_string(),
+        Actual::Unsigned(n) => n.to_string(),
+        Actual::Signed(n) => n.to_string(),
+        Actual::Float(n) => n.to_string(),
+        Actual::Unit | Actual::Option => "null".to_owned(),
+        Actual::Seq => "a list".to_owned(),
+        Actual::Map => "an object".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// serde's name for a type, in words, for keys [`expectation`] does not know.
+fn serde_words(expected: &str) -> String {
+    match expected {
+        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" => "an integer".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "a sequence" => "a list".to_owned(),
+        "a map" => "an object".to_owned(),
+        other if other.starts_with("struct ") => "an object".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 /// What a key accepts, in words, for type errors.
 fn expectation(key: &str) -> Option<&'static str> {
-    let generic = key.rsplit('.').next().unwrap_or(key);
-    Some(match key {
+    // `plugins[3].restart.enabled` -> `plugins[].restart.enabled`
+    let mut generic = String::with_capacity(key.len());
+    let mut in_index = false;
+    for c in key.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                generic.push('[');
+            }
+            ']' => {
+                in_index = false;
+                generic.push(']');
+            }
+            _ if in_index => {}
+            _ => generic.push(c),
+        }
+    }
+    Some(match generic.as_str() {
         "dashboard.port" => "an integer 1..65535",
-        "dashboard.enabled" | "plugins.restart.enabled" => "true or false",
+        "dashboard.enabled" | "plugins[].restart.enabled" => "true or false",
         "dashboard.host" => "a host name or IP address",
+        "dashboard.warn_cpu_percent" | "dashboard.warn_memory_mb" => "a number >= 0",
+        "dashboard.max_sse_clients" => "a positive integer",
+        "dashboard.auth" => "an object with username and password (or password_file)",
+        "dashboard" | "metrics" | "plugins[].restart" => "an object",
         "metrics.poll_interval" => "a number of seconds > 0",
         "metrics.history_duration" => "a number of seconds >= metrics.poll_interval",
         "plugins" => "a list of plugin objects",
-        _ => match generic {
-            "enabled" => "true or false",
-            "max_attempts" | "max_sse_clients" => "a positive integer",
-            "initial_delay" | "max_delay" | "reset_window" => "a number of seconds >= 0",
-            "command" | "commands" => "a list of strings",
-            "env" => "an object of string values",
-            "name" | "builtin" | "version" | "username" | "password" | "password_file" | "cwd" => "a string",
-            _ => return None,
-        },
+        "plugins[]" => "a plugin object such as {\"name\": \"dice\", \"builtin\": \"dice-roller\"}",
+        "plugins[].restart.max_attempts" => "an integer >= 0",
+        "plugins[].restart.initial_delay" | "plugins[].restart.max_delay" | "plugins[].restart.reset_window" => {
+            "a number of seconds >= 0"
+        }
+        "plugins[].command" | "plugins[].commands" => "a list of strings",
+        "plugins[].env" => "an object of string values",
+        "plugins[].name" | "plugins[].builtin" | "plugins[].version" | "plugins[].cwd" => "a string",
+        "dashboard.auth.username" | "dashboard.auth.password" | "dashboard.auth.password_file" => "a string",
+        _ => return None,
     })
+}
+
+/// The expected key closest to a mistyped one, if it is close enough to be a typo.
+fn did_you_mean(typed: &str, expected: &[&'static str]) -> Option<&'static str> {
+    let typed = typed.to_ascii_lowercase();
+    expected
+        .iter()
+        .map(|&candidate| (typo_distance(&typed, candidate), candidate))
+        .filter(|&(d, candidate)| d <= (candidate.len() / 3).clamp(1, 2))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Edit distance counting a swap of two neighbours as one edit (optimal string alignment).
+fn typo_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 impl RawConfig {
@@ -425,16 +730,20 @@ impl RawConfig {
         }
 
         let mut plugins = Vec::with_capacity(self.plugins.len());
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::HashMap::new();
         for (index, raw) in self.plugins.iter().enumerate() {
-            let Some(plugin) = check_plugin(index, raw, &mut problem) else { continue };
-            if seen.insert(plugin.name.clone()) {
-                plugins.push(plugin);
-            } else {
+            let plugin = check_plugin(index, raw, &mut problem);
+            if let Some(first) = seen.get(&raw.name) {
                 problem(
                     format!("plugins[{index}].name"),
-                    format!("duplicate plugin name \"{}\": names must be unique", plugin.name),
+                    format!(
+                        "duplicate plugin name \"{}\" (plugins[{first}] has it too): names must be unique",
+                        raw.name
+                    ),
                 );
+            } else {
+                seen.insert(raw.name.clone(), index);
+                plugins.extend(plugin);
             }
         }
 
@@ -475,7 +784,11 @@ fn check_auth(a: &RawAuth, problem: &mut impl FnMut(String, String)) -> Option<B
     let username = match a.username.as_deref() {
         Some(u) if !u.is_empty() && !u.contains(':') => u.to_owned(),
         _ => {
-            problem("dashboard.auth.username".into(), "expected a non-empty user name without ':'".into());
+            let found = a.username.as_deref().map_or_else(|| "nothing".to_owned(), |u| format!("{u:?}"));
+            problem(
+                "dashboard.auth.username".into(),
+                format!("expected a non-empty user name without ':', found {found}"),
+            );
             return None;
         }
     };
@@ -505,8 +818,12 @@ fn check_auth(a: &RawAuth, problem: &mut impl FnMut(String, String)) -> Option<B
 }
 
 /// True when `name` is 1..64 characters of `a-z A-Z 0-9 . _ -`.
+/// `.` and `..` are refused: as URL path segments (`/plugin/..`) they would name another page.
 pub fn valid_plugin_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name != "."
+        && name != ".."
 }
 
 fn check_plugin(index: usize, raw: &RawPlugin, problem: &mut impl FnMut(String, String)) -> Option<PluginConfig> {
@@ -515,7 +832,7 @@ fn check_plugin(index: usize, raw: &RawPlugin, problem: &mut impl FnMut(String, 
     if !valid_plugin_name(&raw.name) {
         problem(
             at("name"),
-            format!("plugin name {:?} is invalid: expected 1..64 characters of a-z A-Z 0-9 . _ -", raw.name),
+            format!("invalid plugin name {:?}: expected 1..64 characters of a-z A-Z 0-9 . _ - (not . or ..)", raw.name),
         );
         ok = false;
     }
@@ -594,5 +911,151 @@ pub fn describe_file(file: &ConfigFile) -> &Path {
     match file {
         ConfigFile::Default => Path::new(DEFAULT_CONFIG_FILE),
         ConfigFile::Named(p) => p,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Load defaults plus `json` (standing in for the file; no environment layer).
+    fn load_json(json: &str) -> Result<Loaded, ConfigError> {
+        load_figment(&Figment::from(Serialized::defaults(RawConfig::default())).merge(Json::string(json)))
+    }
+
+    #[test]
+    fn plugin_names_are_url_safe_path_segments() {
+        for good in ["dice-roller", "8ball", "a.b_c-D", "..x", &"x".repeat(64)] {
+            assert!(valid_plugin_name(good), "{good} should be valid");
+        }
+        for bad in ["", ".", "..", "a b", "a/b", "<x>", "é", &"x".repeat(65)] {
+            assert!(!valid_plugin_name(bad), "{bad} should be invalid");
+        }
+    }
+
+    /// `key: message` of every problem `json` has.
+    fn problems(json: &str) -> Vec<String> {
+        match load_json(json) {
+            Err(ConfigError::Invalid { problems }) => {
+                problems.into_iter().map(|p| format!("{}: {}", p.key.unwrap_or_default(), p.message)).collect()
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("{json} was accepted"),
+        }
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_in_key_order_with_the_value_quoted() {
+        assert_eq!(
+            problems(r#"{"metrics": {"poll_interval": "x"}, "dashboard": {"port": "abc", "host": 5, "prot": 1}}"#),
+            [
+                "dashboard.host: expected a host name or IP address, found 5",
+                "dashboard.port: expected an integer 1..65535, found \"abc\"",
+                "dashboard.prot: unknown key \"prot\", did you mean \"port\"? (expected one of: enabled, host, \
+                 port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth)",
+                "metrics.poll_interval: expected a number of seconds > 0, found \"x\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_that_took_its_default_does_not_cause_follow_up_problems() {
+        // poll_interval falls back to 5 after its type error; history_duration 2 < 5 is not news.
+        assert_eq!(
+            problems(r#"{"metrics": {"poll_interval": "x", "history_duration": 2}}"#),
+            ["metrics.poll_interval: expected a number of seconds > 0, found \"x\""]
+        );
+        // A plugin whose builtin has the wrong type is not also "missing a builtin or command".
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "a", "builtin": 5}]}"#),
+            ["plugins[0].builtin: expected a string, found 5"]
+        );
+    }
+
+    #[test]
+    fn check_problems_come_with_type_problems() {
+        assert_eq!(
+            problems(
+                r#"{"dashboard": {"port": 0, "enabled": "yes"}, "plugins": [{"name": "bad name!", "builtin": "x"}]}"#
+            ),
+            [
+                "dashboard.enabled: expected true or false, found \"yes\"",
+                "dashboard.port: expected an integer 1..65535, found 0",
+                "plugins[0].builtin: plugin \"bad name!\": unknown builtin \"x\" (expected one of: dice-roller, 8ball)",
+                "plugins[0].name: invalid plugin name \"bad name!\": expected 1..64 characters of a-z A-Z 0-9 . _ - (not . or ..)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mistyped_password_is_not_echoed() {
+        assert_eq!(
+            problems(r#"{"dashboard": {"auth": {"username": "admin", "password": 12345}}}"#),
+            ["dashboard.auth.password: expected a string, found a value of another type"]
+        );
+    }
+
+    #[test]
+    fn plugin_problems_name_the_plugin_and_its_index() {
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "d", "builtin": "8ball"}, {"name": "d", "builtin": "dice-roller"}]}"#),
+            ["plugins[1].name: duplicate plugin name \"d\" (plugins[0] has it too): names must be unique"]
+        );
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "restart": {"max_attempts": -1}}]}"#),
+            ["plugins[0].restart.max_attempts: expected an integer >= 0, found -1"]
+        );
+        assert_eq!(
+            problems(r#"{"plugins": ["dice-roller"]}"#),
+            [
+                "plugins[0]: expected a plugin object such as {\"name\": \"dice\", \"builtin\": \"dice-roller\"}, found \"dice-roller\""
+            ]
+        );
+    }
+
+    #[test]
+    fn broken_json_names_the_line() {
+        let problems = problems("{\n  \"dashboard\": {\n    \"port\": 8080,\n  }\n}\n");
+        assert_eq!(problems, [": invalid JSON: trailing comma at line 4 column 3"]);
+    }
+
+    #[test]
+    fn history_must_cover_one_poll() {
+        assert_eq!(
+            problems(r#"{"metrics": {"poll_interval": 10, "history_duration": 5}}"#),
+            ["metrics.history_duration: expected a number of seconds >= metrics.poll_interval (10), found 5"]
+        );
+        let loaded = load_json(r#"{"metrics": {"poll_interval": 10, "history_duration": 10}}"#).expect("valid");
+        assert_eq!(loaded.config.metrics.history_capacity(), 1);
+    }
+
+    #[test]
+    fn keys_print_and_parse_alike() {
+        let path: Vec<String> = ["plugins", "12", "restart", "max_delay"].map(str::to_owned).into();
+        assert_eq!(display_key(&path), "plugins[12].restart.max_delay");
+        assert_eq!(split_key("plugins[12].restart.max_delay"), path);
+        assert_eq!(expectation("plugins[12].restart.max_delay"), Some("a number of seconds >= 0"));
+    }
+
+    #[test]
+    fn typos_get_a_suggestion_and_strangers_do_not() {
+        assert_eq!(did_you_mean("prot", &["enabled", "host", "port"]), Some("port"));
+        assert_eq!(did_you_mean("dashbord", &["dashboard", "metrics", "plugins"]), Some("dashboard"));
+        assert_eq!(did_you_mean("Metrics", &["dashboard", "metrics", "plugins"]), Some("metrics"));
+        assert_eq!(did_you_mean("colour", &["dashboard", "metrics", "plugins"]), None);
+        assert_eq!(did_you_mean("x", &["env", "cwd"]), None);
+    }
+
+    #[test]
+    fn rosey_config_prints_whole_numbers_as_integers_and_no_password() {
+        let loaded = load_json(
+            r#"{"metrics": {"poll_interval": 0.5, "history_duration": 60},
+                "dashboard": {"auth": {"username": "admin", "password": "s3cret"}}}"#,
+        )
+        .expect("valid");
+        let printed = serde_json::to_value(loaded.raw.redacted()).expect("serialisable");
+        assert_eq!(printed["metrics"], serde_json::json!({"poll_interval": 0.5, "history_duration": 60}));
+        assert_eq!(printed["dashboard"]["auth"]["password"], "<redacted>");
+        assert_eq!(loaded.config.dashboard.auth.expect("auth").password, "s3cret");
     }
 }

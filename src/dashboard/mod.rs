@@ -83,9 +83,8 @@ impl Dashboard {
             thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
             sse_clients: Default::default(),
         });
-        let stop = CancellationToken::new();
-        let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
 
+        // Bind before spawning anything, so a failed start leaves no task behind.
         let addr = host_port(&config.host, config.port);
         let acceptor = TcpListener::bind(addr.clone())
             .into_acceptor()
@@ -96,17 +95,12 @@ impl Dashboard {
         })?;
         announce(config, local_addr);
 
+        let stop = CancellationToken::new();
+        let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
         let shared = Arc::new(Shared { pages, context, max_sse_clients: config.max_sse_clients, stop: stop.clone() });
-        let app = routes().data(shared);
-        let server_stop = stop.clone();
-        let server = match config.auth.clone() {
-            Some(auth) => tokio::spawn(serve(
-                acceptor,
-                app.around(move |ep, req| require_auth(ep, req, auth.clone())),
-                server_stop,
-            )),
-            None => tokio::spawn(serve(acceptor, app, server_stop)),
-        };
+        let auth = config.auth.clone().map(Arc::new);
+        let app = routes().data(shared).around(move |ep, req| guard(ep, req, auth.clone()));
+        let server = tokio::spawn(serve(acceptor, app, stop.clone()));
         Ok(Dashboard { stop, server, renderer, local_addr })
     }
 
@@ -119,7 +113,7 @@ impl Dashboard {
     }
 }
 
-async fn serve<E: Endpoint + 'static>(acceptor: impl Acceptor + 'static, app: E, stop: CancellationToken) {
+async fn serve(acceptor: impl Acceptor + 'static, app: impl Endpoint + 'static, stop: CancellationToken) {
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, stop.cancelled_owned(), Some(SHUTDOWN_TIMEOUT))
         .await;
@@ -185,10 +179,26 @@ fn routes() -> Route {
         .at("/static/dashboard.js", get(static_js))
         .at("/static/dashboard.css", get(static_css))
         .at("/static/favicon.svg", get(static_favicon))
+        // Browsers ask for it on pages without an icon link (the JSON and text routes).
+        .at("/favicon.ico", get(static_favicon))
 }
+
+/// Pages load only this server's own script, style and icon; no inline script runs, so even
+/// a markup injection that slipped past escaping could not execute.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'";
 
 fn respond(content_type: &'static str, bytes: Bytes) -> Response {
     Response::builder().content_type(content_type).header(header::CACHE_CONTROL, "no-store").body(bytes)
+}
+
+fn html_response(status: StatusCode, bytes: Bytes) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY)
+        .body(bytes)
 }
 
 fn json(bytes: Bytes) -> Response {
@@ -197,7 +207,7 @@ fn json(bytes: Bytes) -> Response {
 
 fn html(page: Option<Bytes>) -> Response {
     match page {
-        Some(bytes) => respond("text/html; charset=utf-8", bytes),
+        Some(bytes) => html_response(StatusCode::OK, bytes),
         None => Response::builder()
             .status(StatusCode::INTERNAL_SERVER_ERROR)
             .body("the page could not be rendered; see the log"),
@@ -219,10 +229,13 @@ fn plugin_page(shared: Data<&Arc<Shared>>, Path(name): Path<String>) -> Response
     let page = shared.current();
     match page.plugin_index(&name) {
         Some(i) => html(page.plugin_html(i)),
-        None => Response::builder()
-            .status(StatusCode::NOT_FOUND)
-            .content_type("text/plain; charset=utf-8")
-            .body(format!("Plugin {name} not found")),
+        None => match shared.context.not_found_html(&name) {
+            Some(bytes) => html_response(StatusCode::NOT_FOUND, bytes),
+            None => Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("Plugin {name} not found")),
+        },
     }
 }
 
@@ -291,15 +304,31 @@ fn events(shared: Data<&Arc<Shared>>, Query(query): Query<EventsQuery>) -> Respo
         .body(Body::from_bytes_stream(stream))
 }
 
-/// Basic auth on every route but `/health`, compared in constant time.
-async fn require_auth<E: Endpoint>(ep: Arc<E>, req: Request, auth: BasicAuth) -> poem::Result<Response> {
-    if req.uri().path() == "/health" || authorized(&req, &auth) {
-        return ep.call(req).await.map(IntoResponse::into_response);
+/// Wraps every route: basic auth (when configured) on all but `/health`, `Allow` on a 405, and
+/// `nosniff` on every response, errors included (a 404 that echoes a requested name must never
+/// be sniffed as HTML).
+async fn guard<E: Endpoint>(ep: Arc<E>, req: Request, auth: Option<Arc<BasicAuth>>) -> poem::Result<Response> {
+    let allowed = match &auth {
+        None => true,
+        Some(auth) => req.uri().path() == "/health" || authorized(&req, auth),
+    };
+    let mut response = if allowed {
+        match ep.call(req).await {
+            Ok(response) => response.into_response(),
+            Err(error) => error.into_response(),
+        }
+    } else {
+        Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header(header::WWW_AUTHENTICATE, "Basic realm=\"rosey\", charset=\"UTF-8\"")
+            .body("authentication required")
+    };
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        // Every route is read-only; RFC 9110 requires a 405 to say what is allowed.
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
     }
-    Ok(Response::builder()
-        .status(StatusCode::UNAUTHORIZED)
-        .header(header::WWW_AUTHENTICATE, "Basic realm=\"rosey\", charset=\"UTF-8\"")
-        .body("authentication required"))
+    Ok(response)
 }
 
 fn authorized(req: &Request, auth: &BasicAuth) -> bool {

@@ -36,11 +36,15 @@ impl Writer {
     }
 
     fn value(&mut self, name: &str, labels: &str, value: f64) {
-        let _ = if labels.is_empty() {
-            writeln!(self.out, "{name} {value}")
-        } else {
-            writeln!(self.out, "{name}{{{labels}}} {value}")
-        };
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            self.out.push_str(labels);
+            self.out.push('}');
+        }
+        self.out.push(' ');
+        push_value(&mut self.out, value);
+        self.out.push('\n');
     }
 
     /// One metric family with a `plugin` label per plugin.
@@ -62,6 +66,18 @@ impl Writer {
     fn single(&mut self, name: &str, help: &str, kind: &str, value: f64) {
         self.header(name, help, kind);
         self.value(name, "", value);
+    }
+}
+
+/// A sample value as the format spells it: Rust writes `inf` and `-inf`, the format wants
+/// `+Inf` and `-Inf` (a scraper rejects the whole exposition otherwise).
+fn push_value(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        let _ = write!(out, "{value}");
     }
 }
 
@@ -171,5 +187,19 @@ mod tests {
         assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
         assert_eq!(escape_label("line\nbreak"), "line\\nbreak");
         assert_eq!(escape_label("<&>🦀"), "<&>🦀");
+    }
+
+    #[test]
+    fn special_values_are_spelled_as_the_format_requires() {
+        let shown = |v: f64| {
+            let mut out = String::new();
+            push_value(&mut out, v);
+            out
+        };
+        assert_eq!(shown(f64::INFINITY), "+Inf");
+        assert_eq!(shown(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(shown(f64::NAN), "NaN");
+        assert_eq!(shown(1.5), "1.5");
+        assert_eq!(shown(3.0), "3");
     }
 }

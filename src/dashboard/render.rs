@@ -15,12 +15,13 @@ use super::view::{CardView, DetailView, SystemView, Thresholds};
 use crate::metrics::Snapshot;
 
 /// The templates, compiled into the binary so it runs from any directory.
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("overview.html", include_str!("../../templates/overview.html")),
     ("card.html", include_str!("../../templates/card.html")),
     ("plugin.html", include_str!("../../templates/plugin.html")),
+    ("not_found.html", include_str!("../../templates/not_found.html")),
 ];
 
 /// Parse the embedded templates (autoescaping is on: their names end in `.html`).
@@ -36,6 +37,22 @@ pub struct RenderContext {
     pub thresholds: Thresholds,
     /// Live SSE clients, for the `rosey_sse_clients` gauge.
     pub sse_clients: AtomicUsize,
+}
+
+impl RenderContext {
+    /// The HTML page for `/plugin/{name}` when no such plugin exists (the name is escaped like
+    /// all data). Rendered per request: it depends on the requested name and is an error path.
+    pub fn not_found_html(&self, name: &str) -> Option<Bytes> {
+        let mut context = Context::new();
+        context.insert("name", name);
+        match self.templates.render("not_found.html", &context) {
+            Ok(html) => Some(Bytes::from(html)),
+            Err(e) => {
+                error!("rendering not_found.html failed: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// One snapshot and the bodies rendered from it so far.

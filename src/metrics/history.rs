@@ -26,6 +26,8 @@ pub struct Sample {
     pub cpu_percent: f32,
     /// Resident memory of the whole tree in KiB.
     pub memory_kib: u32,
+    /// The state at `at_ms`, except that a point after a crash says CRASHED even when the
+    /// plugin was restarted within the interval (so a quick restart still shows).
     pub state: PluginState,
 }
 

@@ -124,6 +124,8 @@ struct Tracked {
     /// The PID the usage belongs to.
     usage_pid: Option<u32>,
     last_sampled_at: Option<SystemTime>,
+    /// The crash count at the last history point.
+    recorded_crashes: u64,
 }
 
 /// Samples plugins and publishes snapshots.
@@ -147,6 +149,7 @@ impl Collector {
                 usage: TreeUsage::default(),
                 usage_pid: None,
                 last_sampled_at: None,
+                recorded_crashes: 0,
             })
             .collect();
         tracked.sort_by(|a, b| a.handle.name().cmp(b.handle.name()));
@@ -234,12 +237,16 @@ impl Collector {
         for t in &mut self.tracked {
             let status = t.handle.status();
             let running = status.process.is_some() && t.usage_pid == status.process.map(|p| p.pid);
+            // A restart quicker than a poll would leave no trace in the series: a point covers
+            // the interval before it, so one after a crash says CRASHED even if the plugin is back.
+            let crashed_since = status.crash_count > t.recorded_crashes;
+            t.recorded_crashes = status.crash_count;
             t.series.push(Sample {
                 at_ms: now_ms,
                 events: PluginCounters::get(&t.handle.counters.events),
                 cpu_percent: if running { t.usage.cpu_percent.unwrap_or(0.0) as f32 } else { 0.0 },
                 memory_kib: if running { (t.usage.memory_bytes / 1024).min(u64::from(u32::MAX)) as u32 } else { 0 },
-                state: status.state,
+                state: history_state(status.state, crashed_since),
             });
         }
     }
@@ -299,6 +306,15 @@ fn plugin_snapshot(t: &Tracked) -> PluginSnapshot {
     }
 }
 
+/// The state a history point records: the current one, or CRASHED when the plugin crashed
+/// since the previous point and has already been restarted (FAILED and CRASHED stay as they are).
+fn history_state(current: PluginState, crashed_since: bool) -> PluginState {
+    match current {
+        PluginState::Starting | PluginState::Running if crashed_since => PluginState::Crashed,
+        state => state,
+    }
+}
+
 /// Collector figures that the benchmark fills synthetically.
 pub fn synthetic_series(capacity: usize, samples: usize) -> Series {
     let mut series = Series::new(capacity);
@@ -312,4 +328,18 @@ pub fn synthetic_series(capacity: usize, samples: usize) -> Series {
         });
     }
     series
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_after_a_quick_restart_says_crashed() {
+        assert_eq!(history_state(PluginState::Running, true), PluginState::Crashed);
+        assert_eq!(history_state(PluginState::Starting, true), PluginState::Crashed);
+        assert_eq!(history_state(PluginState::Failed, true), PluginState::Failed);
+        assert_eq!(history_state(PluginState::Stopped, true), PluginState::Stopped);
+        assert_eq!(history_state(PluginState::Running, false), PluginState::Running);
+    }
 }

@@ -1,11 +1,12 @@
 //! Reading CPU and memory of plugin process trees (and of the host itself) with sysinfo.
 //!
 //! Only the plugins' PIDs and their descendants are refreshed, never the whole process table.
-//! CPU percent is the growth of the tree's CPU time between two ticks divided by the wall time
-//! between them, so the first reading of a new process is "no figure yet", never a spike.
+//! CPU percent is the growth of the tree's CPU time between two readings divided by the wall
+//! time between them, over at least [`MIN_CPU_WINDOW`]: the first reading of a new process is
+//! "no figure yet", and a reading soon after another repeats its figure; never a spike.
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
@@ -31,10 +32,21 @@ pub struct HostUsage {
     pub max_fds: u64,
 }
 
+/// The shortest interval a CPU figure is computed over. The kernel counts CPU time in 10 ms
+/// clock ticks, so over a few milliseconds one tick more or less reads as hundreds of percent;
+/// sysinfo's own `MINIMUM_CPU_UPDATE_INTERVAL` is 200 ms for the same reason.
+pub const MIN_CPU_WINDOW: Duration = Duration::from_millis(500);
+
+/// The baseline a tree's CPU figure is computed from.
+#[derive(Debug, Clone)]
 struct PreviousReading {
     at: Instant,
-    /// CPU milliseconds per (pid, start time): a reused PID is not mistaken for the old process.
+    /// The root's identity: a reused PID is not mistaken for the old process.
+    root_start_time: u64,
+    /// CPU milliseconds per (pid, start time).
     cpu_ms: HashMap<(u32, u64), u64>,
+    /// The figure computed when this baseline was taken (None for a new process).
+    cpu_percent: Option<f64>,
 }
 
 /// Keeps one `System` and the previous readings across ticks.
@@ -50,10 +62,18 @@ impl Sampler {
     }
 
     /// Read every root's process tree. Roots not given are forgotten.
+    ///
+    /// Readings may come at any pace (the collector also samples when a plugin changes state):
+    /// a reading less than [`MIN_CPU_WINDOW`] after the baseline repeats the last CPU figure and
+    /// keeps the baseline, so every figure covers at least that much time.
     pub fn sample(&mut self, roots: &[u32]) -> (HashMap<u32, TreeUsage>, HostUsage) {
         let trees: Vec<(u32, Vec<u32>)> = roots.iter().map(|&root| (root, descendants_and_self(root))).collect();
         let mut pids: Vec<Pid> = trees.iter().flat_map(|(_, tree)| tree.iter().map(|&p| Pid::from_u32(p))).collect();
         pids.push(self.own_pid);
+        // sysinfo forgets a dead process only when it is refreshed: ask again for every process
+        // it knows, or each ended plugin, and each short-lived child a plugin ever ran, would
+        // stay in its table for good (a shell-script plugin runs thousands a day).
+        pids.extend(self.system.processes().keys().copied());
         self.system.refresh_processes_specifics(
             ProcessesToUpdate::Some(&pids),
             true,
@@ -63,31 +83,39 @@ impl Sampler {
         let mut usage = HashMap::with_capacity(trees.len());
         let mut previous = HashMap::with_capacity(trees.len());
         for (root, tree) in trees {
-            let mut reading = PreviousReading { at: now, cpu_ms: HashMap::with_capacity(tree.len()) };
+            let root_start_time = self.start_time(root);
+            let mut reading = PreviousReading {
+                at: now,
+                root_start_time,
+                cpu_ms: HashMap::with_capacity(tree.len()),
+                cpu_percent: None,
+            };
             let mut tree_usage = TreeUsage::default();
-            let mut grown_ms = 0u64;
-            let before = self.previous.get(&root);
             for pid in tree {
                 let Some(process) = self.system.process(Pid::from_u32(pid)) else { continue };
-                let key = (pid, process.start_time());
                 let cpu_ms = process.accumulated_cpu_time();
                 tree_usage.processes += 1;
                 tree_usage.memory_bytes += process.memory();
                 tree_usage.cpu_seconds += cpu_ms as f64 / 1000.0;
-                // A process new since the last tick counts from its start: its whole CPU time
-                // was spent within the interval (it did not exist before).
-                grown_ms += cpu_ms.saturating_sub(before.and_then(|b| b.cpu_ms.get(&key)).copied().unwrap_or(0));
-                reading.cpu_ms.insert(key, cpu_ms);
+                reading.cpu_ms.insert((pid, process.start_time()), cpu_ms);
             }
-            tree_usage.cpu_percent =
-                before.filter(|b| b.cpu_ms.contains_key(&(root, self.start_time(root)))).map(|b| {
-                    let elapsed_ms = now.duration_since(b.at).as_secs_f64() * 1000.0;
-                    if elapsed_ms > 0.0 { grown_ms as f64 / elapsed_ms * 100.0 } else { 0.0 }
-                });
-            if tree_usage.processes > 0 {
-                usage.insert(root, tree_usage);
-                previous.insert(root, reading);
+            if tree_usage.processes == 0 {
+                continue;
             }
+            // The baseline belongs to this very process, not to an earlier holder of its PID.
+            let baseline = self.previous.remove(&root).filter(|b| b.root_start_time == root_start_time);
+            let next = match baseline {
+                Some(b) if now.duration_since(b.at) < MIN_CPU_WINDOW => b,
+                Some(b) => {
+                    reading.cpu_percent = Some(cpu_percent(&b, &reading));
+                    reading
+                }
+                // A new process: no figure yet, and this reading is its baseline.
+                None => reading,
+            };
+            tree_usage.cpu_percent = next.cpu_percent;
+            usage.insert(root, tree_usage);
+            previous.insert(root, next);
         }
         self.previous = previous;
         (usage, self.host_usage())
@@ -107,6 +135,16 @@ impl Sampler {
         }
         host
     }
+}
+
+/// Percent of one core used by a tree between two readings. A process absent from the baseline
+/// started after it, so all of its CPU time falls within the interval; a process that ended
+/// in between takes its last slice with it (a small undercount, never a spike).
+fn cpu_percent(before: &PreviousReading, now: &PreviousReading) -> f64 {
+    let grown_ms: u64 =
+        now.cpu_ms.iter().map(|(key, &ms)| ms.saturating_sub(before.cpu_ms.get(key).copied().unwrap_or(0))).sum();
+    let elapsed_ms = now.at.duration_since(before.at).as_secs_f64() * 1000.0;
+    if elapsed_ms > 0.0 { grown_ms as f64 / elapsed_ms * 100.0 } else { 0.0 }
 }
 
 /// `root` and every process below it, from `/proc/PID/task/TID/children` (no table scan).
@@ -162,10 +200,70 @@ mod tests {
         let (first, host) = sampler.sample(&[me]);
         assert_eq!(first.get(&me).map(|u| u.cpu_percent), Some(None));
         assert!(host.resident_bytes > 0 && host.open_fds > 0);
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::thread::sleep(MIN_CPU_WINDOW + Duration::from_millis(50));
         let (second, _) = sampler.sample(&[me]);
         let usage = second.get(&me).expect("this process is alive");
         assert!(usage.cpu_percent.is_some());
         assert!(usage.memory_bytes > 1024 * 1024);
+    }
+
+    /// Regression: the collector also samples on every plugin state change, and each reading
+    /// used to become the next baseline, so a tick soon after a change divided a 10 ms clock
+    /// tick by a few milliseconds and showed a busy plugin at 3000 % CPU.
+    #[test]
+    fn readings_close_together_keep_the_baseline_and_repeat_the_figure() {
+        let mut sampler = Sampler::new().expect("sysinfo works on Linux");
+        let me = std::process::id();
+        let spin = |d: Duration| {
+            let start = Instant::now();
+            while start.elapsed() < d {
+                std::hint::black_box(0u64);
+            }
+        };
+        sampler.sample(&[me]);
+        spin(MIN_CPU_WINDOW + Duration::from_millis(100));
+        let figure = sampler.sample(&[me]).0[&me].cpu_percent.expect("a figure after a full window");
+        let baseline = Instant::now();
+        // Back-to-back readings while spinning: each would be pure clock-tick noise.
+        while baseline.elapsed() < MIN_CPU_WINDOW / 2 {
+            spin(Duration::from_millis(3));
+            let (usage, _) = sampler.sample(&[me]);
+            assert_eq!(usage[&me].cpu_percent, Some(figure), "the figure waits for a full window");
+        }
+        spin(MIN_CPU_WINDOW);
+        assert!(sampler.sample(&[me]).0[&me].cpu_percent.is_some());
+    }
+
+    /// Regression: ended processes used to stay in sysinfo's table forever.
+    #[test]
+    fn ended_processes_are_forgotten() {
+        let mut sampler = Sampler::new().expect("sysinfo works on Linux");
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep runs");
+        let pid = Pid::from_u32(child.id());
+        sampler.sample(&[me]);
+        assert!(sampler.system.process(pid).is_some(), "the child was sampled as part of the tree");
+        child.kill().expect("sleep can be killed");
+        child.wait().expect("sleep is reaped");
+        sampler.sample(&[me]);
+        assert!(sampler.system.process(pid).is_none(), "an ended process is dropped from the table");
+    }
+
+    #[test]
+    fn a_new_process_in_the_tree_counts_from_its_start() {
+        let before = PreviousReading {
+            at: Instant::now(),
+            root_start_time: 1,
+            cpu_ms: HashMap::from([((1, 1), 1000), ((2, 5), 200)]),
+            cpu_percent: None,
+        };
+        let now = PreviousReading {
+            at: before.at + Duration::from_secs(1),
+            root_start_time: 1,
+            // pid 1 used 300 ms, pid 2 ended, pid 3 is new and used 200 ms, pid 2 was reused.
+            cpu_ms: HashMap::from([((1, 1), 1300), ((3, 9), 200), ((2, 7), 100)]),
+            cpu_percent: None,
+        };
+        assert!((cpu_percent(&before, &now) - 60.0).abs() < 1e-9);
     }
 }

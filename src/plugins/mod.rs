@@ -23,7 +23,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::PluginConfig;
+use crate::config::{Launch, PluginConfig};
 use protocol::HostMessage;
 
 /// How many commands may wait for a plugin before new ones are dropped (and counted).
@@ -198,7 +198,7 @@ pub struct ChatReply {
 pub enum SendError {
     #[error("the plugin is not reading its input fast enough; command dropped")]
     QueueFull,
-    #[error("the plugin has stopped; command dropped")]
+    #[error("the plugin is not running; command dropped")]
     Closed,
 }
 
@@ -225,15 +225,25 @@ impl PluginHandle {
         status.reported_version.clone().or_else(|| config.version.clone()).unwrap_or_else(|| "unknown".to_owned())
     }
 
-    /// Does this plugin handle `command` (announced in its hello or listed in config)?
+    /// Does this plugin handle `command` (announced in its hello, listed in config, or known
+    /// for a built-in)? A built-in's commands are known before its hello arrives, so chat read
+    /// at start-up (`yes '!roll 2d6' | head -n 100 | rosey`) is not ignored.
     pub fn handles(&self, command: &str) -> bool {
-        self.config.commands.iter().any(|c| c == command)
+        let builtin: &[&str] = match &self.config.launch {
+            Launch::Builtin(builtin) => builtin.commands(),
+            Launch::Command { .. } => &[],
+        };
+        builtin.contains(&command)
+            || self.config.commands.iter().any(|c| c == command)
             || self.status.borrow().announced_commands.iter().any(|c| c == command)
     }
 
     /// Queue a command without waiting; a full queue drops it (counted), never stalls the caller.
+    /// A plugin with no process (CRASHED, FAILED, STOPPED) drops it too: queued, it would be
+    /// answered whenever a restart comes, if ever, long after the user asked.
     pub fn send(&self, message: HostMessage) -> Result<(), SendError> {
-        if self.status.borrow().state == PluginState::Failed {
+        let state = self.status.borrow().state;
+        if matches!(state, PluginState::Crashed | PluginState::Failed | PluginState::Stopped) {
             PluginCounters::bump(&self.counters.dropped_commands);
             return Err(SendError::Closed);
         }
@@ -309,5 +319,74 @@ impl PluginHost {
     pub async fn stop(mut self) {
         self.stop.cancel();
         while self.supervisors.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RestartPolicy;
+    use crate::plugins::builtin::Builtin;
+
+    fn handle(launch: Launch, commands: &[&str], queue: usize) -> (PluginHandle, mpsc::Receiver<HostMessage>) {
+        let config = PluginConfig {
+            name: "p".into(),
+            launch,
+            env: Default::default(),
+            cwd: None,
+            version: None,
+            commands: commands.iter().map(|c| c.to_string()).collect(),
+            restart: RestartPolicy::default(),
+        };
+        let (tx, rx) = mpsc::channel(queue);
+        let handle = PluginHandle {
+            config,
+            status: watch::Sender::new(PluginStatus::new()),
+            counters: PluginCounters::default(),
+            commands: tx,
+        };
+        (handle, rx)
+    }
+
+    fn command(id: u64) -> HostMessage {
+        HostMessage::Command { id, command: "roll".into(), args: "1d6".into(), user: "u".into() }
+    }
+
+    #[test]
+    fn builtin_commands_are_routed_before_the_hello() {
+        let (dice, _rx) = handle(Launch::Builtin(Builtin::DiceRoller), &[], 1);
+        assert!(dice.handles("roll"));
+        assert!(!dice.handles("8ball"));
+        let program = Launch::Command { program: "x".into(), args: vec![] };
+        let (external, _rx) = handle(program.clone(), &["weather"], 1);
+        assert!(external.handles("weather"), "listed in config");
+        assert!(!external.handles("roll"), "not before its hello");
+        let (announced, _rx) = handle(program, &[], 1);
+        announced.status.send_modify(|s| s.announced_commands = Arc::from(["roll".to_owned()]));
+        assert!(announced.handles("roll"), "announced in its hello");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let (plugin, _rx) = handle(Launch::Builtin(Builtin::DiceRoller), &[], 2);
+        assert_eq!(plugin.send(command(1)), Ok(()));
+        assert_eq!(plugin.send(command(2)), Ok(()));
+        assert_eq!(plugin.send(command(3)), Err(SendError::QueueFull));
+        assert_eq!(PluginCounters::get(&plugin.counters.events), 2, "only delivered commands are events");
+        assert_eq!(PluginCounters::get(&plugin.counters.dropped_commands), 1);
+    }
+
+    #[test]
+    fn a_plugin_without_a_process_takes_no_commands() {
+        let (plugin, _rx) = handle(Launch::Builtin(Builtin::DiceRoller), &[], 8);
+        for (i, state) in [PluginState::Crashed, PluginState::Failed, PluginState::Stopped].into_iter().enumerate() {
+            plugin.status.send_modify(|s| s.state = state);
+            assert_eq!(plugin.send(command(1)), Err(SendError::Closed), "{state}");
+            assert_eq!(PluginCounters::get(&plugin.counters.dropped_commands), i as u64 + 1);
+        }
+        assert_eq!(PluginCounters::get(&plugin.counters.events), 0);
+        // Starting (a restart under way) queues: the process exists and will read its input.
+        plugin.status.send_modify(|s| s.state = PluginState::Starting);
+        assert_eq!(plugin.send(command(2)), Ok(()));
     }
 }

@@ -20,7 +20,7 @@ use super::{
     CRASH_LOG_LEN, ChatReply, CrashRecord, ExitReason, Launcher, PluginCounters, PluginHandle, PluginState,
     PluginStatus, ProcessInfo,
 };
-use crate::config::Launch;
+use crate::config::{Launch, RestartPolicy};
 
 /// How long a plugin may take to exit after SIGTERM before it is killed.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -75,13 +75,8 @@ impl Supervisor {
                 return;
             };
             let name = io.handle.name();
-            let mut attempt = io.handle.status.borrow().restart_attempt;
-            if uptime >= policy.reset_window {
-                attempt = 0;
-            }
-            attempt += 1;
-            let give_up = !policy.enabled || attempt > policy.max_attempts;
-            let delay = policy.backoff(attempt);
+            let previous = io.handle.status.borrow().restart_attempt;
+            let Restart { attempt, give_up, delay } = Restart::after_crash(&policy, previous, uptime);
             if give_up {
                 error!(
                     plugin = name,
@@ -107,7 +102,8 @@ impl Supervisor {
                 s.restart_attempt = attempt;
                 s.process = None;
                 s.state = if give_up { PluginState::Failed } else { PluginState::Crashed };
-                s.next_restart_at = (!give_up).then(|| Instant::now() + delay);
+                // checked: a policy may ask for a delay longer than an `Instant` can hold.
+                s.next_restart_at = if give_up { None } else { Instant::now().checked_add(delay) };
             });
             if give_up {
                 // FAILED stays visible until the host stops; nothing more to supervise.
@@ -123,6 +119,26 @@ impl Supervisor {
             }
             io.publish(|s| s.restart_count += 1);
         }
+    }
+}
+
+/// What to do after a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Restart {
+    /// Consecutive crashes, this one included.
+    attempt: u32,
+    give_up: bool,
+    delay: Duration,
+}
+
+impl Restart {
+    /// `previous` consecutive crashes came before this one, after which the process had run
+    /// for `uptime`; a run of `reset_window` or more starts the count afresh.
+    fn after_crash(policy: &RestartPolicy, previous: u32, uptime: Duration) -> Restart {
+        let previous = if uptime >= policy.reset_window { 0 } else { previous };
+        let attempt = previous.saturating_add(1);
+        let give_up = !policy.enabled || attempt > policy.max_attempts;
+        Restart { attempt, give_up, delay: if give_up { Duration::ZERO } else { policy.backoff(attempt) } }
     }
 }
 
@@ -210,13 +226,24 @@ async fn run_once(
         readers.push(tokio::spawn(read_stderr(io.clone(), stderr, stderr_tail.clone())));
     }
 
-    let status = tokio::select! {
-        status = child.wait() => status,
-        () = stop.cancelled() => {
-            if let Some(writer) = writer { writer.abort(); }
-            terminate(&mut child, pid, io.handle.name()).await;
-            drain(readers).await;
-            return Outcome::Stopped;
+    // Once the process has stayed up for the reset window, its earlier crashes no longer count
+    // towards giving up; say so at once rather than at the next crash.
+    let reset_window = tokio::time::sleep(io.handle.config.restart.reset_window);
+    tokio::pin!(reset_window);
+    let mut reset_pending = io.handle.status.borrow().restart_attempt > 0;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            () = &mut reset_window, if reset_pending => {
+                reset_pending = false;
+                io.publish(|s| s.restart_attempt = 0);
+            }
+            () = stop.cancelled() => {
+                if let Some(writer) = writer { writer.abort(); }
+                terminate(&mut child, pid, io.handle.name()).await;
+                drain(readers).await;
+                return Outcome::Stopped;
+            }
         }
     };
     let uptime = process.started.elapsed();
@@ -412,6 +439,57 @@ mod tests {
         let s = "ab🦀".to_owned(); // the crab is 4 bytes, starting at byte 2
         assert_eq!(truncate_utf8(s.clone(), 3), "ab");
         assert_eq!(truncate_utf8(s.clone(), 6), s);
+    }
+
+    fn policy(max_attempts: u32) -> RestartPolicy {
+        RestartPolicy {
+            enabled: true,
+            max_attempts,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            reset_window: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let delays: Vec<u64> = (1..=8).map(|n| policy(10).backoff(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+
+    #[test]
+    fn consecutive_crashes_back_off_then_give_up() {
+        let policy = policy(5);
+        let short = Duration::from_secs(2);
+        let mut previous = 0;
+        let mut delays = Vec::new();
+        loop {
+            let restart = Restart::after_crash(&policy, previous, short);
+            assert_eq!(restart.attempt, previous + 1);
+            if restart.give_up {
+                break;
+            }
+            delays.push(restart.delay.as_secs());
+            previous = restart.attempt;
+        }
+        assert_eq!(delays, [1, 2, 4, 8, 16], "five restarts, then FAILED on the sixth crash");
+        assert_eq!(previous, 5);
+    }
+
+    #[test]
+    fn a_long_run_resets_the_count() {
+        let policy = policy(5);
+        let restart = Restart::after_crash(&policy, 5, policy.reset_window);
+        assert_eq!(restart, Restart { attempt: 1, give_up: false, delay: Duration::from_secs(1) });
+        let restart = Restart::after_crash(&policy, 5, policy.reset_window - Duration::from_millis(1));
+        assert!(restart.give_up);
+    }
+
+    #[test]
+    fn disabled_restarts_give_up_at_once() {
+        let policy = RestartPolicy { enabled: false, ..policy(5) };
+        assert!(Restart::after_crash(&policy, 0, Duration::from_secs(600)).give_up);
+        assert!(Restart::after_crash(&self::policy(0), 0, Duration::ZERO).give_up, "max_attempts 0");
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl Rosey {
         })
     }
 
-    /// Wait until every configured plugin is RUNNING and has said hello (a version is known).
+    /// Wait until every configured plugin is RUNNING (a plugin's hello may still be on its way).
     pub fn wait_until_running(&self) {
         let names: Vec<String> = self.config["plugins"]
             .as_array()

@@ -3,5 +3,16 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+/// Finding and running the end-to-end tools (chromedriver, Prometheus, promtool).
+#[path = "../e2e_support/mod.rs"]
+mod e2e_support;
 
+mod browser;
+mod config;
+mod dashboard;
+mod metrics;
+mod ops;
+mod plugin_story;
+mod plugins;
+mod prometheus_e2e;
 mod smoke;

@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# The reproducible performance benchmark (issue 7). Method and figures: docs/performance.md.
+#
+#   scripts/bench.sh            # about 9 minutes; prints every figure against its target
+#
+# In one run, on this machine, using loopback addresses only:
+#  1. builds rosey, examples/fixed_body.rs, examples/sse_fanout.rs and benches/collector.rs
+#     (release);
+#  2. starts rosey with 100 built-in plugins (50 dice-roller, 50 8ball, named like the seed
+#     peer's: dice-roller, 8ball, plugin-2 .. plugin-99; 5 s polls; dashboard on 127.0.0.1 and a
+#     free port) and the seed's aiohttp design with 100 plugins (../shared/bench/seed_peer.py,
+#     called where it lies; that column is skipped with a notice when it or aiohttp is absent);
+#  3. waits until both answer and all 100 plugins run, then until each plugin's history holds
+#     60 points (5 minutes: the JSON history and the sparklines reach their steady-state size);
+#     the host's idle CPU (utime+stime of the rosey process, not its plugins) is measured over
+#     the last 20 s of that wait, then its resident memory;
+#  4. SSE fan-out: 1,000 concurrent /events clients (examples/sse_fanout.rs): delay from a
+#     snapshot's publication to its arrival (p50, p99, max) and host memory per client;
+#  5. wrk, the same settings everywhere (2 threads, 50 connections, 5 s runs; a 2 s warm-up per
+#     target): /api/metrics, /metrics, / and /api/plugin/plugin-50 on rosey and on the seed peer,
+#     and rosey's own /api/metrics bytes served as a fixed body by plain poem
+#     (examples/fixed_body.rs); the targets of one comparison run in alternation, 3 rounds, and
+#     the medians are reported;
+#  6. cargo bench --bench collector: one hour of history for 100 plugins, aggregates, the
+#     sampler's CPU per tick, rendering cost per snapshot;
+#  7. prints a summary table (Markdown) with met / MISSED for every target.
+#
+# Knobs (environment): BENCH_DURATION (seconds per wrk run, default 5), BENCH_ROUNDS (3),
+# BENCH_WARMUP (2),
+# BENCH_SSE_CLIENTS (1000), BENCH_SSE_SNAPSHOTS (3), BENCH_IDLE_SECONDS (20),
+# BENCH_HISTORY_POINTS (60; 0 skips the history wait), SEED_PEER (path to seed_peer.py).
+# Needs: cargo, wrk, curl; python3 with aiohttp for the seed column.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+DURATION=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+WARMUP=${BENCH_WARMUP:-2}
+THREADS=2
+CONNECTIONS=50
+PLUGINS=100
+SSE_CLIENTS=${BENCH_SSE_CLIENTS:-1000}
+SSE_SNAPSHOTS=${BENCH_SSE_SNAPSHOTS:-3}
+IDLE_SECONDS=${BENCH_IDLE_SECONDS:-20}
+HISTORY_POINTS=${BENCH_HISTORY_POINTS:-60}
+SEED_PEER=${SEED_PEER:-$ROOT/../shared/bench/seed_peer.py}
+PLUGIN_PATH=/api/plugin/plugin-50 # the same plugin name exists on both servers
+LUA=$ROOT/scripts/wrk_report.lua
+
+say() { printf '\n== %s\n' "$*"; }
+die() {
+  echo "bench: $*" >&2
+  exit 1
+}
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+# key=value from a line like "WRK rps=1 p50_ms=2".
+kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+verdict() { if [ "$(awk "BEGIN { print ($1) ? 1 : 0 }")" = 1 ]; then echo met; else echo MISSED; fi; }
+
+for tool in cargo wrk curl; do
+  command -v "$tool" >/dev/null || die "$tool is required (apt-get install $tool)"
+done
+
+# --- machine ---------------------------------------------------------------------------------
+say "machine"
+echo "cpus: $(nproc) x $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+echo "kernel: $(uname -sr)"
+echo "rustc: $(rustc --version)"
+echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+# Other work on the machine skews every figure: say how busy it was.
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- build -----------------------------------------------------------------------------------
+say "building (release)"
+cargo build --release --bin rosey --example fixed_body --example sse_fanout
+cargo bench --bench collector --no-run
+ROSEY=$ROOT/target/release/rosey
+FIXED=$ROOT/target/release/examples/fixed_body
+SSE=$ROOT/target/release/examples/sse_fanout
+
+# 1,000 SSE clients need about 2,000 descriptors between the client and the host.
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then ulimit -n 65536; else ulimit -n "$hard"; fi
+[ "$(ulimit -n)" -ge $((2 * SSE_CLIENTS + 200)) ] || echo "notice: ulimit -n is $(ulimit -n); $SSE_CLIENTS SSE clients may fail"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/rosey-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A loopback port nothing listens on, below the ephemeral range.
+free_port() {
+  local port
+  for _ in $(seq 200); do
+    port=$((20000 + RANDOM % 12000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
+  die "no free port found"
+}
+
+# wait_http URL SECONDS PID LOG: until URL answers 2xx; fail early if PID exits.
+wait_http() {
+  local deadline=$((SECONDS + $2))
+  until curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; do
+    kill -0 "$3" 2>/dev/null || die "$(basename "$4") exited; its log: $(tail -5 "$4")"
+    [ $SECONDS -lt $deadline ] || die "$1 did not answer within $2 s"
+    sleep 0.2
+  done
+}
+
+cpu_ticks() { # utime + stime of one process, in clock ticks
+  local stat
+  stat=$(<"/proc/$1/stat")
+  stat=${stat##*) }
+  # shellcheck disable=SC2086
+  set -- $stat
+  echo $((${12} + ${13}))
+}
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+children_of() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -v '^$' || true; }
+
+# --- start rosey and the seed peer -----------------------------------------------------------
+say "starting rosey with $PLUGINS plugins and the seed peer"
+ROSEY_PORT=$(free_port)
+{
+  printf '{"dashboard": {"enabled": true, "host": "127.0.0.1", "port": %s},\n' "$ROSEY_PORT"
+  printf ' "metrics": {"poll_interval": 5, "history_duration": 3600},\n "plugins": [\n'
+  for ((i = 0; i < PLUGINS; i++)); do
+    case $i in 0) name=dice-roller ;; 1) name=8ball ;; *) name=plugin-$i ;; esac
+    if ((i % 2 == 0)); then builtin=dice-roller; else builtin=8ball; fi
+    sep=","
+    ((i == PLUGINS - 1)) && sep=""
+    printf '  {"name": "%s", "builtin": "%s"}%s\n' "$name" "$builtin" "$sep"
+  done
+  printf ']}\n'
+} >"$WORK/rosey.json"
+ROSEY_LOG=warn "$ROSEY" --config "$WORK/rosey.json" </dev/null >"$WORK/rosey.out" 2>"$WORK/rosey.log" &
+ROSEY_PID=$!
+PIDS+=("$ROSEY_PID")
+ROSEY_URL=http://127.0.0.1:$ROSEY_PORT
+
+SEED_URL=""
+if [ ! -f "$SEED_PEER" ]; then
+  echo "notice: $SEED_PEER not found: the seed column is skipped"
+elif ! python3 -c 'import aiohttp' 2>/dev/null; then
+  echo "notice: python3 with aiohttp is not available (pip install aiohttp): the seed column is skipped"
+else
+  SEED_PORT=$(free_port)
+  python3 "$SEED_PEER" "$SEED_PORT" "$PLUGINS" >"$WORK/seed.log" 2>&1 &
+  SEED_PID=$!
+  PIDS+=("$SEED_PID")
+  SEED_URL=http://127.0.0.1:$SEED_PORT
+fi
+
+wait_http "$ROSEY_URL/health" 30 "$ROSEY_PID" "$WORK/rosey.log"
+[ -z "$SEED_URL" ] || wait_http "$SEED_URL/health" 60 "$SEED_PID" "$WORK/seed.log"
+deadline=$((SECONDS + 60))
+until [ "$(curl -fsS "$ROSEY_URL/api/metrics" | grep -o '"plugins_running":[0-9]*' | cut -d: -f2)" = "$PLUGINS" ]; do
+  [ $SECONDS -lt $deadline ] || die "not all $PLUGINS plugins reached RUNNING within 60 s"
+  sleep 0.5
+done
+echo "rosey: $ROSEY_URL (pid $ROSEY_PID), all $PLUGINS plugins RUNNING"
+[ -z "$SEED_URL" ] || echo "seed peer: $SEED_URL (pid $SEED_PID)"
+
+# --- steady state and idle CPU ---------------------------------------------------------------
+history_points() { curl -fsS "$ROSEY_URL$PLUGIN_PATH" | grep -o '{"timestamp"' | wc -l; }
+if [ "$HISTORY_POINTS" -gt 0 ]; then
+  say "waiting until each plugin's history holds $HISTORY_POINTS points (5 s polls)"
+  deadline=$((SECONDS + HISTORY_POINTS * 5 + 60))
+  # Idle CPU over the last IDLE_SECONDS of the wait.
+  while [ $(($(history_points) + IDLE_SECONDS / 5 + 1)) -lt "$HISTORY_POINTS" ]; do
+    [ $SECONDS -lt $deadline ] || die "the history did not fill in time"
+    sleep 5
+  done
+fi
+say "idle: host CPU over $IDLE_SECONDS s with $PLUGINS plugins, no clients"
+mapfile -t PLUGIN_PIDS < <(children_of "$ROSEY_PID")
+ticks_host=$(cpu_ticks "$ROSEY_PID")
+ticks_plugins=0
+for p in "${PLUGIN_PIDS[@]}"; do ticks_plugins=$((ticks_plugins + $(cpu_ticks "$p"))); done
+started=$(date +%s.%N)
+sleep "$IDLE_SECONDS"
+ended=$(date +%s.%N)
+ticks_host=$(($(cpu_ticks "$ROSEY_PID") - ticks_host))
+after=0
+for p in "${PLUGIN_PIDS[@]}"; do after=$((after + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done
+ticks_plugins=$((after - ticks_plugins))
+HZ=$(getconf CLK_TCK)
+IDLE_CPU=$(calc "$ticks_host / $HZ / ($ended - $started) * 100" 3)
+PLUGINS_CPU=$(calc "$ticks_plugins / $HZ / ($ended - $started) * 100" 2)
+IDLE_RSS_KIB=$(rss_kib "$ROSEY_PID")
+[ "$HISTORY_POINTS" -gt 0 ] && while [ "$(history_points)" -lt "$HISTORY_POINTS" ] && [ $SECONDS -lt $deadline ]; do sleep 1; done
+echo "host: $ticks_host ticks of $HZ Hz in $(calc "$ended - $started" 1) s = $IDLE_CPU % of one core (resolution $(calc "100 / $HZ / $IDLE_SECONDS" 3) %)"
+echo "the $PLUGINS plugin processes together: $PLUGINS_CPU % of one core"
+echo "host resident memory: $(calc "$IDLE_RSS_KIB / 1024" 1) MiB (VmRSS)"
+echo "history points per plugin now: $(history_points)"
+for path in /api/metrics /metrics / "$PLUGIN_PATH" /events; do
+  if [ "$path" = /events ]; then
+    size=$(curl -sN --max-time 1 "$ROSEY_URL/events" | wc -c || true)
+  else
+    size=$(curl -fsS "$ROSEY_URL$path" | wc -c)
+  fi
+  seed_size=""
+  [ -z "$SEED_URL" ] || [ "$path" = /events ] || seed_size="  (seed: $(curl -fsS "$SEED_URL$path" | wc -c) bytes)"
+  echo "body size $path: $size bytes$seed_size"
+done
+
+# --- SSE fan-out -----------------------------------------------------------------------------
+say "SSE fan-out: $SSE_CLIENTS clients on /events, $SSE_SNAPSHOTS snapshots"
+"$SSE" --addr "127.0.0.1:$ROSEY_PORT" --clients "$SSE_CLIENTS" --snapshots "$SSE_SNAPSHOTS" \
+  --pid "$ROSEY_PID" --timeout 120 | tee "$WORK/sse.out"
+SSE_LINE=$(grep '^SSE ' "$WORK/sse.out" || true)
+SSE_RSS_LINE=$(grep '^SSE_RSS ' "$WORK/sse.out" || true)
+sleep 3
+
+# --- HTTP load -------------------------------------------------------------------------------
+# Targets that are compared are loaded in alternation, ROUNDS times each, and the medians are
+# reported: other work on a shared machine then affects both sides of a ratio alike.
+declare -A RPS P50 P99 ERRS SPREAD RUNS
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+load_round() { # load_round KEY URL: one wrk run, appended to the KEY's runs
+  local line
+  line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$LUA" "$2" | grep '^WRK ') ||
+    die "wrk failed on $2"
+  RUNS[$1]="${RUNS[$1]:-}|$line"
+  printf '  %-28s %10s req/s   p50 %7s ms   p99 %7s ms\n' "$1" "$(kv "$line" rps)" "$(kv "$line" p50_ms)" "$(kv "$line" p99_ms)"
+}
+summarize() { # summarize KEY: medians over its runs
+  local runs field
+  runs=$(tr '|' '\n' <<<"${RUNS[$1]}" | grep '^WRK ')
+  field() { while read -r line; do printf '%s ' "$(kv "$line" "$1")"; done <<<"$runs"; }
+  RPS[$1]=$(field rps | median)
+  P50[$1]=$(field p50_ms | median)
+  P99[$1]=$(field p99_ms | median)
+  SPREAD[$1]="$(field rps | tr ' ' '\n' | grep -v '^$' | sort -g | head -1)-$(field rps | tr ' ' '\n' | sort -g | tail -1)"
+  ERRS[$1]=0
+  while read -r line; do ERRS[$1]=$((ERRS[$1] + $(kv "$line" errors) + $(kv "$line" non2xx))); done <<<"$runs"
+}
+
+say "HTTP load: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS alternating rounds per comparison (after a ${WARMUP}s warm-up)"
+curl -fsS "$ROSEY_URL/api/metrics" -o "$WORK/api_metrics.json"
+"$FIXED" --file "$WORK/api_metrics.json" >"$WORK/fixed.out" 2>&1 &
+FIXED_PID=$!
+PIDS+=("$FIXED_PID")
+deadline=$((SECONDS + 30))
+until grep -q '^listening on ' "$WORK/fixed.out" 2>/dev/null; do
+  [ $SECONDS -lt $deadline ] || die "fixed_body did not start: $(cat "$WORK/fixed.out")"
+  sleep 0.1
+done
+FIXED_URL=http://$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$WORK/fixed.out")
+FIXED_SIZE=$(wc -c <"$WORK/api_metrics.json")
+
+ENDPOINTS=(/api/metrics /metrics / "$PLUGIN_PATH")
+for path in "${ENDPOINTS[@]}"; do
+  targets=("rosey $path=$ROSEY_URL$path")
+  [ "$path" != /api/metrics ] || targets+=("poem fixed body=$FIXED_URL/api/metrics")
+  [ -z "$SEED_URL" ] || targets+=("seed $path=$SEED_URL$path")
+  for t in "${targets[@]}"; do wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${t#*=}" >/dev/null 2>&1 || true; done
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for t in "${targets[@]}"; do load_round "${t%%=*}" "${t#*=}"; done
+  done
+  for t in "${targets[@]}"; do
+    key=${t%%=*}
+    summarize "$key"
+    printf '  %-28s %10s req/s   p50 %7s ms   p99 %7s ms   (median of %s; req/s range %s; errors+non-2xx %s)\n' \
+      "$key" "${RPS[$key]}" "${P50[$key]}" "${P99[$key]}" "$ROUNDS" "${SPREAD[$key]}" "${ERRS[$key]}"
+  done
+done
+kill -TERM "$FIXED_PID" 2>/dev/null || true
+LOADED_RSS_KIB=$(rss_kib "$ROSEY_PID")
+HWM_KIB=$(hwm_kib "$ROSEY_PID")
+
+say "stopping the servers"
+for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+PIDS=()
+
+# --- collector budgets -----------------------------------------------------------------------
+say "cargo bench --bench collector"
+cargo bench --bench collector 2>/dev/null | tee "$WORK/collector.out"
+B=$(grep '^BENCH ' "$WORK/collector.out" | tr '\n' ' ' | sed 's/BENCH / /g')
+bench() { kv " $B" "$1"; }
+
+# --- summary ---------------------------------------------------------------------------------
+say "summary (Markdown)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (figures are only comparable on an otherwise idle machine)"
+echo
+echo "Medians of $ROUNDS alternating ${DURATION} s wrk runs (-t$THREADS -c$CONNECTIONS)."
+echo
+echo "| Endpoint | rosey req/s | rosey p50 / p99 ms | seed req/s | seed p50 / p99 ms | ratio | target ≥ 25x | target p99 < 5 ms |"
+echo "|---|---:|---:|---:|---:|---:|---|---|"
+for path in "${ENDPOINTS[@]}"; do
+  r="rosey $path" s="seed $path"
+  if [ -n "$SEED_URL" ]; then
+    ratio=$(calc "${RPS[$r]} / ${RPS[$s]}" 1)
+    echo "| \`$path\` | ${RPS[$r]} | ${P50[$r]} / ${P99[$r]} | ${RPS[$s]} | ${P50[$s]} / ${P99[$s]} | ${ratio}x | $(verdict "$ratio >= 25") | $(verdict "${P99[$r]} < 5") |"
+  else
+    echo "| \`$path\` | ${RPS[$r]} | ${P50[$r]} / ${P99[$r]} | skipped | skipped | — | — | $(verdict "${P99[$r]} < 5") |"
+  fi
+done
+echo
+fixed_ratio=$(calc "${RPS[rosey /api/metrics]} / ${RPS[poem fixed body]} * 100" 1)
+echo "| Baseline | req/s | p50 / p99 ms | rosey /api/metrics vs baseline | target ≥ 80 % |"
+echo "|---|---:|---:|---:|---|"
+echo "| poem, fixed $FIXED_SIZE-byte body | ${RPS[poem fixed body]} | ${P50[poem fixed body]} / ${P99[poem fixed body]} | $fixed_ratio % | $(verdict "$fixed_ratio >= 80") |"
+echo
+echo "| Figure | measured | target | verdict |"
+echo "|---|---:|---|---|"
+if [ -n "$SSE_LINE" ]; then
+  echo "| SSE delivery, $(kv "$SSE_LINE" live) clients x $(kv "$SSE_LINE" snapshots) snapshots: p50 / p99 / max | $(kv "$SSE_LINE" p50_ms) / $(kv "$SSE_LINE" p99_ms) / $(kv "$SSE_LINE" max_ms) ms (missed $(kv "$SSE_LINE" missed), failed $(kv "$SSE_LINE" failed)) | p99 < 100 ms | $(verdict "$(kv "$SSE_LINE" p99_ms) < 100 && $(kv "$SSE_LINE" missed) == 0") |"
+fi
+if [ -n "$SSE_RSS_LINE" ]; then
+  echo "| Host memory per SSE client (VmRSS growth / clients) | $(kv "$SSE_RSS_LINE" per_client_kib) KiB | < 32 KiB | $(verdict "$(kv "$SSE_RSS_LINE" per_client_kib) < 32") |"
+  echo "| Host VmRSS: before SSE / all connected / 12 s after they left | $(calc "$(kv "$SSE_RSS_LINE" before_kib) / 1024" 1) / $(calc "$(kv "$SSE_RSS_LINE" loaded_kib) / 1024" 1) / $(calc "$(kv "$SSE_RSS_LINE" closed_kib) / 1024" 1) MiB | — | — |"
+fi
+echo "| Idle host CPU, $PLUGINS plugins, $IDLE_SECONDS s | $IDLE_CPU % of one core | ≤ 0.5 % | $(verdict "$IDLE_CPU <= 0.5") |"
+echo "| Host resident memory, idle | $(calc "$IDLE_RSS_KIB / 1024" 1) MiB | < 30 MB | $(verdict "$IDLE_RSS_KIB * 1024 < 30e6") |"
+echo "| Host resident memory after all loads (peak) | $(calc "$LOADED_RSS_KIB / 1024" 1) MiB ($(calc "$HWM_KIB / 1024" 1) MiB) | — | — |"
+echo "| History, $PLUGINS plugins x 1 h (peak while rolling) | $(calc "$(bench history_peak_bytes) / 1e6" 2) MB | < 8 MB | $(verdict "$(bench history_peak_bytes) < 8e6") |"
+echo "| Sampler CPU per tick, $PLUGINS processes (worst) | $(bench sampler_cpu_ms) ms ($(bench sampler_worst_cpu_ms) ms) | < 5 ms | $(verdict "$(bench sampler_cpu_ms) < 5") |"
+echo "| Aggregates, 1 plugin x 720 samples | $(bench aggregates_us) µs | well under 1 ms | $(verdict "$(bench aggregates_us) < 100") |"
+echo "| Rendering one snapshot (page + API + Prometheus + SSE frame) | $(bench render_per_snapshot_ms) ms | — | — |"
+echo
+echo "(the $PLUGINS plugin processes themselves used $PLUGINS_CPU % of one core while idle)"

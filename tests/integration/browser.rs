@@ -1,0 +1,451 @@
+//! The dashboard in a real browser: headless Chromium driven through chromedriver (WebDriver)
+//! against the real `rosey` binary with the default fixture (dice-roller, 8ball and the plugin
+//! with the hostile version string; 1 s polls).
+//!
+//! What a person at the screen would notice: the page loads without console errors and every
+//! card shows its figures; chat commands show up in the event count live (SSE, no reload); a
+//! killed plugin turns red with its state in words, then green again after the restart; on a
+//! phone the cards stack without sideways scrolling; without JavaScript every card is still
+//! there and the page refreshes itself. Screenshots land in `target/screenshots/`.
+//!
+//! One browser at a time (a static lock): two Chromiums at once would starve a 2-core machine.
+
+use crate::e2e_support as e2e;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::common::{DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder, free_port, request};
+
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+const PLUGINS: [&str; 3] = ["dice-roller", "8ball", "hostile"];
+const DESKTOP: (u32, u32) = (1280, 1000);
+const PHONE: (u32, u32) = (375, 812);
+/// "Within a few seconds" for a live update (one poll interval is 1 s in these tests).
+const LIVE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Run `body` against a started bot and a fresh browser showing its dashboard, then check the
+/// browser console stayed clean. Skips (or fails, in CI) without chromium and chromedriver.
+fn in_browser(test: &str, javascript: bool, builder: RoseyBuilder, body: impl AsyncFnOnce(&mut Rosey, &Browser)) {
+    let Some(tools) = e2e::tools(&format!("browser::{test}"), &["chromium", "chromedriver"]) else { return };
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut rosey = builder.start();
+    rosey.wait_until_running();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
+    runtime.block_on(async {
+        let browser = Browser::open(&tools[0], &tools[1], javascript).await;
+        browser.resize(DESKTOP).await;
+        browser.client.goto(&rosey.url("/")).await.expect("the dashboard loads");
+        body(&mut rosey, &browser).await;
+        if javascript {
+            browser.assert_no_console_errors();
+        }
+        browser.close().await;
+    });
+}
+
+/// A WebDriver session on a headless Chromium of its own (own chromedriver, own profile).
+struct Browser {
+    client: Client,
+    session_url: String,
+    driver: e2e::Daemon,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn open(chromium: &Path, chromedriver: &Path, javascript: bool) -> Browser {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let mut command = Command::new(chromedriver);
+        command.arg(format!("--port={port}")).current_dir(dir.path());
+        let mut driver = e2e::Daemon::spawn("chromedriver", command, &dir.path().join("chromedriver.log"));
+        let driver_url = format!("http://127.0.0.1:{port}");
+        e2e::poll_until("chromedriver to be ready", DEADLINE, || {
+            driver.assert_alive();
+            let reply = request("GET", &format!("{driver_url}/status"), &[]).map_err(|e| e.to_string())?;
+            let ready = reply.status == 200 && reply.json()["value"]["ready"] == true;
+            if ready { Ok(()) } else { Err(reply.body) }
+        });
+
+        let profile = dir.path().join("profile");
+        let mut options = json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.display()),
+            ],
+        });
+        if !javascript {
+            options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
+        }
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": options,
+            "goog:loggingPrefs": { "browser": "ALL" },
+        });
+        let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object literal") };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver_url)
+            .await
+            .unwrap_or_else(|e| panic!("a Chromium session: {e}\nchromedriver log:\n{}", driver.log()));
+        let session = client.session_id().await.expect("session id").expect("a session id");
+        Browser { client, session_url: format!("{driver_url}/session/{session}"), driver, _profile: dir }
+    }
+
+    /// Make the viewport (not the window) exactly `width` x `height` CSS pixels.
+    async fn resize(&self, (width, height): (u32, u32)) {
+        self.client.set_window_rect(0, 0, width, height).await.expect("window resized");
+        let inner = self.js("return [window.innerWidth, window.innerHeight];").await;
+        let (w, h) = (inner[0].as_u64().unwrap_or(0) as u32, inner[1].as_u64().unwrap_or(0) as u32);
+        if (w, h) != (width, height) {
+            // Window decorations (headless keeps some): grow the window by the difference.
+            let (outer_w, outer_h) = (width + width.saturating_sub(w), height + height.saturating_sub(h));
+            self.client.set_window_rect(0, 0, outer_w, outer_h).await.expect("window resized");
+        }
+        let inner = self.js("return [window.innerWidth, window.innerHeight];").await;
+        assert_eq!(inner, json!([width, height]), "the viewport is {width} x {height}");
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client.execute(script, Vec::new()).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// The card of `plugin` on the index page as the user sees it (None if there is none).
+    async fn card(&self, plugin: &str) -> Option<Card> {
+        let script = r#"
+            var cards = document.querySelectorAll('#cards [data-plugin]');
+            for (var i = 0; i < cards.length; i++) {
+                var el = cards[i];
+                if (el.getAttribute('data-plugin') !== arguments[0]) continue;
+                var field = function (k) {
+                    var f = el.querySelector('[data-field="' + k + '"]');
+                    return f ? f.textContent : '';
+                };
+                var box = el.getBoundingClientRect();
+                return {
+                    class: el.className, badge: field('badge'), state: field('state'), pid: field('pid'),
+                    cpu: field('cpu'), memory: field('memory'), events: field('events'),
+                    crashes: field('crashes'), version: field('version'), left: box.left, top: box.top
+                };
+            }
+            return null;
+        "#;
+        let value = self.client.execute(script, vec![json!(plugin)]).await.expect("card script runs");
+        serde_json::from_value(value).expect("card fields")
+    }
+
+    fn screenshot(&self, name: &str, png: Vec<u8>) {
+        let path = e2e::screenshot_dir().join(name);
+        std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // Straight to the real stderr: people look for these files.
+        let _ =
+            std::io::Write::write_all(&mut std::io::stderr(), format!("screenshot: {}\n", path.display()).as_bytes());
+    }
+
+    async fn page_screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("page screenshot");
+        self.screenshot(name, png);
+    }
+
+    /// SEVERE entries of the browser console since the last call (chromedriver's log endpoint).
+    fn console_errors(&self) -> Vec<Value> {
+        let url = format!("{}/se/log", self.session_url);
+        let mut reply = ureq::post(&url).send(r#"{"type":"browser"}"#).expect("chromedriver returns the browser log");
+        let body: Value =
+            serde_json::from_str(&reply.body_mut().read_to_string().expect("log body")).expect("log JSON");
+        let entries = body["value"].as_array().cloned().unwrap_or_default();
+        entries.into_iter().filter(|e| e["level"] == "SEVERE").collect()
+    }
+
+    fn assert_no_console_errors(&self) {
+        let errors = self.console_errors();
+        assert!(errors.is_empty(), "errors in the browser console: {errors:#?}");
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+        drop(self.driver);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Card {
+    class: String,
+    badge: String,
+    state: String,
+    pid: String,
+    cpu: String,
+    memory: String,
+    events: String,
+    crashes: String,
+    version: String,
+    left: f64,
+    top: f64,
+}
+
+impl Card {
+    fn count(text: &str) -> u64 {
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        digits.parse().unwrap_or_else(|_| panic!("a count, found {text:?}"))
+    }
+
+    fn is_crashed(&self) -> bool {
+        self.class.split_whitespace().any(|c| c == "health-error") && self.badge.trim() == "CRASHED"
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.class.split_whitespace().any(|c| c == "health-healthy") && self.badge.trim() == "RUNNING"
+    }
+}
+
+/// Poll `check` until it returns Ok, or panic after `deadline` with `what` and the last Err.
+async fn eventually<T>(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if start.elapsed() >= deadline => {
+                panic!("timed out after {deadline:?} waiting for {what}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Wait for the card of `plugin` to satisfy `check`.
+async fn card_until(
+    browser: &Browser,
+    what: &str,
+    plugin: &str,
+    deadline: Duration,
+    check: impl Fn(&Card) -> bool,
+) -> Card {
+    eventually(what, deadline, async || match browser.card(plugin).await {
+        Some(card) if check(&card) => Ok(card),
+        other => Err(format!("{other:?}")),
+    })
+    .await
+}
+
+/// Wait until the page's live connection (SSE) is up.
+async fn wait_live(browser: &Browser) {
+    eventually("the page to say its updates are live", DEADLINE, async || {
+        let conn = browser.js("return document.getElementById('conn').textContent;").await;
+        if conn == "live" { Ok(()) } else { Err(conn.to_string()) }
+    })
+    .await;
+}
+
+fn has_figure(text: &str) -> bool {
+    text.chars().any(|c| c.is_ascii_digit())
+}
+
+#[test]
+fn the_page_loads_without_console_errors_and_every_card_shows_its_figures() {
+    in_browser(
+        "the_page_loads_without_console_errors_and_every_card_shows_its_figures",
+        true,
+        RoseyBuilder::new(),
+        async |_rosey, browser| {
+            wait_live(browser).await;
+            for plugin in PLUGINS {
+                card_until(browser, &format!("{plugin}'s pid, CPU and memory"), plugin, DEADLINE, |c| {
+                    c.state == "RUNNING"
+                        && c.pid.trim().parse::<u32>().is_ok()
+                        && has_figure(&c.cpu)
+                        && has_figure(&c.memory)
+                })
+                .await;
+            }
+            let hostile = browser.card("hostile").await.expect("the hostile card");
+            assert_eq!(hostile.version, HOSTILE_VERSION, "the version is shown as text, exactly");
+            let injected = browser.js("return document.querySelectorAll('img').length;").await;
+            assert_eq!(injected, json!(0), "the version's <img> must not become an element");
+            assert!(browser.client.get_alert_text().await.is_err(), "no alert() ran");
+            browser.page_screenshot("dashboard-desktop.png").await;
+        },
+    );
+}
+
+#[test]
+fn chat_commands_show_up_in_the_event_count_without_a_reload() {
+    const N: u64 = 5;
+    in_browser(
+        "chat_commands_show_up_in_the_event_count_without_a_reload",
+        true,
+        RoseyBuilder::new(),
+        async |rosey, browser| {
+            wait_live(browser).await;
+            let before =
+                card_until(browser, "dice-roller's event count", "dice-roller", DEADLINE, |c| has_figure(&c.events))
+                    .await;
+            let before = Card::count(&before.events);
+            browser.js("window.__noReload = 1;").await;
+            let origin = browser.js("return performance.timeOrigin;").await;
+
+            for _ in 0..N {
+                rosey.say("!roll 2d6");
+            }
+            let expected = (before + N).to_string();
+            card_until(
+                browser,
+                &format!("dice-roller's events to show {expected}"),
+                "dice-roller",
+                LIVE_DEADLINE,
+                |c| c.events.trim() == expected,
+            )
+            .await;
+
+            let marker = browser.js("return window.__noReload === 1 && performance.timeOrigin;").await;
+            assert_eq!(marker, origin, "the count arrived without a page reload");
+        },
+    );
+}
+
+#[test]
+fn a_killed_plugin_turns_red_within_two_seconds_and_green_after_its_restart() {
+    // The restart waits 3 s, so the CRASHED state stays on screen long enough to be seen.
+    let mut builder = RoseyBuilder::new();
+    for plugin in builder.config["plugins"].as_array_mut().expect("plugin list") {
+        if plugin["name"] == "dice-roller" {
+            plugin["restart"] = json!({ "initial_delay": 3 });
+        }
+    }
+    in_browser(
+        "a_killed_plugin_turns_red_within_two_seconds_and_green_after_its_restart",
+        true,
+        builder,
+        async |_rosey, browser| {
+            wait_live(browser).await;
+            let running = card_until(browser, "dice-roller running", "dice-roller", DEADLINE, |c| {
+                c.is_healthy() && c.pid.trim().parse::<u32>().is_ok()
+            })
+            .await;
+            browser.js("window.__noReload = 1;").await;
+            let pid: i32 = running.pid.trim().parse().expect("pid on the card");
+            let crashes = Card::count(&running.crashes);
+
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+                .expect("the plugin shown on the card is killed");
+            let killed_at = Instant::now();
+            let crashed =
+                card_until(browser, "the card to show CRASHED in red", "dice-roller", Duration::from_secs(2), |c| {
+                    c.is_crashed()
+                })
+                .await;
+            let shown_after = killed_at.elapsed();
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("browser: the crash was on screen {shown_after:?} after the kill\n").as_bytes(),
+            );
+            let card =
+                browser.client.find(Locator::Css("#cards [data-plugin=\"dice-roller\"]")).await.expect("the card");
+            let png = card.screenshot().await.expect("card screenshot");
+            browser.screenshot("dashboard-crashed-card.png", png);
+            let crashed = if Card::count(&crashed.crashes) == crashes + 1 {
+                crashed
+            } else {
+                card_until(browser, "the crash count to go up by one", "dice-roller", LIVE_DEADLINE, |c| {
+                    Card::count(&c.crashes) == crashes + 1
+                })
+                .await
+            };
+            assert_eq!(crashed.state, "CRASHED", "the state is in words: {crashed:?}");
+
+            let restarted =
+                card_until(browser, "the card to turn green after the restart", "dice-roller", DEADLINE, |c| {
+                    c.is_healthy() && c.pid.trim() != pid.to_string() && c.pid.trim().parse::<u32>().is_ok()
+                })
+                .await;
+            assert_eq!(Card::count(&restarted.crashes), crashes + 1, "one crash, counted once: {restarted:?}");
+            let marker = browser.js("return window.__noReload === 1;").await;
+            assert_eq!(marker, json!(true), "all of it without a page reload");
+        },
+    );
+}
+
+#[test]
+fn on_a_phone_the_cards_stack_without_sideways_scrolling() {
+    in_browser(
+        "on_a_phone_the_cards_stack_without_sideways_scrolling",
+        true,
+        RoseyBuilder::new(),
+        async |_rosey, browser| {
+            browser.resize(PHONE).await;
+            wait_live(browser).await;
+            for plugin in PLUGINS {
+                card_until(browser, &format!("{plugin}'s figures"), plugin, DEADLINE, |c| has_figure(&c.memory)).await;
+            }
+            let widths = browser
+            .js("var d = document.documentElement; return [d.scrollWidth, d.clientWidth, document.body.scrollWidth];")
+            .await;
+            let (scroll, client) = (widths[0].as_f64().unwrap_or(f64::MAX), widths[1].as_f64().unwrap_or(0.0));
+            assert!(scroll <= client, "no horizontal scroll at {PHONE:?}: scrollWidth, clientWidth, body = {widths}");
+
+            let mut cards = Vec::new();
+            for plugin in PLUGINS {
+                cards.push(browser.card(plugin).await.expect("card"));
+            }
+            cards.sort_by(|a, b| a.top.total_cmp(&b.top));
+            for pair in cards.windows(2) {
+                assert!((pair[0].left - pair[1].left).abs() < 1.0, "cards share one column: {cards:#?}");
+                assert!(pair[1].top > pair[0].top, "each card is below the previous one: {cards:#?}");
+            }
+            browser.page_screenshot("dashboard-phone.png").await;
+        },
+    );
+}
+
+#[test]
+fn without_javascript_every_card_shows_and_the_page_refreshes_itself() {
+    in_browser(
+        "without_javascript_every_card_shows_and_the_page_refreshes_itself",
+        false,
+        RoseyBuilder::new(),
+        async |rosey, browser| {
+            // The first render may predate the first sample; the page's own refreshes bring it.
+            for plugin in PLUGINS {
+                card_until(
+                    browser,
+                    &format!("{plugin}'s card with its figures"),
+                    plugin,
+                    Duration::from_secs(15),
+                    |c| c.pid.trim().parse::<u32>().is_ok() && has_figure(&c.memory),
+                )
+                .await;
+            }
+            let events = Card::count(&browser.card("dice-roller").await.expect("dice-roller's card").events);
+            let origin = browser.js("return performance.timeOrigin;").await;
+            let first_card = browser.client.find(Locator::Css("#cards [data-plugin]")).await.expect("a card element");
+
+            // New data exists on the server only after the page was rendered.
+            rosey.say("!roll 1d6");
+            let refreshed =
+                eventually("the page to reload itself with the new event count", Duration::from_secs(15), async || {
+                    let card = browser.card("dice-roller").await.ok_or("no dice-roller card")?;
+                    let now = browser.js("return performance.timeOrigin;").await;
+                    if now != origin && Card::count(&card.events) > events {
+                        Ok(card)
+                    } else {
+                        Err(format!("{now} {card:?}"))
+                    }
+                })
+                .await;
+            assert!(first_card.text().await.is_err(), "the old page is gone (the new one replaced it): {refreshed:?}");
+
+            let conn = browser.js("return document.getElementById('conn').textContent;").await;
+            assert_eq!(conn, "static", "the script really did not run");
+        },
+    );
+}

@@ -1,0 +1,412 @@
+//! Configuration and the process life cycle, as an operator meets them: defaults, the file,
+//! `ROSEY_*` overrides, `rosey config`, one clear line per bad input (exit code 2, no panic),
+//! `--help`/`--version`, SIGTERM/SIGINT, and a bot that outlives its console.
+//!
+//! Bad-config fixtures live in `tests/fixtures/invalid_configs/`, one file per kind of mistake.
+
+use std::path::Path;
+use std::process::Output;
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+use crate::common::{DEADLINE, RoseyBuilder, fixture, request, run_rosey, wait_for};
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `rosey ARGS config` in `dir`: the effective configuration it prints.
+fn effective_config(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut all = args.to_vec();
+    all.push("config");
+    let output = run_rosey(dir, &all, env);
+    assert!(output.status.success(), "rosey config failed ({}): {}", output.status, stderr(&output));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("rosey config printed no JSON ({e}): {}", stdout(&output)))
+}
+
+/// Run `rosey ARGS` (in an empty directory) expecting a configuration error: exit code 2,
+/// nothing on stdout, no panic or backtrace. Returns stderr's lines.
+fn config_error(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let output = run_rosey(dir.path(), args, env);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "rosey {args:?} with {env:?}: {}\n{err}", output.status);
+    assert_eq!(stdout(&output), "", "nothing on stdout for a config error");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "a panic instead of a message:\n{err}");
+    err.lines().map(str::to_owned).collect()
+}
+
+/// `config_error` for `rosey --config FIXTURE config`, with `{path}` in `expected` standing for
+/// the fixture's path.
+fn assert_fixture_error(name: &str, expected: &[&str]) {
+    let path = fixture(&format!("invalid_configs/{name}"));
+    let lines = config_error(&["--config", &path, "config"], &[]);
+    let expected: Vec<String> = expected.iter().map(|line| line.replace("{path}", &path)).collect();
+    assert_eq!(lines, expected, "stderr for {name}");
+}
+
+fn write_config(dir: &Path, name: &str, config: Value) {
+    std::fs::write(dir.join(name), serde_json::to_vec_pretty(&config).expect("JSON")).expect("config written");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers: defaults < file < environment.
+
+#[test]
+fn defaults_apply_without_a_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = effective_config(dir.path(), &[], &[]);
+    assert_eq!(config["dashboard"]["enabled"], json!(true));
+    assert_eq!(config["dashboard"]["host"], json!("0.0.0.0"));
+    assert_eq!(config["dashboard"]["port"], json!(8080));
+    assert_eq!(config["metrics"]["poll_interval"], json!(5));
+    assert_eq!(config["metrics"]["history_duration"], json!(3600));
+    assert_eq!(config["plugins"], json!([]));
+}
+
+#[test]
+fn the_file_overrides_defaults_key_by_key() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    write_config(
+        dir.path(),
+        "rosey.json",
+        json!({
+            "dashboard": { "port": 9000 },
+            "metrics": { "poll_interval": 2 },
+            "plugins": [{ "name": "dice", "builtin": "dice-roller" }]
+        }),
+    );
+    let config = effective_config(dir.path(), &[], &[]);
+    assert_eq!(config["dashboard"]["port"], json!(9000));
+    assert_eq!(config["metrics"]["poll_interval"], json!(2));
+    assert_eq!(config["plugins"][0]["name"], json!("dice"));
+    assert_eq!(config["plugins"][0]["builtin"], json!("dice-roller"));
+    // What the file leaves out keeps its default.
+    assert_eq!(config["dashboard"]["host"], json!("0.0.0.0"));
+    assert_eq!(config["dashboard"]["enabled"], json!(true));
+    assert_eq!(config["metrics"]["history_duration"], json!(3600));
+}
+
+#[test]
+fn the_environment_overrides_the_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    write_config(
+        dir.path(),
+        "rosey.json",
+        json!({
+            "dashboard": { "enabled": true, "host": "0.0.0.0", "port": 9000 },
+            "metrics": { "poll_interval": 5, "history_duration": 600 }
+        }),
+    );
+    let env = [
+        ("ROSEY_DASHBOARD__PORT", "9090"),
+        ("ROSEY_DASHBOARD__HOST", "127.0.0.1"),
+        ("ROSEY_DASHBOARD__ENABLED", "false"),
+        ("ROSEY_METRICS__POLL_INTERVAL", "1"),
+    ];
+    let config = effective_config(dir.path(), &[], &env);
+    assert_eq!(config["dashboard"]["port"], json!(9090));
+    assert_eq!(config["dashboard"]["host"], json!("127.0.0.1"));
+    assert_eq!(config["dashboard"]["enabled"], json!(false));
+    assert_eq!(config["metrics"]["poll_interval"], json!(1));
+    // Not overridden: still the file's.
+    assert_eq!(config["metrics"]["history_duration"], json!(600));
+}
+
+#[test]
+fn rosey_config_variable_and_config_flag_pick_the_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    write_config(dir.path(), "rosey.json", json!({ "dashboard": { "port": 1001 } }));
+    write_config(dir.path(), "from-env.json", json!({ "dashboard": { "port": 1002 } }));
+    write_config(dir.path(), "from-flag.json", json!({ "dashboard": { "port": 1003 } }));
+    let port =
+        |args: &[&str], env: &[(&str, &str)]| effective_config(dir.path(), args, env)["dashboard"]["port"].clone();
+
+    assert_eq!(port(&[], &[]), json!(1001), "rosey.json in the working directory");
+    assert_eq!(port(&[], &[("ROSEY_CONFIG", "from-env.json")]), json!(1002), "ROSEY_CONFIG");
+    assert_eq!(port(&["--config", "from-flag.json"], &[]), json!(1003), "--config");
+    assert_eq!(port(&["-c", "from-flag.json"], &[]), json!(1003), "-c");
+    assert_eq!(port(&["--config", "from-flag.json"], &[("ROSEY_CONFIG", "from-env.json")]), json!(1003), "flag wins");
+}
+
+#[test]
+fn rosey_config_never_prints_the_password() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    write_config(
+        dir.path(),
+        "rosey.json",
+        json!({ "dashboard": { "auth": { "username": "admin", "password": "hunter2-file" } } }),
+    );
+    let output = run_rosey(dir.path(), &["config"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stdout(&output).contains("hunter2"), "the password leaked:\n{}", stdout(&output));
+    let config: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(config["dashboard"]["auth"], json!({ "username": "admin", "password": "<redacted>" }));
+
+    // Nor one set from the environment.
+    let env = [("ROSEY_DASHBOARD__AUTH__PASSWORD", "hunter2-env")];
+    let output = run_rosey(dir.path(), &["config"], &env);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stdout(&output).contains("hunter2"), "the password leaked:\n{}", stdout(&output));
+    assert!(!stderr(&output).contains("hunter2"), "the password leaked:\n{}", stderr(&output));
+}
+
+#[test]
+fn rosey_config_and_rosey_log_are_not_config_keys() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    write_config(dir.path(), "other.json", json!({ "dashboard": { "port": 1234 } }));
+    let config = effective_config(dir.path(), &[], &[("ROSEY_CONFIG", "other.json"), ("ROSEY_LOG", "debug")]);
+    assert_eq!(config["dashboard"]["port"], json!(1234));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: one line per problem, naming the key, its source and what was expected.
+
+#[test]
+fn bad_type_from_the_environment_names_the_variable() {
+    assert_eq!(
+        config_error(&["config"], &[("ROSEY_DASHBOARD__PORT", "abc")]),
+        ["config error: dashboard.port from ROSEY_DASHBOARD__PORT: expected an integer 1..65535, found \"abc\""]
+    );
+    assert_eq!(
+        config_error(&["config"], &[("ROSEY_DASHBOARD__ENABLED", "maybe")]),
+        ["config error: dashboard.enabled from ROSEY_DASHBOARD__ENABLED: expected true or false, found \"maybe\""]
+    );
+}
+
+#[test]
+fn bad_type_in_the_file_names_the_file() {
+    assert_fixture_error(
+        "bad_type.json",
+        &["config error: dashboard.port from {path}: expected an integer 1..65535, found \"abc\""],
+    );
+}
+
+#[test]
+fn out_of_range_values_are_refused() {
+    assert_fixture_error(
+        "port_zero.json",
+        &["config error: dashboard.port from {path}: expected an integer 1..65535, found 0"],
+    );
+    assert_fixture_error(
+        "port_too_big.json",
+        &["config error: dashboard.port from {path}: expected an integer 1..65535, found 70000"],
+    );
+    assert_eq!(
+        config_error(&["config"], &[("ROSEY_DASHBOARD__PORT", "70000")]),
+        ["config error: dashboard.port from ROSEY_DASHBOARD__PORT: expected an integer 1..65535, found 70000"]
+    );
+    assert_fixture_error(
+        "poll_interval_zero.json",
+        &["config error: metrics.poll_interval from {path}: expected a number of seconds > 0, found 0"],
+    );
+    assert_eq!(
+        config_error(&["config"], &[("ROSEY_METRICS__POLL_INTERVAL", "0")]),
+        [
+            "config error: metrics.poll_interval from ROSEY_METRICS__POLL_INTERVAL: expected a number of seconds > 0, found 0"
+        ]
+    );
+    assert_fixture_error(
+        "history_shorter_than_poll.json",
+        &["config error: metrics.history_duration from {path}: expected a number of seconds >= metrics.poll_interval \
+           (10), found 5"],
+    );
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_named_with_the_expected_ones() {
+    assert_fixture_error(
+        "unknown_section.json",
+        &["config error: dashbord from {path}: unknown key \"dashbord\", did you mean \"dashboard\"? \
+           (expected one of: dashboard, metrics, plugins)"],
+    );
+    assert_fixture_error(
+        "unknown_key.json",
+        &["config error: dashboard.prot from {path}: unknown key \"prot\", did you mean \"port\"? \
+           (expected one of: enabled, host, port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth)"],
+    );
+}
+
+#[test]
+fn unknown_keys_from_the_environment_name_the_variable() {
+    assert_eq!(
+        config_error(&["config"], &[("ROSEY_DASHBOARD__PROT", "1")]),
+        ["config error: dashboard.prot from ROSEY_DASHBOARD__PROT: unknown key \"prot\", did you mean \"port\"? \
+          (expected one of: enabled, host, port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth)"]
+    );
+    // A mistyped section: the message names the variable as written, not a rebuilt one.
+    assert_eq!(
+        config_error(&["config"], &[("ROSEY_DASHBORD__PORT", "9090")]),
+        ["config error: dashbord from ROSEY_DASHBORD__PORT: unknown key \"dashbord\", did you mean \"dashboard\"? \
+          (expected one of: dashboard, metrics, plugins)"]
+    );
+}
+
+#[test]
+fn broken_json_names_the_file_and_the_line() {
+    assert_fixture_error("broken.json", &["config error: {path}: invalid JSON: trailing comma at line 4 column 3"]);
+}
+
+#[test]
+fn a_missing_named_file_is_an_error_naming_the_path() {
+    assert_eq!(
+        config_error(&["--config", "no-such-file.json", "config"], &[]),
+        ["config error: config file no-such-file.json (named by --config) does not exist"]
+    );
+    assert_eq!(
+        config_error(&["config"], &[("ROSEY_CONFIG", "no-such-file.json")]),
+        ["config error: config file no-such-file.json (named by ROSEY_CONFIG) does not exist"]
+    );
+}
+
+#[test]
+fn plugin_mistakes_name_the_plugin() {
+    assert_fixture_error(
+        "bad_plugin_name.json",
+        &["config error: plugins[0].name from {path}: invalid plugin name \"bad name!\": expected 1..64 characters \
+           of a-z A-Z 0-9 . _ - (not . or ..)"],
+    );
+    assert_fixture_error(
+        "duplicate_plugins.json",
+        &["config error: plugins[1].name from {path}: duplicate plugin name \"dice\" (plugins[0] has it too): \
+           names must be unique"],
+    );
+    assert_fixture_error(
+        "unknown_builtin.json",
+        &["config error: plugins[0].builtin from {path}: plugin \"coin\": unknown builtin \"coin-flip\" \
+           (expected one of: dice-roller, 8ball)"],
+    );
+}
+
+#[test]
+fn several_problems_are_all_reported_one_line_each() {
+    assert_fixture_error(
+        "many_problems.json",
+        &[
+            "config error: dashboard.enabled from {path}: expected true or false, found \"yes\"",
+            "config error: dashboard.port from {path}: expected an integer 1..65535, found 70000",
+            "config error: dashboard.prot from {path}: unknown key \"prot\", did you mean \"port\"? \
+             (expected one of: enabled, host, port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth)",
+            "config error: metrics.poll_interval from {path}: expected a number of seconds > 0, found 0",
+            "config error: plugins[0].name from {path}: invalid plugin name \"bad name!\": expected 1..64 characters \
+             of a-z A-Z 0-9 . _ - (not . or ..)",
+            "config error: plugins[1].builtin from {path}: plugin \"coin\": unknown builtin \"coin-flip\" \
+             (expected one of: dice-roller, 8ball)",
+        ],
+    );
+    // Problems from the file and from the environment together, each with its own source.
+    let path = fixture("invalid_configs/port_zero.json");
+    assert_eq!(
+        config_error(&["--config", &path, "config"], &[("ROSEY_METRICS__POLL_INTERVAL", "abc")]),
+        [
+            format!("config error: dashboard.port from {path}: expected an integer 1..65535, found 0"),
+            "config error: metrics.poll_interval from ROSEY_METRICS__POLL_INTERVAL: expected a number of seconds > 0, \
+             found \"abc\""
+                .to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn the_bot_refuses_to_start_on_a_bad_config() {
+    // `rosey` itself (not `rosey config`): it must stop before starting anything. With a good
+    // config it would run until the harness gives up, so this also fails if the error is lost.
+    let path = fixture("invalid_configs/many_problems.json");
+    let lines = config_error(&["--config", &path], &[]);
+    assert_eq!(lines.len(), 6, "one line per problem, nothing else:\n{}", lines.join("\n"));
+    assert!(lines.iter().all(|l| l.starts_with("config error: ")), "{lines:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command line.
+
+#[test]
+fn help_and_version_exit_0() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let help = run_rosey(dir.path(), &["--help"], &[]);
+    assert!(help.status.success(), "{}", stderr(&help));
+    let text = stdout(&help);
+    for needle in ["--config", "ROSEY_CONFIG", "ROSEY_DASHBOARD__PORT", "ROSEY_LOG", "config", "Exit codes"] {
+        assert!(text.contains(needle), "--help does not mention {needle}:\n{text}");
+    }
+    let version = run_rosey(dir.path(), &["--version"], &[]);
+    assert!(version.status.success(), "{}", stderr(&version));
+    assert_eq!(stdout(&version).trim(), format!("rosey {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn an_unknown_flag_exits_2_with_usage() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let output = run_rosey(dir.path(), &["--no-such-flag"], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--no-such-flag"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("Usage:"), "{}", stderr(&output));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Life cycle.
+
+/// Start a bot, stop it with `signal`, and check it exits 0 without leaving a plugin behind.
+fn stops_cleanly_on(signal: Signal) {
+    let mut rosey = RoseyBuilder::new().start();
+    rosey.wait_until_running();
+    let plugins: Vec<i32> = ["dice-roller", "8ball", "hostile"].iter().map(|name| rosey.pid_of(name)).collect();
+    rosey.signal(signal);
+    let status = rosey.wait_exit(DEADLINE);
+    assert!(status.success(), "{signal} gave {status}; log:\n{}", rosey.stderr_text());
+    for pid in plugins {
+        wait_for(&format!("plugin {pid} to be gone after {signal}"), DEADLINE, || {
+            (!crate::common::process_exists(pid as u32)).then_some(())
+        });
+    }
+}
+
+#[test]
+fn sigterm_exits_0_and_stops_the_plugins() {
+    stops_cleanly_on(Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_exits_0_and_stops_the_plugins() {
+    stops_cleanly_on(Signal::SIGINT);
+}
+
+#[test]
+fn the_bot_keeps_running_after_its_stdin_ends() {
+    let mut rosey = RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }])).start();
+    rosey.wait_until_running();
+    rosey.close_stdin();
+    // Two fresh snapshots after the console closed: the collector still ticks.
+    let first = rosey.get_json("/api/metrics")["timestamp"].clone();
+    let second = wait_for("a snapshot after stdin closed", DEADLINE, || {
+        let now = rosey.get_json("/api/metrics")["timestamp"].clone();
+        (now != first).then_some(now)
+    });
+    wait_for("another snapshot", DEADLINE, || (rosey.get_json("/api/metrics")["timestamp"] != second).then_some(()));
+    rosey.assert_alive();
+    let health = request("GET", &rosey.url("/health"), &[]).expect("/health answers");
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(rosey.plugin("dice-roller")["state"], json!("RUNNING"));
+}
+
+#[test]
+fn a_numeric_password_from_the_environment_is_kept_as_written() {
+    // figment reads `007` as the number 7; the password must stay the text "007".
+    let rosey = RoseyBuilder::new()
+        .plugins(json!([]))
+        .env("ROSEY_DASHBOARD__AUTH__USERNAME", "admin")
+        .env("ROSEY_DASHBOARD__AUTH__PASSWORD", "007")
+        .start();
+    let url = rosey.url("/api/metrics");
+    // base64("admin:007")
+    let with_password = request("GET", &url, &[("Authorization", "Basic YWRtaW46MDA3")]).expect("an answer");
+    assert_eq!(with_password.status, 200, "{}", with_password.body);
+    let without = request("GET", &url, &[]).expect("an answer");
+    assert_eq!(without.status, 401, "{}", without.body);
+}
