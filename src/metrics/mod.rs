@@ -181,7 +181,10 @@ impl Collector {
 
     /// Sample every `poll_interval`, publish on every tick and on every plugin state change.
     pub async fn run(mut self, changed: Arc<Notify>, stop: CancellationToken) {
-        let mut ticks = tokio::time::interval(self.config.poll_interval);
+        // The first point is one interval in: at t=0 every plugin is still STARTING, which would
+        // count against its availability and has no CPU figure yet.
+        let first = tokio::time::Instant::now() + self.config.poll_interval;
+        let mut ticks = tokio::time::interval_at(first, self.config.poll_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

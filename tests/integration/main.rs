@@ -1,6 +1,9 @@
 //! Integration tests: one binary (it links once, which matters on a 2-core machine), one module
 //! per user-facing feature. Every test drives the real `rosey` binary over real sockets.
 
+// A test's helpers may unwrap: a panic there is a test failure with its location.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 /// Finding and running the end-to-end tools (chromedriver, Prometheus, promtool).

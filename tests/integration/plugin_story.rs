@@ -301,8 +301,10 @@ fn samples_are_fresh_and_availability_is_a_fraction() {
     let sampled = rfc3339_of(&first["last_sampled_at"]);
     assert!(sampled <= now() + 1.0 && sampled > now() - 10.0, "fresh: {sampled} vs {}", now());
     assert_eq!(first["stale"], false);
-    let later = rosey.wait_for_plugin("a newer sample", "dice-roller", |p| {
+    // Availability exists once the history holds a point (one poll interval in).
+    let later = rosey.wait_for_plugin("a newer sample in the history", "dice-roller", |p| {
         p["last_sampled_at"].as_str().and_then(parse_rfc3339).is_some_and(|t| t > sampled)
+            && p["availability_1h"].is_number()
     });
     assert_eq!(later["stale"], false);
     let availability = later["availability_1h"].as_f64().expect("availability_1h is a number");
