@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reproducible performance benchmark (issue 7). Method and figures: docs/performance.md.
 #
-#   scripts/bench.sh            # about 9 minutes; prints every figure against its target
+#   scripts/bench.sh            # about 10 minutes; prints every figure against its target
 #
 # In one run, on this machine, using loopback addresses only:
 #  1. builds rosey, examples/fixed_body.rs, examples/sse_fanout.rs and benches/collector.rs
@@ -26,10 +26,11 @@
 #  7. prints a summary table (Markdown) with met / MISSED for every target.
 #
 # Knobs (environment): BENCH_DURATION (seconds per wrk run, default 5), BENCH_ROUNDS (3),
-# BENCH_WARMUP (2),
-# BENCH_SSE_CLIENTS (1000), BENCH_SSE_SNAPSHOTS (3), BENCH_IDLE_SECONDS (20),
+# BENCH_WARMUP (2), BENCH_SSE_CLIENTS (1000), BENCH_SSE_SNAPSHOTS (3), BENCH_IDLE_SECONDS (20),
 # BENCH_HISTORY_POINTS (60; 0 skips the history wait), SEED_PEER (path to seed_peer.py).
-# Needs: cargo, wrk, curl; python3 with aiohttp for the seed column.
+# Needs: cargo, wrk, curl; python3 with aiohttp for the seed column. Only processes this script
+# started are stopped (by PID) when it ends or is interrupted. Figures are only comparable on an
+# otherwise idle machine: the script warns when repeated runs of one target disagree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -297,6 +298,12 @@ say "summary (Markdown)"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (figures are only comparable on an otherwise idle machine)"
 echo
 echo "Medians of $ROUNDS alternating ${DURATION} s wrk runs (-t$THREADS -c$CONNECTIONS)."
+for key in "${!SPREAD[@]}"; do
+  lo=${SPREAD[$key]%-*} hi=${SPREAD[$key]#*-}
+  if [ "$(verdict "$hi > 1.15 * $lo")" = met ]; then
+    echo "warning: the runs of '$key' ranged $lo..$hi req/s: something else used the CPU; rerun on a quiet machine"
+  fi
+done
 echo
 echo "| Endpoint | rosey req/s | rosey p50 / p99 ms | seed req/s | seed p50 / p99 ms | ratio | target ≥ 25x | target p99 < 5 ms |"
 echo "|---|---:|---:|---:|---:|---:|---|---|"

@@ -209,13 +209,15 @@ pub fn polyline(values: impl ExactSizeIterator<Item = f64>, (width, height): (f6
     }
     let max = values.iter().copied().fold(floor, f64::max);
     let step = if values.len() > 1 { width / (values.len() - 1) as f64 } else { 0.0 };
-    let mut out = String::with_capacity(values.len() * 10);
+    // Whole units: a sparkline box is 120 x 24, a chart 600 x 120, so finer steps are invisible
+    // and would double the size of every page and live update.
+    let mut out = String::with_capacity(values.len() * 7);
     for (i, v) in values.iter().enumerate() {
         let y = if max > 0.0 { height - 1.0 - (v / max) * (height - 2.0) } else { height - 1.0 };
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(&format!("{:.1},{:.1}", i as f64 * step, y));
+        out.push_str(&format!("{:.0},{:.0}", i as f64 * step, y));
     }
     out
 }
@@ -286,9 +288,9 @@ mod tests {
 
     #[test]
     fn polyline_scales_into_the_box() {
-        assert_eq!(polyline([0.0, 10.0].into_iter(), (120.0, 24.0), 0.0), "0.0,23.0 120.0,1.0");
+        assert_eq!(polyline([0.0, 10.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,1");
         assert_eq!(polyline([].into_iter(), (120.0, 24.0), 0.0), "");
-        assert_eq!(polyline([0.0, 0.0].into_iter(), (120.0, 24.0), 0.0), "0.0,23.0 120.0,23.0");
+        assert_eq!(polyline([0.0, 0.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,23");
     }
 
     #[test]
