@@ -23,10 +23,6 @@ const RETRY: &[u8] = b"retry: 3000\n\n";
 /// Comment lines that keep proxies from closing an idle stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_FRAME: &[u8] = b": keep-alive\n\n";
-/// Frames are handed to the server in slices of at most this size. The HTTP/1 writer copies
-/// each piece into a per-connection buffer that keeps its largest size; whole 100-plugin frames
-/// (150+ KiB) would make every idle client hold that much, slices hold it to this.
-const WRITE_SLICE: usize = 16 * 1024;
 
 /// Holds one slot of the client cap; frees it when the stream is dropped (client gone).
 pub struct ClientSlot {
@@ -71,31 +67,9 @@ pub fn stream(
     let keep_alives = IntervalStream::new(keep_alive).map(|_| Bytes::from_static(KEEP_ALIVE_FRAME));
     futures_util::stream::once(std::future::ready(Bytes::from_static(RETRY)))
         .chain(futures_util::stream::select(frames, keep_alives))
-        // Slices of one frame go out back to back: flat_map drains them before the next item.
-        .flat_map(|frame| futures_util::stream::iter(slices(frame, WRITE_SLICE)))
         .take_until(stop.cancelled_owned())
         .map(move |frame| {
             let _slot = &slot; // the slot lives exactly as long as the stream
             Ok(frame)
         })
-}
-
-/// Zero-copy slices of `frame`, each at most `max` bytes.
-fn slices(frame: Bytes, max: usize) -> Vec<Bytes> {
-    (0..frame.len()).step_by(max).map(|start| frame.slice(start..(start + max).min(frame.len()))).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slices_cover_the_frame_in_order() {
-        let frame = Bytes::from((0..=255u8).cycle().take(40_000).collect::<Vec<u8>>());
-        let parts = slices(frame.clone(), WRITE_SLICE);
-        assert_eq!(parts.len(), 3);
-        assert!(parts.iter().all(|p| p.len() <= WRITE_SLICE));
-        assert_eq!(parts.concat(), frame.to_vec());
-        assert_eq!(slices(Bytes::from_static(b"x"), WRITE_SLICE), vec![Bytes::from_static(b"x")]);
-    }
 }
