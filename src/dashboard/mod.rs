@@ -219,9 +219,38 @@ fn plugin_not_found(name: &str) -> Response {
     Response::builder().status(StatusCode::NOT_FOUND).content_type("application/json").body(message.to_string())
 }
 
+/// Does the client take a gzip body (`Accept-Encoding: gzip`, not `gzip;q=0`)?
+fn accepts_gzip(req: &Request) -> bool {
+    let Some(accepted) = req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    accepted.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding_is_gzip = parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"));
+        let refused = parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
+        coding_is_gzip && !refused
+    })
+}
+
+/// `response` with the encoding headers of a body that exists plain and gzipped.
+fn negotiated(mut response: Response, gzipped: bool) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, header::HeaderValue::from_static("accept-encoding"));
+    if gzipped {
+        headers.insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
 #[handler]
-fn index(shared: Data<&Arc<Shared>>) -> Response {
-    html(shared.current().index_html())
+fn index(shared: Data<&Arc<Shared>>, req: &Request) -> Response {
+    let page = shared.current();
+    let gzipped = accepts_gzip(req);
+    let body = if gzipped { page.index_html_gzip() } else { page.index_html() };
+    match body {
+        Some(bytes) => negotiated(html_response(StatusCode::OK, bytes), gzipped),
+        None => html(None),
+    }
 }
 
 #[handler]
@@ -254,8 +283,11 @@ fn api_plugin(shared: Data<&Arc<Shared>>, Path(name): Path<String>) -> Response 
 }
 
 #[handler]
-fn metrics(shared: Data<&Arc<Shared>>) -> Response {
-    respond(prometheus::CONTENT_TYPE, shared.current().prometheus())
+fn metrics(shared: Data<&Arc<Shared>>, req: &Request) -> Response {
+    let page = shared.current();
+    let gzipped = accepts_gzip(req);
+    let body = if gzipped { page.prometheus_gzip() } else { page.prometheus() };
+    negotiated(respond(prometheus::CONTENT_TYPE, body), gzipped)
 }
 
 #[handler]

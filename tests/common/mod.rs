@@ -161,6 +161,7 @@ impl RoseyBuilder {
         let config_path = dir.path().join("rosey.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&self.config).expect("JSON")).expect("config written");
         let mut command = Command::new(rosey_exe());
+        without_rosey_env(&mut command);
         command
             .arg("--config")
             .arg(&config_path)
@@ -315,14 +316,19 @@ impl Drop for Rosey {
     }
 }
 
+/// A clean slate: no `ROSEY_*` from the developer's shell or from CI (`ROSEY_E2E_REQUIRED` is
+/// the tests' own switch, and the bot rightly refuses unknown `ROSEY_*` keys).
+fn without_rosey_env(command: &mut Command) {
+    for (key, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("ROSEY_")) {
+        command.env_remove(key);
+    }
+}
+
 /// Run `rosey ARGS` to completion in `dir` with `env` (for one-shot commands and config errors).
 pub fn run_rosey(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(rosey_exe());
     command.args(args).current_dir(dir).env_remove("ROSEY_CONFIG").stdin(Stdio::null());
-    // A clean slate: no ROSEY_* from the developer's shell.
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("ROSEY_")) {
-        command.env_remove(key);
-    }
+    without_rosey_env(&mut command);
     command.envs(env.iter().copied());
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("rosey starts");
     let deadline = Instant::now() + DEADLINE;

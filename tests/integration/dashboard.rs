@@ -1171,3 +1171,35 @@ fn basic_auth_guards_everything_but_health() {
     assert!(stdout.contains("\"ops\""), "the config is shown: {stdout}");
     assert!(!stdout.contains(password) && !String::from_utf8_lossy(&shown.stderr).contains(password));
 }
+
+/// GET `path` with `Accept-Encoding: accept`; the response's headers (lower-cased) and body.
+fn get_encoded(port: u16, path: &str, accept: &str) -> (String, Vec<u8>) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {accept}\r\nConnection: close\r\n\r\n");
+    let answer = raw_exchange(port, &request);
+    let split = find(&answer, b"\r\n\r\n").expect("a header block");
+    (String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase(), answer[split + 4..].to_vec())
+}
+
+#[test]
+fn page_and_metrics_are_served_gzipped_to_clients_that_accept_it() {
+    let rosey = RoseyBuilder::new().start();
+    rosey.wait_until_running();
+    rosey.wait_for_plugin("the hostile version", "hostile", |p| p["version"] == HOSTILE_VERSION);
+    for (path, expected) in
+        [("/", "&lt;img src=x onerror=alert(1)&gt;"), ("/metrics", "# TYPE rosey_plugin_cpu_percent gauge")]
+    {
+        let (headers, body) = get_encoded(rosey.port(), path, "br;q=1.0, gzip;q=0.8, *;q=0.1");
+        assert!(headers.contains("content-encoding: gzip"), "{path}: {headers}");
+        assert!(headers.contains("vary: accept-encoding"), "{path}: {headers}");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(body.as_slice()).read_to_string(&mut text).expect("a valid gzip body");
+        assert!(text.contains(expected), "{path} decompressed lacks {expected}");
+
+        // Refused or not offered: the plain body.
+        for accept in ["gzip;q=0", "identity"] {
+            let (headers, body) = get_encoded(rosey.port(), path, accept);
+            assert!(!headers.contains("content-encoding"), "{path} with {accept}: {headers}");
+            assert!(String::from_utf8_lossy(&body).contains(expected), "{path} with {accept}");
+        }
+    }
+}
