@@ -7,6 +7,7 @@
 pub mod api;
 pub mod prometheus;
 pub mod render;
+mod server;
 pub mod sse;
 pub mod view;
 
@@ -16,17 +17,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use poem::http::{StatusCode, header};
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::headers::authorization::Basic;
 use poem::web::headers::{Authorization, HeaderMapExt};
 use poem::web::{Data, Path, Query};
-use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::{BasicAuth, DashboardConfig};
 use crate::metrics::Snapshot;
@@ -86,13 +86,10 @@ impl Dashboard {
 
         // Bind before spawning anything, so a failed start leaves no task behind.
         let addr = host_port(&config.host, config.port);
-        let acceptor = TcpListener::bind(addr.clone())
-            .into_acceptor()
+        let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
-        let local_addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).ok_or_else(|| {
-            StartError::Bind { addr: addr.clone(), source: std::io::Error::other("no local address") }
-        })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
         announce(config, local_addr);
 
         let stop = CancellationToken::new();
@@ -100,7 +97,7 @@ impl Dashboard {
         let shared = Arc::new(Shared { pages, context, max_sse_clients: config.max_sse_clients, stop: stop.clone() });
         let auth = config.auth.clone().map(Arc::new);
         let app = routes().data(shared).around(move |ep, req| guard(ep, req, auth.clone()));
-        let server = tokio::spawn(serve(acceptor, app, stop.clone()));
+        let server = tokio::spawn(server::serve(listener, app, stop.clone(), SHUTDOWN_TIMEOUT));
         Ok(Dashboard { stop, server, renderer, local_addr })
     }
 
@@ -110,15 +107,6 @@ impl Dashboard {
         let _ = self.server.await;
         let _ = self.renderer.await;
         info!("dashboard stopped");
-    }
-}
-
-async fn serve(acceptor: impl Acceptor + 'static, app: impl Endpoint + 'static, stop: CancellationToken) {
-    let result = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, stop.cancelled_owned(), Some(SHUTDOWN_TIMEOUT))
-        .await;
-    if let Err(e) = result {
-        error!("dashboard server failed: {e}");
     }
 }
 
