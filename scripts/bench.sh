@@ -17,10 +17,11 @@
 #  4. SSE fan-out: 1,000 concurrent /events clients (examples/sse_fanout.rs): delay from a
 #     snapshot's publication to its arrival (p50, p99, max) and host memory per client;
 #  5. wrk, the same settings everywhere (2 threads, 50 connections, 5 s runs; a 2 s warm-up per
-#     target): /api/metrics, /metrics, / and /api/plugin/plugin-50 on rosey and on the seed peer,
-#     and rosey's own /api/metrics bytes served as a fixed body by plain poem
-#     (examples/fixed_body.rs); the targets of one comparison run in alternation, 3 rounds, and
-#     the medians are reported;
+#     target): /api/metrics, /metrics, / and /api/plugin/plugin-50 on rosey and on the seed peer
+#     (/metrics and / twice: plain, and with the Accept-Encoding: gzip their real clients send),
+#     rosey's own /api/metrics bytes served as a fixed body by plain poem
+#     (examples/fixed_body.rs), and rosey's /health (the ceiling: its smallest response); the
+#     targets of one comparison run in alternation, 3 rounds, and the medians are reported;
 #  6. cargo bench --bench collector: one hour of history for 100 plugins, aggregates, the
 #     sampler's CPU per tick, rendering cost per snapshot;
 #  7. prints a summary table (Markdown) with met / MISSED for every target.
@@ -216,6 +217,9 @@ for path in /api/metrics /metrics / "$PLUGIN_PATH" /events; do
   [ -z "$SEED_URL" ] || [ "$path" = /events ] || seed_size="  (seed: $(curl -fsS "$SEED_URL$path" | wc -c) bytes)"
   echo "body size $path: $size bytes$seed_size"
 done
+for path in /metrics /; do
+  echo "body size $path, gzip: $(curl -fsS -H 'Accept-Encoding: gzip' "$ROSEY_URL$path" | wc -c) bytes"
+done
 
 # --- SSE fan-out -----------------------------------------------------------------------------
 say "SSE fan-out: $SSE_CLIENTS clients on /events, $SSE_SNAPSHOTS snapshots"
@@ -230,10 +234,16 @@ sleep 3
 # reported: other work on a shared machine then affects both sides of a ratio alike.
 declare -A RPS P50 P99 ERRS SPREAD RUNS
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-load_round() { # load_round KEY URL: one wrk run, appended to the KEY's runs
+# Browsers and Prometheus ask for gzip; wrk asks for nothing unless told.
+GZIP_HEADER="Accept-Encoding: gzip"
+wrk_args() { # wrk_args GZIP(0|1): the settings every run shares
+  printf '%s\n' -t"$THREADS" -c"$CONNECTIONS" --timeout 5s
+  [ "$1" = 0 ] || printf '%s\n' -H "$GZIP_HEADER"
+}
+load_round() { # load_round KEY URL GZIP: one wrk run, appended to the KEY's runs
   local line
-  line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$LUA" "$2" | grep '^WRK ') ||
-    die "wrk failed on $2"
+  mapfile -t args < <(wrk_args "$3")
+  line=$(wrk "${args[@]}" -d"${DURATION}s" -s "$LUA" "$2" | grep '^WRK ') || die "wrk failed on $2"
   RUNS[$1]="${RUNS[$1]:-}|$line"
   printf '  %-28s %10s req/s   p50 %7s ms   p99 %7s ms\n' "$1" "$(kv "$line" rps)" "$(kv "$line" p50_ms)" "$(kv "$line" p99_ms)"
 }
@@ -262,14 +272,23 @@ done
 FIXED_URL=http://$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$WORK/fixed.out")
 FIXED_SIZE=$(wc -c <"$WORK/api_metrics.json")
 
-ENDPOINTS=(/api/metrics /metrics / "$PLUGIN_PATH")
-for path in "${ENDPOINTS[@]}"; do
-  targets=("rosey $path=$ROSEY_URL$path")
-  [ "$path" != /api/metrics ] || targets+=("poem fixed body=$FIXED_URL/api/metrics")
-  [ -z "$SEED_URL" ] || targets+=("seed $path=$SEED_URL$path")
-  for t in "${targets[@]}"; do wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${t#*=}" >/dev/null 2>&1 || true; done
+# Each row: a path, and "gzip" when the request says Accept-Encoding: gzip (to both servers;
+# the seed design ignores it). `/` and `/metrics` are loaded both ways: plain is what wrk sends
+# by default, gzip is what their real clients (browsers, Prometheus) send.
+ENDPOINTS=("/api/metrics" "/metrics" "/metrics gzip" "/" "/ gzip" "$PLUGIN_PATH")
+for row in "${ENDPOINTS[@]}"; do
+  path=${row%% *}
+  gzip=0
+  [ "$row" = "$path" ] || gzip=1
+  targets=("rosey $row=$ROSEY_URL$path")
+  # The baselines: plain poem serving the same bytes, and rosey's smallest response (/health,
+  # 15 bytes): what the server and this machine can do per request at all, with wrk beside it.
+  [ "$row" != /api/metrics ] || targets+=("poem fixed body=$FIXED_URL/api/metrics" "rosey /health=$ROSEY_URL/health")
+  [ -z "$SEED_URL" ] || targets+=("seed $row=$SEED_URL$path")
+  mapfile -t args < <(wrk_args "$gzip")
+  for t in "${targets[@]}"; do wrk "${args[@]}" -d"${WARMUP}s" "${t#*=}" >/dev/null 2>&1 || true; done
   for ((round = 1; round <= ROUNDS; round++)); do
-    for t in "${targets[@]}"; do load_round "${t%%=*}" "${t#*=}"; done
+    for t in "${targets[@]}"; do load_round "${t%%=*}" "${t#*=}" "$gzip"; done
   done
   for t in "${targets[@]}"; do
     key=${t%%=*}
@@ -307,13 +326,15 @@ done
 echo
 echo "| Endpoint | rosey req/s | rosey p50 / p99 ms | seed req/s | seed p50 / p99 ms | ratio | target ≥ 25x | target p99 < 5 ms |"
 echo "|---|---:|---:|---:|---:|---:|---|---|"
-for path in "${ENDPOINTS[@]}"; do
-  r="rosey $path" s="seed $path"
+for row in "${ENDPOINTS[@]}"; do
+  r="rosey $row" s="seed $row"
+  label="\`${row%% *}\`"
+  [ "$row" = "${row%% *}" ] || label="$label, gzip"
   if [ -n "$SEED_URL" ]; then
     ratio=$(calc "${RPS[$r]} / ${RPS[$s]}" 1)
-    echo "| \`$path\` | ${RPS[$r]} | ${P50[$r]} / ${P99[$r]} | ${RPS[$s]} | ${P50[$s]} / ${P99[$s]} | ${ratio}x | $(verdict "$ratio >= 25") | $(verdict "${P99[$r]} < 5") |"
+    echo "| $label | ${RPS[$r]} | ${P50[$r]} / ${P99[$r]} | ${RPS[$s]} | ${P50[$s]} / ${P99[$s]} | ${ratio}x | $(verdict "$ratio >= 25") | $(verdict "${P99[$r]} < 5") |"
   else
-    echo "| \`$path\` | ${RPS[$r]} | ${P50[$r]} / ${P99[$r]} | skipped | skipped | — | — | $(verdict "${P99[$r]} < 5") |"
+    echo "| $label | ${RPS[$r]} | ${P50[$r]} / ${P99[$r]} | skipped | skipped | — | — | $(verdict "${P99[$r]} < 5") |"
   fi
 done
 echo
@@ -321,6 +342,10 @@ fixed_ratio=$(calc "${RPS[rosey /api/metrics]} / ${RPS[poem fixed body]} * 100" 
 echo "| Baseline | req/s | p50 / p99 ms | rosey /api/metrics vs baseline | target ≥ 80 % |"
 echo "|---|---:|---:|---:|---|"
 echo "| poem, fixed $FIXED_SIZE-byte body | ${RPS[poem fixed body]} | ${P50[poem fixed body]} / ${P99[poem fixed body]} | $fixed_ratio % | $(verdict "$fixed_ratio >= 80") |"
+if [ -n "$SEED_URL" ]; then
+  echo
+  echo "Ceiling: rosey's smallest response, \`/health\` (15 bytes), under the same load: ${RPS[rosey /health]} req/s, p50 / p99 ${P50[rosey /health]} / ${P99[rosey /health]} ms = $(calc "${RPS[rosey /health]} / ${RPS[seed /]}" 1)x the seed's \`/\` and $(calc "${RPS[rosey /health]} / ${RPS[seed /metrics]}" 1)x its \`/metrics\`: no route can be served faster than this on this machine with wrk beside it."
+fi
 echo
 echo "| Figure | measured | target | verdict |"
 echo "|---|---:|---|---|"

@@ -92,11 +92,13 @@ struct PageView {
 }
 
 /// The two largest bodies (the page and the Prometheus text, hundreds of KB at 100 plugins) are
-/// also kept compressed: once per snapshot, a fast level, so that most of the cost of serving
-/// them (the kernel copying bytes) shrinks tenfold for the clients that accept gzip.
+/// also kept compressed, once per snapshot, so that most of the cost of serving them (the
+/// kernel copying bytes) shrinks tenfold for the clients that accept gzip. zlib's default level:
+/// at 100 plugins it makes the page 42 % smaller than the fastest level for 2 ms more per
+/// snapshot (`cargo bench --bench collector -- rendering`), and every request gains from it.
 fn gzip(body: &[u8]) -> Bytes {
     use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 8), flate2::Compression::fast());
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 8), flate2::Compression::default());
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(body);
     Bytes::from(encoder.finish().unwrap_or_default())
