@@ -1,11 +1,10 @@
 //! Start-up and shutdown: components start in data-flow order (plugins, collector, dashboard,
 //! chat) and stop in reverse, each waited for before the next.
 
-use std::future::Future;
-
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError, ConfigFile};
@@ -60,7 +59,7 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             logging::init();
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|source| Error::Io { context: "starting the runtime", source })?;
-            let result = runtime.block_on(run(loaded.config, shutdown_signal()));
+            let result = runtime.block_on(async { run(loaded.config, StopSignals::listen()).await });
             // The console reader thread may sit in a blocking read; do not wait for it.
             runtime.shutdown_timeout(std::time::Duration::from_millis(100));
             result
@@ -68,21 +67,41 @@ pub fn main(cli: Cli) -> Result<(), Error> {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        tracing::error!("cannot listen for SIGINT/SIGTERM; stop the bot with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => info!("SIGINT received"),
-        _ = term.recv() => info!("SIGTERM received"),
+/// SIGINT and SIGTERM, as a stream: the first asks for a graceful stop, a second one for an
+/// immediate one (the operator who presses Ctrl-C again does not want to wait out the grace).
+pub struct StopSignals {
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+}
+
+impl StopSignals {
+    pub fn listen() -> StopSignals {
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        if interrupt.is_none() || terminate.is_none() {
+            tracing::error!("cannot listen for SIGINT/SIGTERM; stop the bot with SIGKILL");
+        }
+        StopSignals { interrupt, terminate }
+    }
+
+    /// The next SIGINT or SIGTERM; its name.
+    pub async fn recv(&mut self) -> &'static str {
+        async fn next(signal: &mut Option<Signal>) {
+            match signal {
+                Some(signal) => _ = signal.recv().await,
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = next(&mut self.interrupt) => "SIGINT",
+            () = next(&mut self.terminate) => "SIGTERM",
+        }
     }
 }
 
-/// Run the bot until `shutdown` resolves, then stop every component in reverse start order.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+/// Run the bot until the first stop signal, then stop every component in reverse start order;
+/// a second signal during that kills the plugins at once instead of waiting out their grace.
+pub async fn run(config: Config, mut signals: StopSignals) -> Result<(), Error> {
     let rosey_exe =
         std::env::current_exe().map_err(|source| Error::Io { context: "locating the rosey executable", source })?;
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
@@ -100,7 +119,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             Err(e) => {
                 collector_stop.cancel();
                 let _ = collector_task.await;
-                host.stop().await;
+                host.stop(std::future::pending()).await;
                 return Err(e.into());
             }
         }
@@ -112,8 +131,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let chat_stop = CancellationToken::new();
     let chat_task = tokio::spawn(chat::run_console(host.handles().to_vec(), reply_rx, chat_stop.clone()));
 
-    shutdown.await;
-    info!("shutting down");
+    info!("{} received; shutting down (send it again to kill the plugins at once)", signals.recv().await);
+    let force = CancellationToken::new();
+    let second_signal = tokio::spawn({
+        let force = force.clone();
+        async move {
+            warn!("{} received again; killing the plugins now", signals.recv().await);
+            force.cancel();
+        }
+    });
     chat_stop.cancel();
     let _ = chat_task.await;
     if let Some(dashboard) = dashboard {
@@ -121,7 +147,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     collector_stop.cancel();
     let _ = collector_task.await;
-    host.stop().await;
+    host.stop(force.cancelled()).await;
+    second_signal.abort();
     info!("stopped");
     Ok(())
 }

@@ -13,6 +13,7 @@ mod supervisor;
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -275,6 +276,8 @@ pub struct PluginHost {
     changed: Arc<Notify>,
     supervisors: JoinSet<()>,
     stop: CancellationToken,
+    /// Cancelled to SIGKILL the plugins still inside their stop grace period.
+    kill: CancellationToken,
 }
 
 impl PluginHost {
@@ -282,6 +285,7 @@ impl PluginHost {
     pub fn start(configs: Vec<PluginConfig>, launcher: Launcher, replies: mpsc::Sender<ChatReply>) -> PluginHost {
         let changed = Arc::new(Notify::new());
         let stop = CancellationToken::new();
+        let kill = CancellationToken::new();
         let mut supervisors = JoinSet::new();
         let mut handles = Vec::with_capacity(configs.len());
         for config in configs {
@@ -299,11 +303,12 @@ impl PluginHost {
                 replies: replies.clone(),
                 changed: changed.clone(),
                 stop: stop.clone(),
+                kill: kill.clone(),
             };
             supervisors.spawn(supervisor.run());
             handles.push(handle);
         }
-        PluginHost { handles, changed, supervisors, stop }
+        PluginHost { handles, changed, supervisors, stop, kill }
     }
 
     pub fn handles(&self) -> &[Arc<PluginHandle>] {
@@ -315,10 +320,19 @@ impl PluginHost {
         self.changed.clone()
     }
 
-    /// Stop every plugin (SIGTERM, grace period, SIGKILL) and wait for the supervisors.
-    pub async fn stop(mut self) {
+    /// Stop every plugin (SIGTERM, grace period, SIGKILL) and wait for the supervisors; once
+    /// `kill_now` resolves, the plugins still in their grace period are killed at once.
+    pub async fn stop(mut self, kill_now: impl Future<Output = ()>) {
         self.stop.cancel();
-        while self.supervisors.join_next().await.is_some() {}
+        let kill = self.kill.clone();
+        tokio::select! {
+            () = async { while self.supervisors.join_next().await.is_some() {} } => {}
+            () = async {
+                kill_now.await;
+                kill.cancel();
+                std::future::pending().await
+            } => {}
+        }
     }
 }
 

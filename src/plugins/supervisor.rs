@@ -41,6 +41,8 @@ pub(super) struct Supervisor {
     pub replies: mpsc::Sender<ChatReply>,
     pub changed: Arc<Notify>,
     pub stop: CancellationToken,
+    /// Cancelled when the operator will not wait for the stop grace period.
+    pub kill: CancellationToken,
 }
 
 /// How one run of the process ended.
@@ -61,12 +63,12 @@ struct Io {
 
 impl Supervisor {
     pub async fn run(self) {
-        let Supervisor { handle, launcher, commands, replies, changed, stop } = self;
+        let Supervisor { handle, launcher, commands, replies, changed, stop, kill } = self;
         let io = Io { handle, changed, replies, pending: Arc::new(Mutex::new(VecDeque::new())) };
         let commands = Arc::new(tokio::sync::Mutex::new(commands));
         let policy = io.handle.config.restart;
         loop {
-            let outcome = run_once(&io, &launcher, &commands, &stop).await;
+            let outcome = run_once(&io, &launcher, &commands, &stop, &kill).await;
             let Outcome::Exited { reason, uptime, stderr_tail } = outcome else {
                 io.publish(|s| {
                     s.state = PluginState::Stopped;
@@ -183,6 +185,7 @@ async fn run_once(
     launcher: &Launcher,
     commands: &Arc<tokio::sync::Mutex<mpsc::Receiver<HostMessage>>>,
     stop: &CancellationToken,
+    kill: &CancellationToken,
 ) -> Outcome {
     if stop.is_cancelled() {
         return Outcome::Stopped;
@@ -240,7 +243,7 @@ async fn run_once(
             }
             () = stop.cancelled() => {
                 if let Some(writer) = writer { writer.abort(); }
-                terminate(&mut child, pid, io.handle.name()).await;
+                terminate(&mut child, pid, io.handle.name(), kill).await;
                 drain(readers).await;
                 return Outcome::Stopped;
             }
@@ -280,12 +283,20 @@ async fn drain(readers: Vec<JoinHandle<()>>) {
     }
 }
 
-/// SIGTERM to the plugin's process group, a grace period, then SIGKILL.
-async fn terminate(child: &mut Child, pid: u32, name: &str) {
+/// SIGTERM to the plugin's process group, a grace period (cut short by `kill`), then SIGKILL.
+async fn terminate(child: &mut Child, pid: u32, name: &str, kill: &CancellationToken) {
     let group = Pid::from_raw(pid as i32);
     let _ = killpg(group, Signal::SIGTERM);
-    if tokio::time::timeout(SHUTDOWN_GRACE, child.wait()).await.is_err() {
-        warn!(plugin = name, "did not stop within {}s of SIGTERM; killing it", SHUTDOWN_GRACE.as_secs());
+    let gone = tokio::select! {
+        exited = tokio::time::timeout(SHUTDOWN_GRACE, child.wait()) => {
+            if exited.is_err() {
+                warn!(plugin = name, "did not stop within {}s of SIGTERM; killing it", SHUTDOWN_GRACE.as_secs());
+            }
+            exited.is_ok()
+        }
+        () = kill.cancelled() => false,
+    };
+    if !gone {
         let _ = killpg(group, Signal::SIGKILL);
         let _ = child.wait().await;
     }
