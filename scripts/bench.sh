@@ -114,7 +114,11 @@ free_port() {
 wait_http() {
   local deadline=$((SECONDS + $2))
   until curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; do
-    kill -0 "$3" 2>/dev/null || die "$(basename "$4") exited; its log: $(tail -5 "$4")"
+    if ! kill -0 "$3" 2>/dev/null; then
+      local status=0
+      wait "$3" || status=$?
+      die "$(basename "$4") exited with status $status; its log: $(tail -5 "$4")"
+    fi
     [ $SECONDS -lt $deadline ] || die "$1 did not answer within $2 s"
     sleep 0.2
   done
@@ -147,7 +151,7 @@ ROSEY_PORT=$(free_port)
   done
   printf ']}\n'
 } >"$WORK/rosey.json"
-ROSEY_LOG=warn "$ROSEY" --config "$WORK/rosey.json" </dev/null >"$WORK/rosey.out" 2>"$WORK/rosey.log" &
+ROSEY_LOG=${BENCH_ROSEY_LOG:-warn} "$ROSEY" --config "$WORK/rosey.json" </dev/null >"$WORK/rosey.out" 2>"$WORK/rosey.log" &
 ROSEY_PID=$!
 PIDS+=("$ROSEY_PID")
 ROSEY_URL=http://127.0.0.1:$ROSEY_PORT
