@@ -1,5 +1,6 @@
 //! The JSON API shapes: `/api/metrics` and `/api/plugin/{name}` exactly as the seed specifies,
-//! plus the additions documented in the README (crash log, restart countdown, freshness).
+//! plus the additions (crash log, restart countdown, freshness); every field is described in
+//! docs/api.md.
 
 use serde::Serialize;
 

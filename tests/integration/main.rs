@@ -13,6 +13,7 @@ mod e2e_support;
 mod browser;
 mod config;
 mod dashboard;
+mod docs;
 mod metrics;
 mod ops;
 mod plugin_story;
