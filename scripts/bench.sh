@@ -28,7 +28,8 @@
 #
 # Knobs (environment): BENCH_DURATION (seconds per wrk run, default 5), BENCH_ROUNDS (3),
 # BENCH_WARMUP (2), BENCH_SSE_CLIENTS (1000), BENCH_SSE_SNAPSHOTS (3), BENCH_IDLE_SECONDS (20),
-# BENCH_HISTORY_POINTS (60; 0 skips the history wait), SEED_PEER (path to seed_peer.py).
+# BENCH_HISTORY_POINTS (60; 0 skips the history wait), BENCH_ROSEY_LOG (rosey's ROSEY_LOG, warn),
+# SEED_PEER (path to seed_peer.py).
 # Needs: cargo, wrk, curl; python3 with aiohttp for the seed column. Only processes this script
 # started are stopped (by PID) when it ends or is interrupted. Figures are only comparable on an
 # otherwise idle machine: the script warns when repeated runs of one target disagree.
