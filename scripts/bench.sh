@@ -30,9 +30,9 @@
 # BENCH_WARMUP (2), BENCH_SSE_CLIENTS (1000), BENCH_SSE_SNAPSHOTS (3), BENCH_IDLE_SECONDS (20),
 # BENCH_HISTORY_POINTS (60; 0 skips the history wait), BENCH_ROSEY_LOG (rosey's ROSEY_LOG, warn),
 # SEED_PEER (path to seed_peer.py).
-# Needs: cargo, wrk, curl; python3 with aiohttp for the seed column. Only processes this script
-# started are stopped (by PID) when it ends or is interrupted. Figures are only comparable on an
-# otherwise idle machine: the script warns when repeated runs of one target disagree.
+# Needs: cargo, wrk, curl; python3 with aiohttp for the seed column. When it ends or is
+# interrupted, it stops only the servers it started that still run. Figures are only comparable
+# on an otherwise idle machine: the script warns when repeated runs of one target disagree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -89,10 +89,17 @@ if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then ulimit -n 65536; else 
 [ "$(ulimit -n)" -ge $((2 * SSE_CLIENTS + 200)) ] || echo "notice: ulimit -n is $(ulimit -n); $SSE_CLIENTS SSE clients may fail"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rosey-bench.XXXXXX")
-PIDS=()
+# Stops the servers this script started that still run. bash's own job table names them, so a
+# server that already exited is never signalled: its PID may belong to another process by then.
+stop_servers() {
+  local running
+  running=$(jobs -pr)
+  # shellcheck disable=SC2086
+  [ -z "$running" ] || kill -TERM $running 2>/dev/null || true
+  wait 2>/dev/null || true
+}
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_servers
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -154,7 +161,6 @@ ROSEY_PORT=$(free_port)
 } >"$WORK/rosey.json"
 ROSEY_LOG=${BENCH_ROSEY_LOG:-warn} "$ROSEY" --config "$WORK/rosey.json" </dev/null >"$WORK/rosey.out" 2>"$WORK/rosey.log" &
 ROSEY_PID=$!
-PIDS+=("$ROSEY_PID")
 ROSEY_URL=http://127.0.0.1:$ROSEY_PORT
 
 SEED_URL=""
@@ -166,7 +172,6 @@ else
   SEED_PORT=$(free_port)
   python3 "$SEED_PEER" "$SEED_PORT" "$PLUGINS" >"$WORK/seed.log" 2>&1 &
   SEED_PID=$!
-  PIDS+=("$SEED_PID")
   SEED_URL=http://127.0.0.1:$SEED_PORT
 fi
 
@@ -268,7 +273,6 @@ say "HTTP load: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS alternatin
 curl -fsS "$ROSEY_URL/api/metrics" -o "$WORK/api_metrics.json"
 "$FIXED" --file "$WORK/api_metrics.json" >"$WORK/fixed.out" 2>&1 &
 FIXED_PID=$!
-PIDS+=("$FIXED_PID")
 deadline=$((SECONDS + 30))
 until grep -q '^listening on ' "$WORK/fixed.out" 2>/dev/null; do
   [ $SECONDS -lt $deadline ] || die "fixed_body did not start: $(cat "$WORK/fixed.out")"
@@ -307,9 +311,7 @@ LOADED_RSS_KIB=$(rss_kib "$ROSEY_PID")
 HWM_KIB=$(hwm_kib "$ROSEY_PID")
 
 say "stopping the servers"
-for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-PIDS=()
+stop_servers
 
 # --- collector budgets -----------------------------------------------------------------------
 say "cargo bench --bench collector"

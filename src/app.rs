@@ -131,12 +131,15 @@ pub async fn run(config: Config, mut signals: StopSignals) -> Result<(), Error> 
     let chat_stop = CancellationToken::new();
     let chat_task = tokio::spawn(chat::run_console(host.handles().to_vec(), reply_rx, chat_stop.clone()));
 
-    info!("{} received; shutting down (send it again to kill the plugins at once)", signals.recv().await);
+    // Never await inside a log macro: a filtered-out level skips evaluating its arguments.
+    let first = signals.recv().await;
+    info!("{first} received; shutting down (send it again to kill the plugins at once)");
     let force = CancellationToken::new();
     let second_signal = tokio::spawn({
         let force = force.clone();
         async move {
-            warn!("{} received again; killing the plugins now", signals.recv().await);
+            let second = signals.recv().await;
+            warn!("{second} received again; killing the plugins now");
             force.cancel();
         }
     });

@@ -378,6 +378,23 @@ fn sigint_exits_0_and_stops_the_plugins() {
 }
 
 #[test]
+fn the_bot_runs_until_signalled_at_every_log_level() {
+    // Operators quiet the log (`ROSEY_LOG=warn` or `error`); that must change nothing but the log.
+    for level in ["warn", "error"] {
+        let mut rosey = RoseyBuilder::new().env("ROSEY_LOG", level).start();
+        rosey.wait_until_running();
+        let first = rosey.get_json("/api/metrics")["timestamp"].clone();
+        wait_for(&format!("a second snapshot at ROSEY_LOG={level}"), DEADLINE, || {
+            (rosey.get_json("/api/metrics")["timestamp"] != first).then_some(())
+        });
+        rosey.assert_alive();
+        rosey.signal(Signal::SIGTERM);
+        let status = rosey.wait_exit(DEADLINE);
+        assert!(status.success(), "ROSEY_LOG={level}: SIGTERM gave {status}; log:\n{}", rosey.stderr_text());
+    }
+}
+
+#[test]
 fn the_bot_keeps_running_after_its_stdin_ends() {
     let mut rosey = RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }])).start();
     rosey.wait_until_running();
