@@ -179,7 +179,7 @@ impl<'a> ApiPlugin<'a> {
         ApiPlugin {
             name: &p.name,
             version: &p.version,
-            loaded_at: p.started_at.map(rfc3339),
+            loaded_at: p.loaded_at.map(rfc3339),
             state: p.state.as_str(),
             pid: p.pid,
             current: Current {

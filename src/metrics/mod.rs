@@ -31,7 +31,10 @@ pub struct PluginSnapshot {
     pub pid: Option<u32>,
     /// Uptime of the current process (zero when none runs).
     pub uptime: Duration,
+    /// Start of the current process (None when none runs).
     pub started_at: Option<SystemTime>,
+    /// Start of the newest process, also after it exited (None before the first start).
+    pub loaded_at: Option<SystemTime>,
     pub cpu_percent: f64,
     pub memory_bytes: u64,
     /// CPU time of the current process tree.
@@ -292,6 +295,7 @@ fn plugin_snapshot(t: &Tracked) -> PluginSnapshot {
         pid: status.process.map(|p| p.pid),
         uptime: status.process.map_or(Duration::ZERO, |p| now.duration_since(p.started)),
         started_at: status.process.map(|p| p.started_at),
+        loaded_at: status.loaded_at,
         cpu_percent: usage.cpu_percent.unwrap_or(0.0),
         memory_bytes: usage.memory_bytes,
         cpu_seconds: usage.cpu_seconds,

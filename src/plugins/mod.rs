@@ -131,6 +131,9 @@ pub struct ProcessInfo {
 pub struct PluginStatus {
     pub state: PluginState,
     pub process: Option<ProcessInfo>,
+    /// When the newest process started; kept after it exits (the seed's `loaded_at` is always
+    /// a time), None only until a process has started.
+    pub loaded_at: Option<SystemTime>,
     /// Reported in the plugin's hello.
     pub reported_version: Option<String>,
     /// Announced in the plugin's hello.
@@ -149,6 +152,7 @@ impl PluginStatus {
         PluginStatus {
             state: PluginState::Starting,
             process: None,
+            loaded_at: None,
             reported_version: None,
             announced_commands: Arc::from([]),
             crash_count: 0,

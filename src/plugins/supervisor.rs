@@ -216,6 +216,7 @@ async fn run_once(
     io.publish(|s| {
         s.state = PluginState::Running;
         s.process = Some(process);
+        s.loaded_at = Some(process.started_at);
     });
 
     let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));

@@ -173,10 +173,13 @@ fn an_enormous_restart_delay_is_just_a_long_wait() {
         .plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller", "restart": never }]))
         .start();
     rosey.wait_until_running();
+    let loaded_at = rosey.plugin("dice-roller")["loaded_at"].clone();
+    assert!(loaded_at.is_string(), "a running plugin has loaded_at: {loaded_at}");
     kill(rosey.pid_of("dice-roller"));
     let crashed = rosey.wait_for_state("dice-roller", "CRASHED");
     assert_eq!(crashed["pid"], Value::Null);
     assert_eq!(crashed["current"]["crash_count"], 1);
+    assert_eq!(crashed["loaded_at"], loaded_at, "a crashed plugin keeps the time it was loaded");
     rosey.signal(Signal::SIGTERM);
     assert_eq!(rosey.wait_exit(DEADLINE).code(), Some(0), "{}", rosey.stderr_text());
     assert!(!rosey.stderr_text().contains("panicked"), "{}", rosey.stderr_text());
@@ -374,6 +377,7 @@ fn a_missing_program_fails_without_harming_the_host() {
         RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }, missing])).start();
     let failed = rosey.wait_for_state("missing", "FAILED");
     assert_eq!(failed["pid"], Value::Null);
+    assert_eq!(failed["loaded_at"], Value::Null, "it never started");
     assert_eq!(failed["current"]["crash_count"], 3);
     let reason = failed["crash_log"][0]["reason"].as_str().expect("a reason");
     assert!(reason.starts_with("failed to start: "), "the crash log says why: {reason}");
