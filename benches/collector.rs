@@ -258,7 +258,6 @@ fn snapshot_of_100() -> Snapshot {
                 state: PluginState::Running,
                 pid: Some(10_000 + i as u32),
                 uptime: Duration::from_secs(3600),
-                started_at: Some(now - Duration::from_secs(3600)),
                 loaded_at: Some(now - Duration::from_secs(3600)),
                 cpu_percent: f64::from(last.cpu_percent),
                 memory_bytes: u64::from(last.memory_kib) * 1024,

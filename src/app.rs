@@ -119,7 +119,7 @@ pub async fn run(config: Config, mut signals: StopSignals) -> Result<(), Error> 
             Err(e) => {
                 collector_stop.cancel();
                 let _ = collector_task.await;
-                host.stop(std::future::pending()).await;
+                host.stop().await;
                 return Err(e.into());
             }
         }
@@ -134,14 +134,11 @@ pub async fn run(config: Config, mut signals: StopSignals) -> Result<(), Error> 
     // Never await inside a log macro: a filtered-out level skips evaluating its arguments.
     let first = signals.recv().await;
     info!("{first} received; shutting down (send it again to kill the plugins at once)");
-    let force = CancellationToken::new();
-    let second_signal = tokio::spawn({
-        let force = force.clone();
-        async move {
-            let second = signals.recv().await;
-            warn!("{second} received again; killing the plugins now");
-            force.cancel();
-        }
+    let kill = host.kill_switch();
+    let second_signal = tokio::spawn(async move {
+        let second = signals.recv().await;
+        warn!("{second} received again; killing the plugins now");
+        kill.cancel();
     });
     chat_stop.cancel();
     let _ = chat_task.await;
@@ -150,7 +147,7 @@ pub async fn run(config: Config, mut signals: StopSignals) -> Result<(), Error> 
     }
     collector_stop.cancel();
     let _ = collector_task.await;
-    host.stop(force.cancelled()).await;
+    host.stop().await;
     second_signal.abort();
     info!("stopped");
     Ok(())

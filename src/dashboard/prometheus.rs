@@ -137,7 +137,7 @@ pub fn render(snapshot: &Snapshot, sse_clients: usize) -> String {
         "rosey_plugin_start_time_seconds",
         "Start time of the plugin's current process since the Unix epoch in seconds",
         "gauge",
-        |p| p.started_at.map_or(0.0, unix_seconds),
+        |p| p.started_at().map_or(0.0, unix_seconds),
     );
     w.per_plugin(snapshot, "rosey_plugin_restarts_total", "Plugin restarts after crashes", "counter", |p| {
         p.restarts as f64

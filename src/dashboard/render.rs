@@ -45,10 +45,15 @@ impl RenderContext {
     pub fn not_found_html(&self, name: &str) -> Option<Bytes> {
         let mut context = Context::new();
         context.insert("name", name);
-        match self.templates.render("not_found.html", &context) {
+        self.render_page("not_found.html", &context)
+    }
+
+    /// A page from `template`; None if the template failed (logged).
+    fn render_page(&self, template: &str, context: &Context) -> Option<Bytes> {
+        match self.templates.render(template, context) {
             Ok(html) => Some(Bytes::from(html)),
             Err(e) => {
-                error!("rendering not_found.html failed: {e}");
+                error!("rendering {template} failed: {e}");
                 None
             }
         }
@@ -167,16 +172,6 @@ impl Rendered {
         self.snapshot.plugins.iter().map(|p| CardView::of(&self.snapshot, p, self.context.thresholds)).collect()
     }
 
-    fn render_page(&self, template: &str, context: &Context) -> Option<Bytes> {
-        match self.context.templates.render(template, context) {
-            Ok(html) => Some(Bytes::from(html)),
-            Err(e) => {
-                error!("rendering {template} failed: {e}");
-                None
-            }
-        }
-    }
-
     /// The index page; None if the template failed (logged).
     pub fn index_html(&self) -> Option<Bytes> {
         self.index_html
@@ -184,7 +179,7 @@ impl Rendered {
                 let mut context = Context::new();
                 context.insert("system", &SystemView::of(&self.snapshot.system));
                 context.insert("cards", &self.cards());
-                self.render_page("dashboard.html", &context)
+                self.context.render_page("dashboard.html", &context)
             })
             .clone()
     }
@@ -203,7 +198,7 @@ impl Rendered {
                 context.insert("system", &SystemView::of(&self.snapshot.system));
                 context.insert("card", &CardView::of(&self.snapshot, p, self.context.thresholds));
                 context.insert("detail", &DetailView::of(p));
-                self.render_page("plugin.html", &context)
+                self.context.render_page("plugin.html", &context)
             })
             .clone()
     }

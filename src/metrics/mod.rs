@@ -31,8 +31,6 @@ pub struct PluginSnapshot {
     pub pid: Option<u32>,
     /// Uptime of the current process (zero when none runs).
     pub uptime: Duration,
-    /// Start of the current process (None when none runs).
-    pub started_at: Option<SystemTime>,
     /// Start of the newest process, also after it exited (None before the first start).
     pub loaded_at: Option<SystemTime>,
     pub cpu_percent: f64,
@@ -54,6 +52,11 @@ pub struct PluginSnapshot {
 }
 
 impl PluginSnapshot {
+    /// Start of the current process (None when none runs).
+    pub fn started_at(&self) -> Option<SystemTime> {
+        self.pid.and(self.loaded_at)
+    }
+
     pub fn memory_mb(&self) -> f64 {
         self.memory_bytes as f64 / (1024.0 * 1024.0)
     }
@@ -294,7 +297,6 @@ fn plugin_snapshot(t: &Tracked) -> PluginSnapshot {
         state: status.state,
         pid: status.process.map(|p| p.pid),
         uptime: status.process.map_or(Duration::ZERO, |p| now.duration_since(p.started)),
-        started_at: status.process.map(|p| p.started_at),
         loaded_at: status.loaded_at,
         cpu_percent: usage.cpu_percent.unwrap_or(0.0),
         memory_bytes: usage.memory_bytes,

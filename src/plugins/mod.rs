@@ -13,7 +13,6 @@ mod supervisor;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -324,19 +323,15 @@ impl PluginHost {
         self.changed.clone()
     }
 
-    /// Stop every plugin (SIGTERM, grace period, SIGKILL) and wait for the supervisors; once
-    /// `kill_now` resolves, the plugins still in their grace period are killed at once.
-    pub async fn stop(mut self, kill_now: impl Future<Output = ()>) {
+    /// Cancelling this SIGKILLs at once the plugins still inside their stop grace period.
+    pub fn kill_switch(&self) -> CancellationToken {
+        self.kill.clone()
+    }
+
+    /// Stop every plugin (SIGTERM, grace period, SIGKILL) and wait for the supervisors.
+    pub async fn stop(mut self) {
         self.stop.cancel();
-        let kill = self.kill.clone();
-        tokio::select! {
-            () = async { while self.supervisors.join_next().await.is_some() {} } => {}
-            () = async {
-                kill_now.await;
-                kill.cancel();
-                std::future::pending().await
-            } => {}
-        }
+        while self.supervisors.join_next().await.is_some() {}
     }
 }
 

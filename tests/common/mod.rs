@@ -35,6 +35,11 @@ pub fn python_plugin(name: &str, script: &str, args: &[&str]) -> Value {
     json!({ "name": name, "command": command })
 }
 
+/// A plugin config entry that exits with code 1 at once and is never restarted: it ends FAILED.
+pub fn failing_plugin(name: &str) -> Value {
+    json!({ "name": name, "command": ["python3", "-c", "import sys; sys.exit(1)"], "restart": { "enabled": false } })
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }

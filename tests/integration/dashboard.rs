@@ -588,10 +588,7 @@ fn every_json_route_has_the_seed_shape() {
     }
 
     // A crashed or failed plugin keeps the same shape, with nulls where nothing runs.
-    let rosey = RoseyBuilder::new()
-        .plugins(json!([{ "name": "broken", "command": ["python3", "-c", "import sys; sys.exit(1)"],
-                          "restart": { "enabled": false } }]))
-        .start();
+    let rosey = RoseyBuilder::new().plugins(json!([failing_plugin("broken")])).start();
     let broken = rosey.wait_for_state("broken", "FAILED");
     assert_shape(
         "a failed plugin",
@@ -729,7 +726,7 @@ fn page_lists_cards_sorted_by_name_with_the_state_in_words() {
         .plugins(json!([
             { "name": "zeta", "builtin": "8ball" },
             { "name": "alpha", "builtin": "dice-roller" },
-            { "name": "mid", "command": ["python3", "-c", "import sys; sys.exit(1)"], "restart": { "enabled": false } },
+            failing_plugin("mid"),
         ]))
         .start();
     rosey.wait_for_state("alpha", "RUNNING");

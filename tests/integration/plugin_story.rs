@@ -292,10 +292,7 @@ fn detail_page_shows_charts_aggregates_and_hostile_stderr_literally() {
 
 #[test]
 fn samples_are_fresh_and_availability_is_a_fraction() {
-    let rosey = RoseyBuilder::new()
-        .plugin(json!({ "name": "broken", "command": ["python3", "-c", "import sys; sys.exit(1)"],
-                        "restart": { "enabled": false } }))
-        .start();
+    let rosey = RoseyBuilder::new().plugin(failing_plugin("broken")).start();
     rosey.wait_until_running_except("broken");
     let first = rosey.wait_for_plugin("a sample", "dice-roller", |p| p["last_sampled_at"].is_string());
     let sampled = rfc3339_of(&first["last_sampled_at"]);
@@ -323,10 +320,7 @@ fn samples_are_fresh_and_availability_is_a_fraction() {
 
 #[test]
 fn prometheus_additions_exist_without_a_pid_label() {
-    let rosey = RoseyBuilder::new()
-        .plugin(json!({ "name": "broken", "command": ["python3", "-c", "import sys; sys.exit(1)"],
-                        "restart": { "enabled": false } }))
-        .start();
+    let rosey = RoseyBuilder::new().plugin(failing_plugin("broken")).start();
     rosey.wait_for_state("dice-roller", "RUNNING");
     rosey.wait_for_state("broken", "FAILED");
     let text = wait_for("a sampled exposition", DEADLINE, || {

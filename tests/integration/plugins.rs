@@ -141,14 +141,20 @@ fn a_killed_plugin_is_counted_and_restarted_with_backoff() {
     assert_eq!(eight_ball["state"], "RUNNING");
 }
 
-#[test]
-fn staying_up_for_the_reset_window_forgets_earlier_crashes() {
-    // One restart allowed in a row; a run of 1 s starts the count afresh.
-    let policy = json!({ "initial_delay": 0.2, "max_delay": 0.2, "max_attempts": 1, "reset_window": 1 });
+/// A running bot with dice-roller alone, restarted as `policy` (a `restart` object) says.
+fn dice_roller_restarted_by(policy: Value) -> Rosey {
     let rosey = RoseyBuilder::new()
         .plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller", "restart": policy }]))
         .start();
     rosey.wait_until_running();
+    rosey
+}
+
+#[test]
+fn staying_up_for_the_reset_window_forgets_earlier_crashes() {
+    // One restart allowed in a row; a run of 1 s starts the count afresh.
+    let policy = json!({ "initial_delay": 0.2, "max_delay": 0.2, "max_attempts": 1, "reset_window": 1 });
+    let rosey = dice_roller_restarted_by(policy);
     for crash in 1..=3 {
         let pid = rosey.pid_of("dice-roller");
         kill(pid);
@@ -169,10 +175,7 @@ fn staying_up_for_the_reset_window_forgets_earlier_crashes() {
 #[test]
 fn an_enormous_restart_delay_is_just_a_long_wait() {
     let never = json!({ "initial_delay": 1e19, "max_delay": 1e19, "max_attempts": 3, "reset_window": 60 });
-    let mut rosey = RoseyBuilder::new()
-        .plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller", "restart": never }]))
-        .start();
-    rosey.wait_until_running();
+    let mut rosey = dice_roller_restarted_by(never);
     let loaded_at = rosey.plugin("dice-roller")["loaded_at"].clone();
     assert!(loaded_at.is_string(), "a running plugin has loaded_at: {loaded_at}");
     kill(rosey.pid_of("dice-roller"));
@@ -190,10 +193,7 @@ fn an_enormous_restart_delay_is_just_a_long_wait() {
 #[test]
 fn commands_for_a_crashed_plugin_are_dropped_and_counted() {
     let slow_restart = json!({ "initial_delay": 3, "max_delay": 3, "max_attempts": 3, "reset_window": 60 });
-    let mut rosey = RoseyBuilder::new()
-        .plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller", "restart": slow_restart }]))
-        .start();
-    rosey.wait_until_running();
+    let mut rosey = dice_roller_restarted_by(slow_restart);
     let pid = rosey.pid_of("dice-roller");
     kill(pid);
     rosey.wait_for_state("dice-roller", "CRASHED");
