@@ -20,10 +20,11 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::resource::{UsageWho, getrusage};
 use rosey::dashboard::render::{self, RenderContext, Rendered};
 use rosey::dashboard::view::Thresholds;
-use rosey::metrics::history::{Sample, Series, unix_ms};
+use rosey::metrics::history::{Sample, Series};
 use rosey::metrics::sampler::{HostUsage, Sampler};
 use rosey::metrics::{PluginSnapshot, Snapshot, SystemMetrics, synthetic_series};
 use rosey::plugins::PluginState;
+use rosey::timefmt::unix_ms;
 
 const PLUGINS: usize = 100;
 /// One hour at the default 5 s poll interval.

@@ -4,7 +4,7 @@
 //! Data flows one way: [`plugins`] (processes, states, counters) → [`metrics`] (the collector
 //! and its snapshots) → [`dashboard`] (HTTP: HTML, JSON, Prometheus, SSE). [`chat`] feeds
 //! commands to the plugins; [`app`] starts and stops everything in order; [`config`] and
-//! [`cli`] are what the operator controls.
+//! [`cli`] are what the operator controls; [`timefmt`] is how times read everywhere.
 
 pub mod app;
 pub mod chat;
@@ -14,3 +14,4 @@ pub mod dashboard;
 pub mod logging;
 pub mod metrics;
 pub mod plugins;
+pub mod timefmt;

@@ -4,10 +4,10 @@
 
 use serde::Serialize;
 
-use super::view::rfc3339;
 use crate::metrics::history::{Aggregates, Stats};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::CrashRecord;
+use crate::timefmt::rfc3339;
 
 /// History points returned by `/api/plugin/{name}` (the seed's "last 60 snapshots").
 pub const HISTORY_POINTS: usize = 60;
@@ -63,7 +63,7 @@ impl SystemJson {
     pub fn of(s: &SystemMetrics) -> Self {
         SystemJson {
             bot_uptime_seconds: round(s.bot_uptime.as_secs_f64(), 1),
-            bot_uptime_human: super::view::format_uptime(s.bot_uptime.as_secs_f64()),
+            bot_uptime_human: crate::timefmt::format_uptime(s.bot_uptime),
             total_plugins: s.total_plugins,
             plugins_running: s.plugins_running,
             plugins_crashed: s.plugins_crashed,

@@ -1,13 +1,12 @@
 //! What the page shows: snapshot figures formatted once, in Rust, for both the server-side
 //! templates and the live updates (the browser only copies these strings into the page).
 
-use std::time::{Duration, SystemTime};
-
 use serde::Serialize;
 
 use crate::metrics::history::{Aggregates, Sample, SeriesView};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::{CrashRecord, PluginState};
+use crate::timefmt::{format_duration, format_uptime, rfc3339};
 
 /// Samples drawn in a card's sparkline.
 const SPARK_SAMPLES: usize = 60;
@@ -34,7 +33,7 @@ pub struct SystemView {
 impl SystemView {
     pub fn of(system: &SystemMetrics) -> Self {
         SystemView {
-            uptime: format_uptime(system.bot_uptime.as_secs_f64()),
+            uptime: format_uptime(system.bot_uptime),
             plugins_running: system.plugins_running,
             total_plugins: system.total_plugins,
             plugins_crashed: system.plugins_crashed,
@@ -88,7 +87,7 @@ impl CardView {
             badge,
             version: p.version.clone(),
             pid: p.pid.map_or_else(|| "—".to_owned(), |pid| pid.to_string()),
-            uptime: format_uptime(p.uptime.as_secs_f64()),
+            uptime: format_uptime(p.uptime),
             cpu: format!("{:.1}%", p.cpu_percent),
             memory: format_mb(p.memory_mb()),
             events: thousands(p.events),
@@ -222,27 +221,6 @@ pub fn polyline(values: impl ExactSizeIterator<Item = f64>, (width, height): (f6
     out
 }
 
-/// The seed's uptime format: `45s`, `12m`, `3h 5m`, `2d 4h`.
-pub fn format_uptime(seconds: f64) -> String {
-    let s = seconds.max(0.0) as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
-/// Like [`format_uptime`] but with seconds under an hour: `3m 12s`.
-pub fn format_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        _ => format_uptime(s as f64),
-    }
-}
-
 pub fn format_mb(mb: f64) -> String {
     format!("{mb:.1} MB")
 }
@@ -260,23 +238,9 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// RFC 3339 in UTC, e.g. `2026-11-29T05:01:02.123Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uptime_reads_like_the_seed() {
-        assert_eq!(format_uptime(45.9), "45s");
-        assert_eq!(format_uptime(12.0 * 60.0 + 59.0), "12m");
-        assert_eq!(format_uptime(3.0 * 3600.0 + 5.0 * 60.0), "3h 5m");
-        assert_eq!(format_uptime(2.0 * 86400.0 + 4.0 * 3600.0 + 59.0), "2d 4h");
-        assert_eq!(format_duration(Duration::from_secs(192)), "3m 12s");
-    }
 
     #[test]
     fn thousands_groups_digits() {
@@ -291,11 +255,5 @@ mod tests {
         assert_eq!(polyline([0.0, 10.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,1");
         assert_eq!(polyline([].into_iter(), (120.0, 24.0), 0.0), "");
         assert_eq!(polyline([0.0, 0.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,23");
-    }
-
-    #[test]
-    fn rfc3339_is_utc() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(86400);
-        assert_eq!(rfc3339(t), "1970-01-02T00:00:00Z");
     }
 }

@@ -41,11 +41,6 @@ impl Sample {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The writer's side of one plugin's history: at most `capacity` samples are visible.
 #[derive(Debug)]
 pub struct Series {

@@ -19,7 +19,8 @@ use tracing::warn;
 
 use crate::config::MetricsConfig;
 use crate::plugins::{CrashRecord, PluginCounters, PluginHandle, PluginState};
-use history::{Sample, Series, SeriesView, unix_ms};
+use crate::timefmt::unix_ms;
+use history::{Sample, Series, SeriesView};
 use sampler::{HostUsage, Sampler, TreeUsage};
 
 /// Everything known about one plugin at one moment.
