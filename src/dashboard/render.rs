@@ -11,16 +11,17 @@ use tracing::error;
 
 use super::api::{ApiMetrics, ApiPlugin};
 use super::prometheus;
-use super::view::{CardView, DetailView, SystemView, Thresholds};
+use super::view::{CardView, CrashView, DetailView, SystemView, Thresholds};
 use crate::metrics::Snapshot;
 
 /// The templates, compiled into the binary so it runs from any directory.
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("overview.html", include_str!("../../templates/overview.html")),
     ("card.html", include_str!("../../templates/card.html")),
     ("plugin.html", include_str!("../../templates/plugin.html")),
+    ("crash.html", include_str!("../../templates/crash.html")),
     ("not_found.html", include_str!("../../templates/not_found.html")),
 ];
 
@@ -179,6 +180,7 @@ impl Rendered {
                 let mut context = Context::new();
                 context.insert("system", &SystemView::of(&self.snapshot.system));
                 context.insert("cards", &self.cards());
+                context.insert("blank_card", &CardView::default());
                 self.context.render_page("dashboard.html", &context)
             })
             .clone()
@@ -198,6 +200,7 @@ impl Rendered {
                 context.insert("system", &SystemView::of(&self.snapshot.system));
                 context.insert("card", &CardView::of(&self.snapshot, p, self.context.thresholds));
                 context.insert("detail", &DetailView::of(p));
+                context.insert("blank_crash", &CrashView::default());
                 self.context.render_page("plugin.html", &context)
             })
             .clone()

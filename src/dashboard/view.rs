@@ -43,12 +43,15 @@ impl SystemView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One plugin's card. `Default` is the blank card the page's `<template>` is rendered from,
+/// which the script clones for a plugin the page does not show yet.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CardView {
     pub name: String,
     pub detail_url: String,
     pub state: &'static str,
-    pub health: &'static str,
+    /// The card's CSS classes: its health colour and whether its figures are stale.
+    pub classes: String,
     pub badge: String,
     pub version: String,
     pub pid: String,
@@ -79,11 +82,12 @@ impl CardView {
             PluginState::Starting | PluginState::Stopped => ("idle", p.state.as_str().to_owned()),
         };
         let recent: Vec<&Sample> = p.history.last(SPARK_SAMPLES).collect();
+        let stale = snapshot.is_stale(p);
         CardView {
             name: p.name.clone(),
             detail_url: format!("/plugin/{}", p.name),
             state: p.state.as_str(),
-            health,
+            classes: format!("card health-{health}{}", if stale { " is-stale" } else { "" }),
             badge,
             version: p.version.clone(),
             pid: p.pid.map_or_else(|| "—".to_owned(), |pid| pid.to_string()),
@@ -98,7 +102,7 @@ impl CardView {
                 .filter(|_| p.state != PluginState::Running || p.crashes > 0)
                 .map(crash_reason),
             next_retry: p.next_restart_in.map(|d| format!("next retry in {} s", d.as_secs_f64().ceil() as u64)),
-            stale: snapshot.is_stale(p),
+            stale,
             availability: p.history.availability().map_or_else(|| "—".to_owned(), |a| format!("{:.1}%", a * 100.0)),
             processes: p.processes.to_string(),
             cpu_spark: polyline(recent.iter().map(|s| f64::from(s.cpu_percent)), SPARK_BOX, 0.0),
@@ -126,11 +130,13 @@ pub struct LabelValue {
     pub value: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One crash-log entry. `Default` is the blank entry of the page's `<template>`.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CrashView {
     pub time: String,
     pub reason: String,
-    pub stderr_tail: Vec<String>,
+    /// The stderr tail as one text, a line per line (shown in a `<pre>`).
+    pub stderr: String,
 }
 
 /// The detail page's charts, aggregates and crash log.
@@ -163,24 +169,27 @@ impl DetailView {
             crash_log: p
                 .crash_log
                 .iter()
-                .map(|c| CrashView { time: rfc3339(c.at), reason: crash_reason(c), stderr_tail: c.stderr_tail.clone() })
+                .map(|c| CrashView { time: rfc3339(c.at), reason: crash_reason(c), stderr: c.stderr_tail.join("\n") })
                 .collect(),
         }
     }
 }
 
+/// The same rows always ("—" before the first sample), so the page's rows never change shape
+/// and the live updates only replace values.
 fn aggregate_rows(aggregates: Option<Aggregates>) -> Vec<LabelValue> {
-    let Some(a) = aggregates else { return Vec::new() };
-    let row = |label, value| LabelValue { label, value };
+    let a = aggregates.as_ref();
+    let row = |label, value: Option<String>| LabelValue { label, value: value.unwrap_or_else(|| "—".to_owned()) };
+    let percent = |v: f64| format!("{v:.1}%");
     vec![
-        row("Samples", thousands(a.sample_count as u64)),
-        row("Time span", format_duration(a.time_span)),
-        row("CPU avg", format!("{:.1}%", a.cpu.avg)),
-        row("CPU p95", format!("{:.1}%", a.cpu.p95)),
-        row("CPU max", format!("{:.1}%", a.cpu.max)),
-        row("Memory avg", format_mb(a.memory_mb.avg)),
-        row("Memory p95", format_mb(a.memory_mb.p95)),
-        row("Memory max", format_mb(a.memory_mb.max)),
+        row("Samples", a.map(|a| thousands(a.sample_count as u64))),
+        row("Time span", a.map(|a| format_duration(a.time_span))),
+        row("CPU avg", a.map(|a| percent(a.cpu.avg))),
+        row("CPU p95", a.map(|a| percent(a.cpu.p95))),
+        row("CPU max", a.map(|a| percent(a.cpu.max))),
+        row("Memory avg", a.map(|a| format_mb(a.memory_mb.avg))),
+        row("Memory p95", a.map(|a| format_mb(a.memory_mb.p95))),
+        row("Memory max", a.map(|a| format_mb(a.memory_mb.max))),
     ]
 }
 

@@ -89,11 +89,13 @@ fn unescape_html(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// The texts of every `<pre class="stderr">` on a page, unescaped.
+/// The texts of every shown (not `hidden`) `<pre class="stderr">` on a page, unescaped.
 fn stderr_blocks(page: &str) -> Vec<String> {
-    page.split("<pre class=\"stderr\">")
+    page.split("<pre class=\"stderr\"")
         .skip(1)
-        .map(|rest| unescape_html(rest.split("</pre>").next().expect("pre closes")))
+        .filter_map(|rest| rest.split_once('>'))
+        .filter(|(attributes, _)| !attributes.split_whitespace().any(|a| a == "hidden"))
+        .map(|(_, rest)| unescape_html(rest.split("</pre>").next().expect("pre closes")))
         .collect()
 }
 
@@ -278,7 +280,7 @@ fn detail_page_shows_charts_aggregates_and_hostile_stderr_literally() {
         let at = page.find(&format!("data-chart=\"{chart}\"")).unwrap_or_else(|| panic!("no {chart} chart"));
         let figure = &page[at..at + page[at..].find("</figure>").unwrap()];
         assert!(figure.contains("<svg") && figure.contains("<polyline"), "{chart} chart is inline SVG");
-        assert!(figure.contains(&format!("data-chart-points=\"{chart}\"")), "{figure}");
+        assert!(figure.contains(r#"<polyline data-attr="points:points""#), "live updates redraw it: {figure}");
     }
     assert!(page.contains("id=\"aggregates\""));
     for label in ["Samples", "CPU avg", "CPU p95", "Memory max"] {
