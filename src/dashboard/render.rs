@@ -228,3 +228,73 @@ impl Rendered {
         sse_frame(self.snapshot.seq, &json_bytes(&payload))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::dashboard::view::{ChartView, LabelValue};
+
+    /// The keys that `html` binds for the script (`data-field`, `data-show`, `data-attr`,
+    /// `data-system`).
+    fn bound_keys(html: &str) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        for attr in ["data-field=\"", "data-show=\"", "data-attr=\"", "data-system=\""] {
+            for (at, _) in html.match_indices(attr) {
+                let value = html[at + attr.len()..].split('"').next().unwrap_or_default();
+                let bindings = value.split_whitespace();
+                keys.extend(bindings.map(|b| b.rsplit(':').next().unwrap_or(b).to_owned()));
+            }
+        }
+        keys
+    }
+
+    fn field_names(view: &impl Serialize) -> BTreeSet<String> {
+        let value = serde_json::to_value(view).expect("a view serialises");
+        value.as_object().expect("a view is a JSON object").keys().cloned().collect()
+    }
+
+    /// The part of `html` from `start` to the next `end`.
+    fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+        let from = html.find(start).unwrap_or_else(|| panic!("no {start} in {html}"));
+        &html[from..from + html[from..].find(end).expect("the section ends")]
+    }
+
+    fn assert_bound_to(what: &str, html: &str, view: &impl Serialize) {
+        let (bound, fields) = (bound_keys(html), field_names(view));
+        assert!(!bound.is_empty(), "{what} binds nothing: {html}");
+        let missing: Vec<&String> = bound.difference(&fields).collect();
+        assert!(missing.is_empty(), "{what} binds {missing:?}, which the view lacks ({fields:?})");
+    }
+
+    /// The live updates copy view fields into the elements that name them: a name the view
+    /// lacks would leave that element frozen at its first value, silently.
+    #[test]
+    fn every_key_the_page_binds_is_a_field_of_its_view() {
+        let tera = templates().expect("the templates parse");
+        let chart = ChartView { key: "cpu", title: "CPU %", max_label: String::new(), points: String::new() };
+        let row = LabelValue { label: "Samples", value: String::new() };
+        let detail = DetailView { charts: vec![chart.clone()], aggregates: vec![row.clone()], crash_log: Vec::new() };
+        let mut context = Context::new();
+        context.insert("system", &SystemView::default());
+        context.insert("card", &CardView::default());
+        context.insert("detail", &detail);
+        context.insert("blank_crash", &CrashView::default());
+        let page = tera.render("plugin.html", &context).expect("the plugin page renders");
+
+        assert_bound_to(
+            "the overview",
+            section(&page, "<section class=\"overview\"", "</section>"),
+            &SystemView::default(),
+        );
+        assert_bound_to("a card", section(&page, "<article", "</article>"), &CardView::default());
+        assert_bound_to("a chart", section(&page, "<figure", "</figure>"), &chart);
+        assert_bound_to("an aggregate row", section(&page, "<div class=\"aggregate\"", "</div>"), &row);
+        assert_bound_to(
+            "a crash entry",
+            section(&page, "<template id=\"crash-template\"", "</template>"),
+            &CrashView::default(),
+        );
+    }
+}

@@ -20,7 +20,7 @@ pub struct Thresholds {
     pub memory_mb: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SystemView {
     pub uptime: String,
     pub plugins_running: usize,

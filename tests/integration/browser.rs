@@ -6,7 +6,8 @@
 //! card shows its figures; chat commands show up in the event count live (SSE, no reload); a
 //! killed plugin turns red with its state in words, then green again after the restart; on a
 //! phone the cards stack without sideways scrolling; without JavaScript every card is still
-//! there and the page refreshes itself. Screenshots land in `target/screenshots/`.
+//! there and the page refreshes itself; a crash shows up live in a plugin page's crash log, its
+//! stderr as text. Screenshots land in `target/screenshots/`.
 //!
 //! One browser at a time (a static lock): two Chromiums at once would starve a 2-core machine.
 
@@ -22,7 +23,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder, free_port, request};
+use crate::common::{DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder, free_port, python_plugin, request};
 
 static ONE_BROWSER: Mutex<()> = Mutex::new(());
 
@@ -136,7 +137,8 @@ impl Browser {
                 return {
                     class: el.className, badge: field('badge'), state: field('state'), pid: field('pid'),
                     cpu: field('cpu'), memory: field('memory'), events: field('events'),
-                    crashes: field('crashes'), version: field('version'), left: box.left, top: box.top
+                    crashes: field('crashes'), version: field('version'), left: box.left, top: box.top,
+                    link: el.querySelector('a[data-field="name"]').getAttribute('href')
                 };
             }
             return null;
@@ -190,6 +192,7 @@ struct Card {
     events: String,
     crashes: String,
     version: String,
+    link: String,
     left: f64,
     top: f64,
 }
@@ -274,6 +277,89 @@ fn the_page_loads_without_console_errors_and_every_card_shows_its_figures() {
             assert_eq!(injected, json!(0), "the version's <img> must not become an element");
             assert!(browser.client.get_alert_text().await.is_err(), "no alert() ran");
             browser.page_screenshot("dashboard-desktop.png").await;
+
+            // A card the page lacks is built from the page's own template on the next update.
+            browser.js("document.querySelector('#cards [data-plugin=\"8ball\"]').remove();").await;
+            let rebuilt = card_until(browser, "8ball's card to be rebuilt", "8ball", LIVE_DEADLINE, |c| {
+                c.is_healthy() && c.pid.trim().parse::<u32>().is_ok() && has_figure(&c.memory)
+            })
+            .await;
+            assert_eq!(rebuilt.link, "/plugin/8ball", "the rebuilt card links to its page: {rebuilt:?}");
+            let order = browser
+                .js("return Array.from(document.querySelectorAll('#cards [data-plugin]'), c => c.dataset.plugin);")
+                .await;
+            assert_eq!(order, json!(["8ball", "dice-roller", "hostile"]), "in the server's order");
+        },
+    );
+}
+
+/// The crash log of a detail page as shown: the entries' visible texts, and whether the
+/// "No crashes recorded" line is shown.
+#[derive(Debug, Deserialize)]
+struct CrashLog {
+    entries: Vec<CrashEntry>,
+    empty_shown: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct CrashEntry {
+    reason: String,
+    /// None when the stderr block is hidden.
+    stderr: Option<String>,
+}
+
+async fn crash_log(browser: &Browser) -> CrashLog {
+    let script = r#"
+        var shown = function (el) { return el.getClientRects().length > 0; };
+        var entries = Array.from(document.querySelectorAll('#crash-log > li'), function (li) {
+            var pre = li.querySelector('pre');
+            return { reason: li.querySelector('.crash-reason').textContent, stderr: shown(pre) ? pre.textContent : null };
+        });
+        return { entries: entries, empty_shown: shown(document.getElementById('crash-empty')) };
+    "#;
+    serde_json::from_value(browser.js(script).await).expect("crash log")
+}
+
+#[test]
+fn a_crash_appears_live_on_the_plugin_page_with_its_stderr_shown_literally() {
+    // Runs until killed; its stderr holds markup that must stay text.
+    let mut crasher = python_plugin("crasher", "crasher.py", &["600"]);
+    crasher["restart"] = json!({ "initial_delay": 60 });
+    in_browser(
+        "a_crash_appears_live_on_the_plugin_page_with_its_stderr_shown_literally",
+        true,
+        RoseyBuilder::new().plugin(crasher),
+        async |rosey, browser| {
+            browser.client.goto(&rosey.url("/plugin/crasher")).await.expect("the plugin page loads");
+            wait_live(browser).await;
+            let before = crash_log(browser).await;
+            assert!(before.entries.is_empty() && before.empty_shown, "no crash yet: {before:?}");
+            browser.js("window.__noReload = 1;").await;
+
+            let pid = rosey.pid_of("crasher");
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+                .expect("the crasher is killed");
+            let after = eventually("the crash in the page's crash log", LIVE_DEADLINE, async || {
+                let log = crash_log(browser).await;
+                if log.entries.len() == 1 && !log.empty_shown { Ok(log) } else { Err(format!("{log:?}")) }
+            })
+            .await;
+            let entry = &after.entries[0];
+            assert!(entry.reason.starts_with("killed by SIGKILL after "), "the reason in words: {entry:?}");
+            assert_eq!(
+                entry.stderr.as_deref(),
+                Some("starting up\n<script>alert('stderr')</script> & \"quotes\"\nfatal: giving up"),
+                "the stderr tail, line for line, as text"
+            );
+            let scripts = browser.js("return document.scripts.length;").await;
+            assert_eq!(scripts, json!(1), "only the page's own script is an element");
+            assert!(browser.client.get_alert_text().await.is_err(), "no alert() ran");
+            let badge =
+                browser.js("return document.querySelector('#detail .card [data-field=\"badge\"]').textContent;").await;
+            assert_eq!(badge, "CRASHED", "the plugin's card says so too");
+            let marker = browser.js("return window.__noReload === 1;").await;
+            assert_eq!(marker, json!(true), "all of it without a page reload");
+            browser.page_screenshot("plugin-page-crash.png").await;
         },
     );
 }
