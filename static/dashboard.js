@@ -17,7 +17,7 @@
   const pagePlugin = body.dataset.plugin; // set on a plugin's detail page only
 
   function setText(el, value) {
-    const text = value === null || value === undefined ? '' : String(value);
+    const text = String(value ?? '');
     if (el.textContent !== text) el.textContent = text;
   }
 
