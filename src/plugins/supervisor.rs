@@ -20,7 +20,7 @@ use super::{
     CRASH_LOG_LEN, ChatReply, CrashRecord, ExitReason, Launcher, PluginCounters, PluginHandle, PluginState,
     PluginStatus, ProcessInfo,
 };
-use crate::config::{Launch, RestartPolicy};
+use super::spec::{Launch, RestartPolicy};
 
 /// How long a plugin may take to exit after SIGTERM before it is killed.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
