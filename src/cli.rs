@@ -52,7 +52,9 @@ impl Cli {
     /// The config file to read.
     pub fn config_file(&self) -> ConfigFile {
         match &self.config {
-            Some(path) => ConfigFile::Named { path: path.clone(), named_by: self.config_named_by.unwrap_or(NamedBy::Flag) },
+            Some(path) => {
+                ConfigFile::Named { path: path.clone(), named_by: self.config_named_by.unwrap_or(NamedBy::Flag) }
+            }
             None => ConfigFile::Default,
         }
     }

@@ -101,7 +101,10 @@ pub(super) fn survey() -> (Vec<ConfigProblem>, Vec<String>) {
             VarKind::Other => not_config.push(var.name),
             VarKind::Plugins => problems.push(ConfigProblem {
                 key: Some("plugins".to_owned()),
-                message: format!("plugins are configured in the config file only, not the environment (unset {})", var.name),
+                message: format!(
+                    "plugins are configured in the config file only, not the environment (unset {})",
+                    var.name
+                ),
                 source: ValueSource::Env(var.name),
             }),
             VarKind::SingleUnderscore { section } => {

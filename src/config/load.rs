@@ -14,8 +14,8 @@ use tracing::{info, warn};
 
 use super::env::{self, ENV_PREFIX, VarKind};
 use super::report::{
-    ConfigError, ConfigProblem, NamedBy, ValueSource, display_key, follows_from, key_message, sort_by_key,
-    split_key, unreadable_message,
+    ConfigError, ConfigProblem, NamedBy, ValueSource, display_key, follows_from, key_message, sort_by_key, split_key,
+    unreadable_message,
 };
 use super::schema::{Config, RawConfig};
 
@@ -87,8 +87,11 @@ pub fn load(file: &ConfigFile) -> Result<Loaded, ConfigError> {
     }
     // figment would call an unreadable file "invalid JSON"; say what is wrong instead.
     if found && let Err(e) = std::fs::File::open(path) {
-        let problem =
-            ConfigProblem { key: None, source: ValueSource::File(path.to_owned()), message: format!("cannot read: {e}") };
+        let problem = ConfigProblem {
+            key: None,
+            source: ValueSource::File(path.to_owned()),
+            message: format!("cannot read: {e}"),
+        };
         return Err(ConfigError::Invalid { problems: vec![problem] });
     }
     let (env_problems, not_config_env) = env::survey();

@@ -128,20 +128,31 @@ mod tests {
             problems(r#"{"metrics": {"poll_interval": 10, "history_duration": 5}}"#),
             ["metrics.history_duration: expected a number of seconds >= metrics.poll_interval (10), found 5"]
         );
-        let loaded = load_json(r#"{"metrics": {"poll_interval": 10, "history_duration": 10}}"#).expect("valid");
-        assert_eq!(loaded.1.metrics.history_capacity(), 1);
+        let (_, config) = load_json(r#"{"metrics": {"poll_interval": 10, "history_duration": 10}}"#).expect("valid");
+        assert_eq!(config.metrics.history_capacity(), 1);
     }
 
     #[test]
     fn rosey_config_prints_whole_numbers_as_integers_and_no_password() {
-        let loaded = load_json(
+        let (raw, config) = load_json(
             r#"{"metrics": {"poll_interval": 0.5, "history_duration": 60},
                 "dashboard": {"auth": {"username": "admin", "password": "s3cret"}}}"#,
         )
         .expect("valid");
-        let printed = serde_json::to_value(loaded.0.redacted()).expect("serialisable");
+        let printed = serde_json::to_value(raw.redacted()).expect("serialisable");
         assert_eq!(printed["metrics"], serde_json::json!({"poll_interval": 0.5, "history_duration": 60}));
         assert_eq!(printed["dashboard"]["auth"]["password"], "<redacted>");
-        assert_eq!(loaded.1.dashboard.auth.expect("auth").password, "s3cret");
+        assert_eq!(config.dashboard.auth.expect("auth").password, "s3cret");
+    }
+
+    #[test]
+    fn a_reload_can_tell_a_changed_plugin_from_an_unchanged_one() {
+        let plugins = |json: &str| load_json(json).expect("valid").1.plugins;
+        let before = plugins(r#"{"plugins": [{"name": "a", "builtin": "8ball"}, {"name": "b", "command": ["x"]}]}"#);
+        let after = plugins(
+            r#"{"plugins": [{"name": "a", "builtin": "8ball"}, {"name": "b", "command": ["x"], "restart": {"max_delay": 5}}]}"#,
+        );
+        assert_eq!(before[0], after[0]);
+        assert_ne!(before[1], after[1]);
     }
 }

@@ -24,8 +24,8 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use spec::{Launch, PluginConfig};
 use protocol::HostMessage;
+use spec::{Launch, PluginConfig};
 
 /// How many commands may wait for a plugin before new ones are dropped (and counted).
 pub const COMMAND_QUEUE: usize = 256;
@@ -339,8 +339,8 @@ impl PluginHost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::spec::{PluginName, RestartPolicy};
     use crate::plugins::builtin::Builtin;
+    use crate::plugins::spec::{PluginName, RestartPolicy};
 
     fn handle(launch: Launch, commands: &[&str], queue: usize) -> (PluginHandle, mpsc::Receiver<HostMessage>) {
         let config = PluginConfig {

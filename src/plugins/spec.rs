@@ -65,7 +65,10 @@ pub struct PluginConfig {
 pub enum Launch {
     Builtin(Builtin),
     /// `program` is looked up in `PATH` unless it contains a `/`.
-    Command { program: String, args: Vec<String> },
+    Command {
+        program: String,
+        args: Vec<String>,
+    },
 }
 
 /// When and how often a crashed plugin is started again.
@@ -113,5 +116,4 @@ mod tests {
             assert_eq!(PluginName::new(bad), Err(InvalidPluginName(bad.to_owned())), "{bad} should be invalid");
         }
     }
-
 }
