@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config, ConfigError, ConfigFile};
+use crate::config::{self, Config, ConfigError};
 use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
@@ -42,7 +42,7 @@ impl Error {
 
 /// Everything `main` does after parsing the command line.
 pub fn main(cli: Cli) -> Result<(), Error> {
-    let file = cli.config.map_or(ConfigFile::Default, ConfigFile::Named);
+    let file = cli.config_file();
     match cli.command.unwrap_or(Command::Run) {
         Command::Plugin { name } => {
             let builtin = Builtin::from_name(&name).ok_or(Error::UnknownBuiltin(name))?;
@@ -57,6 +57,7 @@ pub fn main(cli: Cli) -> Result<(), Error> {
         Command::Run => {
             let loaded = config::load(&file)?;
             logging::init();
+            loaded.log_summary();
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|source| Error::Io { context: "starting the runtime", source })?;
             let result = runtime.block_on(async { run(loaded.config, StopSignals::listen()).await });

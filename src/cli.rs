@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::{ConfigFile, NamedBy};
 
 /// Shown after the options: the environment the bot reads.
 const ENVIRONMENT: &str = "\
@@ -24,8 +27,37 @@ pub struct Cli {
     #[arg(long, short = 'c', global = true, env = "ROSEY_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Who gave `config`; clap knows, and a message about a missing file says which to fix.
+    #[arg(skip)]
+    pub config_named_by: Option<NamedBy>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parse the process's arguments (exiting with usage on a mistake), noting where the
+    /// config path came from.
+    pub fn from_env_and_args() -> Cli {
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.config_named_by = match matches.value_source("config") {
+            Some(ValueSource::EnvVariable) => Some(NamedBy::EnvVar),
+            Some(_) => Some(NamedBy::Flag),
+            None => None,
+        };
+        cli
+    }
+
+    /// The config file to read.
+    pub fn config_file(&self) -> ConfigFile {
+        match &self.config {
+            Some(path) => {
+                ConfigFile::Named { path: path.clone(), named_by: self.config_named_by.unwrap_or(NamedBy::Flag) }
+            }
+            None => ConfigFile::Default,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = rosey::cli::Cli::parse();
+    let cli = rosey::cli::Cli::from_env_and_args();
     match rosey::app::main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -8,6 +8,7 @@
 
 pub mod builtin;
 pub mod protocol;
+pub mod spec;
 mod stream;
 mod supervisor;
 
@@ -23,8 +24,8 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Launch, PluginConfig};
 use protocol::HostMessage;
+use spec::{Launch, PluginConfig};
 
 /// How many commands may wait for a plugin before new ones are dropped (and counted).
 pub const COMMAND_QUEUE: usize = 256;
@@ -216,7 +217,7 @@ pub struct PluginHandle {
 
 impl PluginHandle {
     pub fn name(&self) -> &str {
-        &self.config.name
+        self.config.name.as_str()
     }
 
     /// A copy of the current status.
@@ -338,12 +339,12 @@ impl PluginHost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RestartPolicy;
     use crate::plugins::builtin::Builtin;
+    use crate::plugins::spec::{PluginName, RestartPolicy};
 
     fn handle(launch: Launch, commands: &[&str], queue: usize) -> (PluginHandle, mpsc::Receiver<HostMessage>) {
         let config = PluginConfig {
-            name: "p".into(),
+            name: PluginName::new("p").expect("a valid name"),
             launch,
             env: Default::default(),
             cwd: None,

@@ -15,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage};
+use super::spec::{Launch, RestartPolicy};
 use super::stream::{Line, read_line};
 use super::{
     CRASH_LOG_LEN, ChatReply, CrashRecord, ExitReason, Launcher, PluginCounters, PluginHandle, PluginState,
     PluginStatus, ProcessInfo,
 };
-use crate::config::{Launch, RestartPolicy};
 
 /// How long a plugin may take to exit after SIGTERM before it is killed.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -427,3 +427,253 @@ fn a_numeric_password_from_the_environment_is_kept_as_written() {
     let without = request("GET", &url, &[]).expect("an answer");
     assert_eq!(without.status, 401, "{}", without.body);
 }
+
+#[test]
+fn a_missing_file_named_by_both_blames_the_flag_that_won() {
+    // The flag wins over ROSEY_CONFIG, so the flag is what to fix, even when both say the same.
+    assert_eq!(
+        config_error(&["--config", "no-such-file.json", "config"], &[("ROSEY_CONFIG", "no-such-file.json")]),
+        ["config error: config file no-such-file.json (named by --config) does not exist"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ROSEY_* variables that are not config overrides.
+
+#[test]
+fn rosey_variables_outside_the_config_sections_are_not_config() {
+    // The project's own test switch, and anything else a user's scripts may set.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let env = [("ROSEY_E2E_REQUIRED", "1"), ("ROSEY_SOMETHING_ELSE", "x"), ("ROSEY_E2E__MODE", "strict")];
+    let config = effective_config(dir.path(), &[], &env);
+    assert_eq!(config["dashboard"]["port"], json!(8080));
+}
+
+#[test]
+fn a_single_underscore_variable_is_told_the_double_underscore_spelling() {
+    assert_eq!(
+        config_error(&["config"], &[("ROSEY_DASHBOARD_PORT", "9090")]),
+        ["config error: ROSEY_DASHBOARD_PORT: not a config variable: did you mean ROSEY_DASHBOARD__PORT? \
+          (two underscores between section and key)"]
+    );
+    assert_eq!(
+        config_error(&["config"], &[("ROSEY_METRICS_POLL_INTERVAL", "1")]),
+        ["config error: ROSEY_METRICS_POLL_INTERVAL: not a config variable: did you mean \
+          ROSEY_METRICS__POLL_INTERVAL? (two underscores between section and key)"]
+    );
+}
+
+#[test]
+fn plugins_from_the_environment_are_refused_with_a_pointer_to_the_file() {
+    // An empty list is refused like a full one: plugins are never read from the environment.
+    for value in ["[]", r#"[{"name": "dice", "builtin": "dice-roller"}]"#] {
+        assert_eq!(
+            config_error(&["config"], &[("ROSEY_PLUGINS", value)]),
+            ["config error: plugins from ROSEY_PLUGINS: plugins are configured in the config file only, not the \
+              environment (unset ROSEY_PLUGINS)"],
+            "ROSEY_PLUGINS={value}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Relative plugin paths, and what the bot says about its config at start.
+
+/// A bot started by hand (not by `RoseyBuilder`, which always runs beside its config), its
+/// stderr collected; stopped with SIGTERM when dropped.
+struct HandStarted {
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl HandStarted {
+    fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> HandStarted {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(crate::common::rosey_exe());
+        for (key, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("ROSEY_")) {
+            command.env_remove(key);
+        }
+        command.args(args).current_dir(dir).env("ROSEY_LOG", "info").env("NO_COLOR", "1").envs(env.iter().copied());
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("rosey starts");
+        let pipe = child.stderr.take().expect("piped stderr");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut text = sink.lock().expect("stderr lock");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        HandStarted { child, stderr }
+    }
+
+    /// Wait until stderr has a line containing every one of `needles`; that line.
+    fn wait_for_log(&mut self, needles: &[&str]) -> String {
+        wait_for(&format!("a log line with {needles:?}"), DEADLINE, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("rosey exited ({status}):\n{}", self.stderr.lock().expect("stderr lock"));
+            }
+            let text = self.stderr.lock().expect("stderr lock").clone();
+            text.lines().find(|line| needles.iter().all(|n| line.contains(n))).map(str::to_owned)
+        })
+    }
+}
+
+impl Drop for HandStarted {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if let Ok(None) = self.child.try_wait() {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `dir/conf/rosey.json` running `dir/conf/bin/where.sh` in `dir/conf/work`, both written
+/// relative to the file; the script records the directory it runs in.
+fn config_with_relative_paths(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(conf.join("bin")).expect("conf/bin created");
+    std::fs::create_dir_all(conf.join("work")).expect("conf/work created");
+    std::fs::create_dir_all(dir.join("elsewhere")).expect("elsewhere created");
+    let script = conf.join("bin/where.sh");
+    std::fs::write(&script, "#!/bin/sh\npwd > started-in.tmp && mv started-in.tmp started-in\nexec cat > /dev/null\n")
+        .expect("script written");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("script made executable");
+    write_config(
+        &conf,
+        "rosey.json",
+        json!({
+            "dashboard": { "enabled": false },
+            "plugins": [
+                { "name": "where", "command": ["./bin/where.sh", "data/input.txt"], "cwd": "work" },
+                { "name": "by-path", "command": ["python3", "-c", "pass"] }
+            ]
+        }),
+    );
+    conf
+}
+
+#[test]
+fn rosey_config_prints_plugin_paths_resolved_against_the_config_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let conf = config_with_relative_paths(dir.path());
+    let file = conf.join("rosey.json");
+    let config = effective_config(&dir.path().join("elsewhere"), &["--config", "../conf/rosey.json"], &[]);
+    let conf_dir = std::path::absolute(dir.path().join("elsewhere/../conf")).expect("an absolute path");
+    let plugins = &config["plugins"];
+    // The program names a path: beside the file. Its arguments are the program's business.
+    assert_eq!(plugins[0]["command"], json!([conf_dir.join("bin/where.sh"), "data/input.txt"]), "{file:?}");
+    assert_eq!(plugins[0]["cwd"], json!(conf_dir.join("work")));
+    // A bare program name is still looked up in PATH.
+    assert_eq!(plugins[1]["command"][0], json!("python3"));
+}
+
+#[test]
+fn a_plugin_with_relative_paths_starts_beside_its_config_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let conf = config_with_relative_paths(dir.path());
+    let file = conf.join("rosey.json");
+    let _rosey = HandStarted::spawn(&dir.path().join("elsewhere"), &["--config", "../conf/rosey.json"], &[]);
+    let marker = conf.join("work/started-in");
+    let started_in = wait_for("the plugin to record where it runs", DEADLINE, || std::fs::read_to_string(&marker).ok());
+    let expected = std::fs::canonicalize(conf.join("work")).expect("conf/work exists");
+    assert_eq!(Path::new(started_in.trim()), expected, "config file {file:?}");
+}
+
+#[test]
+fn the_config_file_in_use_is_logged_at_start() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let conf = config_with_relative_paths(dir.path());
+    let mut rosey = HandStarted::spawn(&dir.path().join("elsewhere"), &["--config", "../conf/rosey.json"], &[]);
+    let absolute = std::path::absolute(dir.path().join("elsewhere/../conf/rosey.json")).expect("an absolute path");
+    let line = rosey.wait_for_log(&["config file in use", &absolute.display().to_string()]);
+    assert!(line.contains("plugins=2"), "{line}");
+    assert!(conf.join("rosey.json").is_file());
+}
+
+#[test]
+fn starting_without_a_config_file_warns_that_there_are_no_plugins() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut rosey = HandStarted::spawn(dir.path(), &[], &[("ROSEY_DASHBOARD__ENABLED", "false")]);
+    let line = rosey.wait_for_log(&["WARN", "no config file", "rosey.json", "no plugins"]);
+    assert!(!line.contains("config file in use"), "{line}");
+}
+
+/// Numbers at the edges of what a float can say: each is a config error naming the key, its
+/// source and the range, exit code 2, never a panic, a frozen dashboard or a vanished plugin.
+mod hostile_config {
+    use super::*;
+
+    fn file_error(config: Value) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        write_config(dir.path(), "hostile.json", config);
+        let path = dir.path().join("hostile.json").display().to_string();
+        config_error(&["--config", &path, "config"], &[])
+            .into_iter()
+            .map(|line| line.replace(&path, "{path}"))
+            .collect()
+    }
+
+    #[test]
+    fn a_poll_interval_too_small_to_measure_is_refused() {
+        // 1e-10 s is > 0, but as a Duration it is zero: the collector would panic at its first tick.
+        assert_eq!(
+            file_error(json!({ "metrics": { "poll_interval": 1e-10 } })),
+            ["config error: metrics.poll_interval from {path}: expected a number of seconds from 0.1 to 86400 \
+              (1 day), found 1e-10"]
+        );
+        assert_eq!(
+            // figment reads exponent notation in a variable as text, so it is written out here.
+            config_error(&["config"], &[("ROSEY_METRICS__POLL_INTERVAL", "0.0000000001")]),
+            ["config error: metrics.poll_interval from ROSEY_METRICS__POLL_INTERVAL: expected a number of seconds \
+              from 0.1 to 86400 (1 day), found 1e-10"]
+        );
+    }
+
+    #[test]
+    fn a_history_longer_than_a_week_is_refused() {
+        assert_eq!(
+            file_error(json!({ "metrics": { "history_duration": 1e300 } })),
+            ["config error: metrics.history_duration from {path}: expected a number of seconds >= \
+              metrics.poll_interval, at most 604800 (1 week), found 1e300"]
+        );
+    }
+
+    #[test]
+    fn a_restart_delay_longer_than_a_day_is_refused_not_dropped() {
+        let plugin =
+            |restart: Value| json!({ "plugins": [{ "name": "d", "builtin": "dice-roller", "restart": restart }] });
+        assert_eq!(
+            file_error(plugin(json!({ "initial_delay": 1e300 }))),
+            ["config error: plugins[0].restart.initial_delay from {path}: expected a number of seconds from 0 to \
+              86400 (1 day), found 1e300"]
+        );
+        assert_eq!(
+            file_error(plugin(json!({ "max_delay": 90000, "reset_window": 1e20 }))),
+            [
+                "config error: plugins[0].restart.max_delay from {path}: expected a number of seconds from 0 to \
+                 86400 (1 day), found 90000",
+                "config error: plugins[0].restart.reset_window from {path}: expected a number of seconds from 0 to \
+                 86400 (1 day), found 1e20",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_bot_refuses_to_start_on_an_extreme_number() {
+        // `rosey` itself, not `rosey config`: it used to start and panic (exit 101) or run frozen.
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        write_config(dir.path(), "rosey.json", json!({ "metrics": { "history_duration": 1e300 } }));
+        let output = run_rosey(dir.path(), &["--config", "rosey.json"], &[("ROSEY_DASHBOARD__ENABLED", "false")]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(stderr(&output).contains("metrics.history_duration from rosey.json"), "{}", stderr(&output));
+    }
+}

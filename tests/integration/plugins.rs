@@ -171,10 +171,11 @@ fn staying_up_for_the_reset_window_forgets_earlier_crashes() {
 }
 
 /// Regression: a restart delay past what a clock reading can hold panicked the supervisor, which left
-/// the dead plugin shown as RUNNING for good.
+/// the dead plugin shown as RUNNING for good. The config now refuses delays over a day (see
+/// config::hostile_config), so the longest one it accepts stands in.
 #[test]
 fn an_enormous_restart_delay_is_just_a_long_wait() {
-    let never = json!({ "initial_delay": 1e19, "max_delay": 1e19, "max_attempts": 3, "reset_window": 60 });
+    let never = json!({ "initial_delay": 86400, "max_delay": 86400, "max_attempts": 3, "reset_window": 60 });
     let mut rosey = dice_roller_restarted_by(never);
     let loaded_at = rosey.plugin("dice-roller")["loaded_at"].clone();
     assert!(loaded_at.is_string(), "a running plugin has loaded_at: {loaded_at}");

@@ -1,0 +1,158 @@
+//! Configuration: the layered `rosey.json` + `ROSEY_*` environment, checked as it is loaded.
+//!
+//! Layers, lowest first: built-in defaults, the config file, environment variables
+//! (`ROSEY_<SECTION>__<KEY>`). What the user wrote is deserialised into [`RawConfig`], whose
+//! field types check every single-key rule (every unknown key is an error too); then
+//! [`RawConfig::check`] applies the rules that span keys and builds the typed [`Config`] the
+//! program runs on. Every problem is collected, with the key, the source it came from and what
+//! was expected. The plugins' own types ([`crate::plugins::spec`]) are built here; the plugins
+//! module never reads the config.
+//!
+//! - [`schema`]: the raw and checked shapes; [`numbers`]: seconds with ranges, thresholds.
+//! - [`load`]: finding the file and layering it with the environment ([`env`]).
+//! - [`check`]: the rules that span keys; [`report`]: problems in words.
+
+mod check;
+mod env;
+mod load;
+mod numbers;
+mod report;
+mod schema;
+
+pub use load::{ConfigFile, DEFAULT_CONFIG_FILE, Loaded, load};
+pub use report::{ConfigError, ConfigProblem, NamedBy, ValueSource};
+pub use schema::{BasicAuth, Config, DashboardConfig, MetricsConfig, RawConfig};
+
+#[cfg(test)]
+mod tests {
+    use figment::Figment;
+    use figment::providers::{Format, Json, Serialized};
+
+    use super::*;
+
+    /// Load defaults plus `json` (standing in for the file; no environment layer).
+    fn load_json(json: &str) -> Result<(RawConfig, Config), ConfigError> {
+        let figment = Figment::from(Serialized::defaults(RawConfig::default())).merge(Json::string(json));
+        load::load_figment(&figment, None, Vec::new())
+    }
+
+    /// `key: message` of every problem `json` has.
+    fn problems(json: &str) -> Vec<String> {
+        match load_json(json) {
+            Err(ConfigError::Invalid { problems }) => {
+                problems.into_iter().map(|p| format!("{}: {}", p.key.unwrap_or_default(), p.message)).collect()
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("{json} was accepted"),
+        }
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_in_key_order_with_the_value_quoted() {
+        assert_eq!(
+            problems(r#"{"metrics": {"poll_interval": "x"}, "dashboard": {"port": "abc", "host": 5, "prot": 1}}"#),
+            [
+                "dashboard.host: expected a host name or IP address, found 5",
+                "dashboard.port: expected an integer 1..65535, found \"abc\"",
+                "dashboard.prot: unknown key \"prot\", did you mean \"port\"? (expected one of: enabled, host, \
+                 port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth)",
+                "metrics.poll_interval: expected a number of seconds > 0, found \"x\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_that_took_its_default_does_not_cause_follow_up_problems() {
+        // poll_interval falls back to 5 after its type error; history_duration 2 < 5 is not news.
+        assert_eq!(
+            problems(r#"{"metrics": {"poll_interval": "x", "history_duration": 2}}"#),
+            ["metrics.poll_interval: expected a number of seconds > 0, found \"x\""]
+        );
+        // A plugin whose builtin has the wrong type is not also "missing a builtin or command".
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "a", "builtin": 5}]}"#),
+            ["plugins[0].builtin: expected a string, found 5"]
+        );
+    }
+
+    #[test]
+    fn check_problems_come_with_type_problems() {
+        assert_eq!(
+            problems(
+                r#"{"dashboard": {"port": 0, "enabled": "yes"}, "plugins": [{"name": "bad name!", "builtin": "x"}]}"#
+            ),
+            [
+                "dashboard.enabled: expected true or false, found \"yes\"",
+                "dashboard.port: expected an integer 1..65535, found 0",
+                "plugins[0].builtin: plugin \"bad name!\": unknown builtin \"x\" (expected one of: dice-roller, 8ball)",
+                "plugins[0].name: invalid plugin name \"bad name!\": expected 1..64 characters of a-z A-Z 0-9 . _ - (not . or ..)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mistyped_password_is_not_echoed() {
+        assert_eq!(
+            problems(r#"{"dashboard": {"auth": {"username": "admin", "password": 12345}}}"#),
+            ["dashboard.auth.password: expected a string, found a value of another type"]
+        );
+    }
+
+    #[test]
+    fn plugin_problems_name_the_plugin_and_its_index() {
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "d", "builtin": "8ball"}, {"name": "d", "builtin": "dice-roller"}]}"#),
+            ["plugins[1].name: duplicate plugin name \"d\" (plugins[0] has it too): names must be unique"]
+        );
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "restart": {"max_attempts": -1}}]}"#),
+            ["plugins[0].restart.max_attempts: expected an integer >= 0, found -1"]
+        );
+        assert_eq!(
+            problems(r#"{"plugins": ["dice-roller"]}"#),
+            [
+                "plugins[0]: expected a plugin object such as {\"name\": \"dice\", \"builtin\": \"dice-roller\"}, found \"dice-roller\""
+            ]
+        );
+    }
+
+    #[test]
+    fn broken_json_names_the_line() {
+        let problems = problems("{\n  \"dashboard\": {\n    \"port\": 8080,\n  }\n}\n");
+        assert_eq!(problems, [": invalid JSON: trailing comma at line 4 column 3"]);
+    }
+
+    #[test]
+    fn history_must_cover_one_poll() {
+        assert_eq!(
+            problems(r#"{"metrics": {"poll_interval": 10, "history_duration": 5}}"#),
+            ["metrics.history_duration: expected a number of seconds >= metrics.poll_interval (10), found 5"]
+        );
+        let (_, config) = load_json(r#"{"metrics": {"poll_interval": 10, "history_duration": 10}}"#).expect("valid");
+        assert_eq!(config.metrics.history_capacity(), 1);
+    }
+
+    #[test]
+    fn rosey_config_prints_whole_numbers_as_integers_and_no_password() {
+        let (raw, config) = load_json(
+            r#"{"metrics": {"poll_interval": 0.5, "history_duration": 60},
+                "dashboard": {"auth": {"username": "admin", "password": "s3cret"}}}"#,
+        )
+        .expect("valid");
+        let printed = serde_json::to_value(raw.redacted()).expect("serialisable");
+        assert_eq!(printed["metrics"], serde_json::json!({"poll_interval": 0.5, "history_duration": 60}));
+        assert_eq!(printed["dashboard"]["auth"]["password"], "<redacted>");
+        assert_eq!(config.dashboard.auth.expect("auth").password, "s3cret");
+    }
+
+    #[test]
+    fn a_reload_can_tell_a_changed_plugin_from_an_unchanged_one() {
+        let plugins = |json: &str| load_json(json).expect("valid").1.plugins;
+        let before = plugins(r#"{"plugins": [{"name": "a", "builtin": "8ball"}, {"name": "b", "command": ["x"]}]}"#);
+        let after = plugins(
+            r#"{"plugins": [{"name": "a", "builtin": "8ball"}, {"name": "b", "command": ["x"], "restart": {"max_delay": 5}}]}"#,
+        );
+        assert_eq!(before[0], after[0]);
+        assert_ne!(before[1], after[1]);
+    }
+}

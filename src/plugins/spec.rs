@@ -1,0 +1,119 @@
+//! What the host needs to run one plugin: a valid name, how to launch it, its environment and
+//! its restart policy. The config module builds these from the file (after its own checks);
+//! the plugins module runs them and never reads the config itself.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::plugins::builtin::Builtin;
+
+/// A plugin name: 1..64 characters of `a-z A-Z 0-9 . _ -`, and neither `.` nor `..`.
+///
+/// Holding one is the proof of the rule, which the rest of the program relies on: the name is
+/// used as a URL path segment (`/plugin/NAME`) and a Prometheus label value without escaping.
+/// `.` and `..` are refused because as path segments they would name another page.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PluginName(String);
+
+/// A name that breaks the [`PluginName`] rule; shown quoted, so a hostile name prints literally.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid plugin name {0:?}: expected 1..64 characters of a-z A-Z 0-9 . _ - (not . or ..)")]
+pub struct InvalidPluginName(pub String);
+
+impl PluginName {
+    pub fn new(name: impl Into<String>) -> Result<PluginName, InvalidPluginName> {
+        let name = name.into();
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if (1..=64).contains(&name.len()) && name.bytes().all(allowed) && name != "." && name != ".." {
+            Ok(PluginName(name))
+        } else {
+            Err(InvalidPluginName(name))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PluginName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One plugin as configured. `PartialEq` lets a config reload tell a changed entry from an
+/// unchanged one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginConfig {
+    pub name: PluginName,
+    pub launch: Launch,
+    pub env: BTreeMap<String, String>,
+    /// Absolute when it came from a config file (relative ones are resolved against its directory).
+    pub cwd: Option<PathBuf>,
+    /// Shown when the plugin does not report a version itself.
+    pub version: Option<String>,
+    /// Commands routed to it even if it never says hello.
+    pub commands: Vec<String>,
+    pub restart: RestartPolicy,
+}
+
+/// How a plugin's process is started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Launch {
+    Builtin(Builtin),
+    /// `program` is looked up in `PATH` unless it contains a `/`.
+    Command {
+        program: String,
+        args: Vec<String>,
+    },
+}
+
+/// When and how often a crashed plugin is started again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestartPolicy {
+    pub enabled: bool,
+    pub max_attempts: u32,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    pub reset_window: Duration,
+}
+
+impl RestartPolicy {
+    /// Delay before restart attempt `attempt` (1-based): initial, doubled each time, capped.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2f64.powi(attempt.saturating_sub(1).min(62) as i32);
+        let secs = (self.initial_delay.as_secs_f64() * factor).min(self.max_delay.as_secs_f64());
+        // Both delays are finite and non-negative, so the capped product converts.
+        Duration::try_from_secs_f64(secs).unwrap_or(self.max_delay)
+    }
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            enabled: true,
+            max_attempts: 5,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            reset_window: Duration::from_secs(60),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_names_are_url_safe_path_segments() {
+        for good in ["dice-roller", "8ball", "a.b_c-D", "..x", &"x".repeat(64)] {
+            assert_eq!(PluginName::new(good).map(|n| n.to_string()), Ok(good.to_owned()));
+        }
+        for bad in ["", ".", "..", "a b", "a/b", "<x>", "é", &"x".repeat(65)] {
+            assert_eq!(PluginName::new(bad), Err(InvalidPluginName(bad.to_owned())), "{bad} should be invalid");
+        }
+    }
+}
