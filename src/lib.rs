@@ -4,12 +4,13 @@
 //! Data flows one way: [`plugins`] (processes, states, counters) → [`metrics`] (the collector
 //! and its snapshots) → [`dashboard`] (HTTP: HTML, JSON, Prometheus, SSE). [`chat`] feeds
 //! commands to the plugins; [`app`] starts and stops everything in order; [`config`] and
-//! [`cli`] are what the operator controls; [`timefmt`] is how times read everywhere.
+//! [`cli`] are what the operator controls, [`control`] how actions reach the running plugins; [`timefmt`] is how times read everywhere.
 
 pub mod app;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dashboard;
 pub mod logging;
 pub mod metrics;

@@ -6,6 +6,7 @@
 //! other components may look at is published through a [`PluginHandle`]: the current
 //! [`PluginStatus`] (a `watch` channel, so a crash is visible at once) and lock-free counters.
 
+pub mod action;
 pub mod builtin;
 pub mod protocol;
 pub mod spec;

@@ -1,0 +1,186 @@
+//! Operating the bot while it runs: reload, restart, stop or start one plugin, or reload the
+//! whole configuration. Every source of an action (the HTTP API, the console's `!admin`, a
+//! signal, `rosey reload`) asks through [`Controls`], so that each action is carried out by one
+//! owner (the task that owns the plugin host) and written to the audit log in one place.
+//!
+//! This is the one path that runs against the data flow (plugins → collector → snapshot →
+//! dashboard): requests travel to the host over a channel and answers come back on a oneshot,
+//! so no caller ever holds the host or a lock on it. Progress is seen the usual way: the
+//! plugin's status changes and the next snapshot shows it.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::config::ConfigError;
+pub use crate::plugins::action::{Action, ActionError, ActionOutcome, ActionReport, Trigger};
+
+/// Requests waiting for the host; a caller beyond this waits its turn.
+const REQUEST_QUEUE: usize = 64;
+/// The `tracing` target of audit lines, so they can be filtered or routed on their own
+/// (`ROSEY_LOG=info,audit=info`).
+pub const AUDIT_TARGET: &str = "audit";
+
+/// A request to the task that owns the plugin host.
+#[derive(Debug)]
+pub enum ControlRequest {
+    Act { plugin: String, action: Action, trigger: Trigger, reply: oneshot::Sender<Result<ActionReport, ActionError>> },
+    ReloadConfig { trigger: Trigger, reply: oneshot::Sender<Result<ConfigReport, ConfigReloadError>> },
+}
+
+/// What a config reload changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigReport {
+    /// New entries, now starting.
+    pub started: Vec<String>,
+    /// Entries gone from the file, now stopped and gone from the dashboard.
+    pub removed: Vec<String>,
+    /// Changed entries, hot-reloaded (each with its outcome).
+    pub reloaded: Vec<ActionReport>,
+    /// Entries left untouched.
+    pub unchanged: Vec<String>,
+    /// Keys that changed but take effect only after a restart of the bot (e.g. `dashboard.port`).
+    pub needs_restart: Vec<String>,
+    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
+    pub duration: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(d.as_secs_f64())
+}
+
+/// Why a config reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigReloadError {
+    /// The file or environment is invalid; every problem, one line each, as at start-up.
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+    #[error("a config reload is already in progress; try again when it has finished")]
+    Busy,
+    #[error("the bot is shutting down")]
+    ShuttingDown,
+}
+
+/// The front door for actions: cheap to clone, one per source.
+#[derive(Debug, Clone)]
+pub struct Controls {
+    requests: mpsc::Sender<ControlRequest>,
+}
+
+impl Controls {
+    /// The door and the receiving end, which the host's owner serves.
+    pub fn channel() -> (Controls, mpsc::Receiver<ControlRequest>) {
+        let (requests, receiver) = mpsc::channel(REQUEST_QUEUE);
+        (Controls { requests }, receiver)
+    }
+
+    /// Carry out `action` on `plugin` and wait until it has finished; audited.
+    pub async fn act(&self, plugin: &str, action: Action, trigger: Trigger) -> Result<ActionReport, ActionError> {
+        let started = Instant::now();
+        let (reply, answer) = oneshot::channel();
+        let request = ControlRequest::Act { plugin: plugin.to_owned(), action, trigger: trigger.clone(), reply };
+        let result = match self.requests.send(request).await {
+            Ok(()) => answer.await.unwrap_or(Err(ActionError::ShuttingDown)),
+            Err(_) => Err(ActionError::ShuttingDown),
+        };
+        let took = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(report) => info!(
+                target: AUDIT_TARGET,
+                who = %trigger,
+                action = %action,
+                plugin,
+                outcome = %report.outcome,
+                reason = report.reason.as_deref().unwrap_or(""),
+                duration_seconds = took,
+                "action finished"
+            ),
+            Err(error) => warn!(
+                target: AUDIT_TARGET,
+                who = %trigger,
+                action = %action,
+                plugin,
+                outcome = "refused",
+                reason = %error,
+                duration_seconds = took,
+                "action refused"
+            ),
+        }
+        result
+    }
+
+    /// Re-read the config file and environment and apply the difference; audited.
+    pub async fn reload_config(&self, trigger: Trigger) -> Result<ConfigReport, ConfigReloadError> {
+        let started = Instant::now();
+        let (reply, answer) = oneshot::channel();
+        let request = ControlRequest::ReloadConfig { trigger: trigger.clone(), reply };
+        let result = match self.requests.send(request).await {
+            Ok(()) => answer.await.unwrap_or(Err(ConfigReloadError::ShuttingDown)),
+            Err(_) => Err(ConfigReloadError::ShuttingDown),
+        };
+        let took = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(report) => info!(
+                target: AUDIT_TARGET,
+                who = %trigger,
+                action = "reload-config",
+                started = ?report.started,
+                removed = ?report.removed,
+                reloaded = report.reloaded.len(),
+                needs_restart = ?report.needs_restart,
+                duration_seconds = took,
+                "config reloaded"
+            ),
+            Err(error) => warn!(
+                target: AUDIT_TARGET,
+                who = %trigger,
+                action = "reload-config",
+                outcome = "refused",
+                duration_seconds = took,
+                "config reload refused: {error}"
+            ),
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_action_reaches_the_host_and_its_answer_comes_back() {
+        let (controls, mut requests) = Controls::channel();
+        let host = tokio::spawn(async move {
+            let Some(ControlRequest::Act { plugin, action, reply, .. }) = requests.recv().await else {
+                panic!("expected an action request");
+            };
+            let report = ActionReport {
+                plugin,
+                action,
+                outcome: ActionOutcome::Done,
+                from_version: None,
+                to_version: None,
+                duration: Duration::ZERO,
+                reason: None,
+            };
+            reply.send(Ok(report)).expect("the caller waits");
+        });
+        let report = controls.act("dice", Action::Stop, Trigger::Signal("SIGHUP")).await.expect("answered");
+        assert_eq!((report.plugin.as_str(), report.action), ("dice", Action::Stop));
+        host.await.expect("host task");
+    }
+
+    #[tokio::test]
+    async fn a_host_that_is_gone_means_shutting_down() {
+        let (controls, requests) = Controls::channel();
+        drop(requests);
+        assert_eq!(controls.act("dice", Action::Reload, Trigger::Config).await, Err(ActionError::ShuttingDown));
+        assert!(matches!(
+            controls.reload_config(Trigger::Signal("SIGHUP")).await,
+            Err(ConfigReloadError::ShuttingDown)
+        ));
+    }
+}

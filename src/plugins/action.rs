@@ -1,0 +1,190 @@
+//! What an operator can do to one plugin ([`Action`]), who asked ([`Trigger`]) and how it went
+//! ([`ActionReport`], [`ActionError`]). Plain data, shared by the host that carries actions out
+//! and by every place that asks for them (API, console, signals, config reload).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// An operation on one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Blue-green: start a new process beside the old one, switch routing when it is ready,
+    /// drain and stop the old one; roll back if the new one fails.
+    Reload,
+    /// Stop, then start (no overlap, for plugins that cannot run twice).
+    Restart,
+    /// Stop and stay STOPPED (no automatic restart).
+    Stop,
+    /// Start a STOPPED or FAILED plugin.
+    Start,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [Action::Reload, Action::Restart, Action::Stop, Action::Start];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Reload => "reload",
+            Action::Restart => "restart",
+            Action::Stop => "stop",
+            Action::Start => "start",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Text that names no action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown action {0:?} (expected reload, restart, stop or start)")]
+pub struct UnknownAction(pub String);
+
+impl FromStr for Action {
+    type Err = UnknownAction;
+
+    fn from_str(s: &str) -> Result<Action, UnknownAction> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s).ok_or_else(|| UnknownAction(s.to_owned()))
+    }
+}
+
+/// Who or what asked for an action: written to the audit log and to a plugin's reload log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// An HTTP request; the basic-auth user when there is one.
+    Api { user: Option<String> },
+    /// A chat user (today only the operator's console).
+    Console { user: String },
+    /// A process signal, e.g. `SIGHUP`.
+    Signal(&'static str),
+    /// A config reload that found this plugin's entry changed.
+    Config,
+}
+
+impl Trigger {
+    /// `api`, `console`, `signal` or `config`: the `trigger` field of a reload-log entry.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Api { .. } => "api",
+            Trigger::Console { .. } => "console",
+            Trigger::Signal(_) => "signal",
+            Trigger::Config => "config",
+        }
+    }
+}
+
+/// For the audit log: `api user "admin"`, `console user "console"`, `signal SIGHUP`.
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trigger::Api { user: Some(user) } => write!(f, "api user {user:?}"),
+            Trigger::Api { user: None } => f.write_str("api"),
+            Trigger::Console { user } => write!(f, "console user {user:?}"),
+            Trigger::Signal(name) => write!(f, "signal {name}"),
+            Trigger::Config => f.write_str("config reload"),
+        }
+    }
+}
+
+/// How a finished action went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionOutcome {
+    /// A restart, stop or start that did what was asked.
+    Done,
+    /// A reload whose new process took over.
+    Reloaded,
+    /// A reload whose new process failed; the old one kept serving.
+    RolledBack,
+    /// A restart or start whose process could not be started.
+    Failed,
+}
+
+impl ActionOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionOutcome::Done => "done",
+            ActionOutcome::Reloaded => "reloaded",
+            ActionOutcome::RolledBack => "rolled_back",
+            ActionOutcome::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for ActionOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of one finished action, as the API answers it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionReport {
+    pub plugin: String,
+    pub action: Action,
+    pub outcome: ActionOutcome,
+    pub from_version: Option<String>,
+    pub to_version: Option<String>,
+    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
+    pub duration: Duration,
+    /// Why it rolled back or failed, in words (e.g. "exited with code 3 before hello").
+    pub reason: Option<String>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(d.as_secs_f64())
+}
+
+/// Why an action was not carried out at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    #[error("Plugin {0} not found")]
+    UnknownPlugin(String),
+    #[error("{plugin}: a {running} is already in progress; try again when it has finished")]
+    Busy { plugin: String, running: Action },
+    #[error("the bot is shutting down")]
+    ShuttingDown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_parse_from_their_names_only() {
+        for action in Action::ALL {
+            assert_eq!(action.as_str().parse::<Action>(), Ok(action));
+        }
+        assert_eq!("Reload".parse::<Action>(), Err(UnknownAction("Reload".into())));
+    }
+
+    #[test]
+    fn a_report_serialises_with_seconds_and_snake_case_outcome() {
+        let report = ActionReport {
+            plugin: "dice".into(),
+            action: Action::Reload,
+            outcome: ActionOutcome::RolledBack,
+            from_version: Some("1".into()),
+            to_version: None,
+            duration: Duration::from_millis(1500),
+            reason: Some("exited with code 3 before hello".into()),
+        };
+        let json = serde_json::to_value(&report).expect("plain data serialises");
+        assert_eq!(json["action"], "reload");
+        assert_eq!(json["outcome"], "rolled_back");
+        assert_eq!(json["duration_seconds"], 1.5);
+    }
+
+    #[test]
+    fn triggers_name_who_asked() {
+        assert_eq!(Trigger::Api { user: Some("admin".into()) }.to_string(), "api user \"admin\"");
+        assert_eq!(Trigger::Signal("SIGHUP").kind(), "signal");
+    }
+}
