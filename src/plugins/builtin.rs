@@ -7,6 +7,7 @@ use std::io::{self, BufRead, Write};
 use rand::{Rng, RngExt};
 
 use super::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage};
+use super::stream::{Line, LineSplitter};
 
 /// A plugin compiled into the `rosey` binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,21 +91,24 @@ fn serve<I: BufRead, O: Write, E: Write>(builtin: Builtin, mut input: I, mut out
     output.write_all(hello.to_line().as_bytes())?;
     output.flush()?;
 
-    let mut buf = Vec::new();
+    let mut lines = LineSplitter::new(MAX_LINE_BYTES);
     // Notes to stderr are best effort: failing to log must not stop the plugin.
-    while let Some(too_long) = read_line_bounded(&mut input, &mut buf, MAX_LINE_BYTES)? {
-        if too_long {
-            let _ = writeln!(log, "{name}: ignoring line longer than {MAX_LINE_BYTES} bytes");
-            continue;
-        }
-        let Ok(line) = std::str::from_utf8(&buf) else {
-            let _ = writeln!(log, "{name}: ignoring line that is not valid UTF-8");
-            continue;
+    while let Some(line) = lines.next_line_blocking(&mut input)? {
+        let line = match line {
+            Line::Text(text) => text,
+            Line::TooLong { .. } => {
+                let _ = writeln!(log, "{name}: ignoring line longer than {MAX_LINE_BYTES} bytes");
+                continue;
+            }
+            Line::NotUtf8(_) => {
+                let _ = writeln!(log, "{name}: ignoring line that is not valid UTF-8");
+                continue;
+            }
         };
         if line.trim().is_empty() {
             continue;
         }
-        let (id, command, args) = match HostMessage::parse(line) {
+        let (id, command, args) = match HostMessage::parse(&line) {
             Ok(HostMessage::Command { id, command, args, .. }) => (id, command, args),
             Err(err) => {
                 let _ = writeln!(log, "{name}: ignoring line: {err}");
@@ -124,43 +128,6 @@ fn serve<I: BufRead, O: Write, E: Write>(builtin: Builtin, mut input: I, mut out
         output.flush()?;
     }
     Ok(())
-}
-
-/// Read one line (without its `'\n'`) into `buf`, never buffering more than
-/// `max` bytes of it. Returns `None` at end of input, `Some(true)` if the line
-/// was longer than `max` (it is consumed and `buf` is left empty), otherwise
-/// `Some(false)`. A final line without a newline still counts as a line.
-fn read_line_bounded<R: BufRead>(input: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<bool>> {
-    buf.clear();
-    let mut too_long = false;
-    let mut read_any = false;
-    loop {
-        let available = match input.fill_buf() {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        if available.is_empty() {
-            return Ok(read_any.then_some(too_long));
-        }
-        read_any = true;
-        let (chunk, used, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], i + 1, true),
-            None => (available, available.len(), false),
-        };
-        if !too_long {
-            if buf.len() + chunk.len() > max {
-                too_long = true;
-                buf.clear();
-            } else {
-                buf.extend_from_slice(chunk);
-            }
-        }
-        input.consume(used);
-        if done {
-            return Ok(Some(too_long));
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -562,22 +529,5 @@ mod tests {
         assert!(matches!(&messages[1], PluginMessage::Reply { id: 5, text } if text.starts_with("🎱 ")));
         assert!(err.contains("longer than"), "{err}");
         assert!(err.contains("UTF-8"), "{err}");
-    }
-
-    #[test]
-    fn bounded_reader_handles_chunk_boundaries() {
-        // A tiny BufReader capacity forces lines to span many fill_buf calls.
-        let data = b"abc\ndefghij\n\nxy";
-        let mut reader = io::BufReader::with_capacity(2, &data[..]);
-        let mut buf = Vec::new();
-        assert_eq!(read_line_bounded(&mut reader, &mut buf, 5).unwrap(), Some(false));
-        assert_eq!(buf, b"abc");
-        assert_eq!(read_line_bounded(&mut reader, &mut buf, 5).unwrap(), Some(true));
-        assert!(buf.is_empty());
-        assert_eq!(read_line_bounded(&mut reader, &mut buf, 5).unwrap(), Some(false));
-        assert!(buf.is_empty());
-        assert_eq!(read_line_bounded(&mut reader, &mut buf, 5).unwrap(), Some(false));
-        assert_eq!(buf, b"xy");
-        assert_eq!(read_line_bounded(&mut reader, &mut buf, 5).unwrap(), None);
     }
 }
