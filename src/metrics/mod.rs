@@ -257,7 +257,9 @@ impl Collector {
         let (sampler, (usage, host)) = match result {
             Ok(done) => done,
             Err(e) => {
-                tracing::error!("process sampling failed ({e}); it restarts at the next sampling, figures are stale until then");
+                tracing::error!(
+                    "process sampling failed ({e}); it restarts at the next sampling, figures are stale until then"
+                );
                 return;
             }
         };

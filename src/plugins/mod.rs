@@ -306,7 +306,11 @@ impl PluginHost {
                 commands: command_tx,
             });
             let supervisor = supervisor::Supervisor {
-                link: supervisor::HostLink { handle: handle.clone(), changed: changed.clone(), replies: replies.clone() },
+                link: supervisor::HostLink {
+                    handle: handle.clone(),
+                    changed: changed.clone(),
+                    replies: replies.clone(),
+                },
                 launcher: launcher.clone(),
                 commands: command_rx,
                 reaper: reaper.clone(),

@@ -30,7 +30,9 @@ impl Drop for KillOnDrop {
 
 /// Wait for the PID a plugin wrote into `file`.
 fn pid_written_to(file: &Path) -> u32 {
-    wait_for("the detached process to write its pid", DEADLINE, || std::fs::read_to_string(file).ok()?.trim().parse().ok())
+    wait_for("the detached process to write its pid", DEADLINE, || {
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    })
 }
 
 /// Python that detaches a process the way daemons do (fork, `setsid()`, output to /dev/null),
@@ -87,7 +89,8 @@ fn a_crashing_plugin_takes_its_detached_child_with_it() {
     // every second), then crashes; the child now belongs to no one but the host.
     let source = detach_source(&pid_file, false) + "time.sleep(3)\nsys.exit(1)\n";
     let plugin = script_plugin(dir.path(), "detacher", &source);
-    let rosey = RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }, plugin])).start();
+    let rosey =
+        RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }, plugin])).start();
     let child = pid_written_to(&pid_file);
     let _cleanup = KillOnDrop(child);
     rosey.wait_for_state("detacher", "FAILED");
@@ -100,7 +103,8 @@ fn a_crashing_plugin_takes_its_detached_child_with_it() {
 fn sse_frames(port: u16, window: Duration, until: impl Fn(&Value) -> bool) -> (usize, Option<Value>) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the dashboard");
     // HTTP/1.0: the body is not chunked, so frames can be split on blank lines as they come.
-    write!(stream, "GET /events HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n").expect("request sent");
+    write!(stream, "GET /events HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+        .expect("request sent");
     stream.set_read_timeout(Some(Duration::from_millis(100))).expect("a read timeout can be set");
     let started = Instant::now();
     let (mut raw, mut buf) = (Vec::new(), [0u8; 64 * 1024]);
@@ -191,7 +195,8 @@ for line in sys.stdin:
 #[test]
 fn stderr_that_is_not_utf8_reaches_the_crash_log() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let source = "import sys\nsys.stderr.buffer.write(b'caf\\xe9 is broken \\xff\\n')\nsys.stderr.flush()\nsys.exit(1)\n";
+    let source =
+        "import sys\nsys.stderr.buffer.write(b'caf\\xe9 is broken \\xff\\n')\nsys.stderr.flush()\nsys.exit(1)\n";
     let plugin = script_plugin(dir.path(), "latin1", source);
     let rosey = RoseyBuilder::new().plugins(json!([plugin])).start();
     let failed = rosey.wait_for_state("latin1", "FAILED");
@@ -202,8 +207,7 @@ fn stderr_that_is_not_utf8_reaches_the_crash_log() {
 fn a_missing_program_and_a_missing_directory_are_told_apart() {
     let off = json!({ "enabled": false });
     let program = json!({ "name": "no-program", "command": ["/nonexistent/prog"], "restart": off });
-    let directory =
-        json!({ "name": "no-directory", "command": ["python3", "-c", "pass"], "cwd": "/nonexistent/dir", "restart": off });
+    let directory = json!({ "name": "no-directory", "command": ["python3", "-c", "pass"], "cwd": "/nonexistent/dir", "restart": off });
     let rosey = RoseyBuilder::new().plugins(json!([program, directory])).start();
     let reason = |name: &str| rosey.wait_for_state(name, "FAILED")["crash_log"][0]["reason"].clone();
     assert_eq!(reason("no-program"), "failed to start: program \"/nonexistent/prog\" not found");

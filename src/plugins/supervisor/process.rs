@@ -102,7 +102,11 @@ impl SpawnError {
         }
         // A relative path with a slash is looked up from the plugin's working directory.
         let resolved = cwd.map_or_else(|| program.clone(), |dir| dir.join(&program));
-        if resolved.exists() { SpawnError::MissingInterpreter { program } } else { SpawnError::MissingProgram { program } }
+        if resolved.exists() {
+            SpawnError::MissingInterpreter { program }
+        } else {
+            SpawnError::MissingProgram { program }
+        }
     }
 }
 
@@ -206,11 +210,12 @@ impl Generation {
         let mut stderr_tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
         let ending = {
             let pending = &self.pending;
-            let writer = async {
+            // Boxed so that it can be dropped, closing the plugin's stdin, before a stop.
+            let mut writer = Box::pin(async {
                 if let Some(stdin) = stdin {
                     write_commands(pending, commands, stdin).await;
                 }
-            };
+            });
             let readers = async {
                 let messages = async {
                     if let Some(stdout) = stdout {
@@ -224,7 +229,7 @@ impl Generation {
                 };
                 tokio::join!(messages, logs);
             };
-            tokio::pin!(writer, readers);
+            tokio::pin!(readers);
             let (mut writing, mut reading) = (true, true);
             let mut refresh = tokio::time::interval(TREE_REFRESH);
             // Once the process has stayed up for the reset window, its earlier crashes no longer
@@ -245,6 +250,7 @@ impl Generation {
                     () = stop.cancelled() => break Ending::StopRequested,
                 }
             };
+            drop(writer);
             if let Ending::StopRequested = ending {
                 terminate(&mut self.child, &mut self.family, link.name(), kill).await;
             }
@@ -308,7 +314,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Write queued commands to the plugin's stdin, until it closes its input or the queue ends.
-async fn write_commands(pending: &Mutex<VecDeque<Pending>>, commands: &mut mpsc::Receiver<HostMessage>, mut stdin: ChildStdin) {
+async fn write_commands(
+    pending: &Mutex<VecDeque<Pending>>,
+    commands: &mut mpsc::Receiver<HostMessage>,
+    mut stdin: ChildStdin,
+) {
     while let Some(message) = commands.recv().await {
         let HostMessage::Command { id, user, .. } = &message;
         {
