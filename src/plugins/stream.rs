@@ -74,16 +74,22 @@ impl LineSplitter {
         String::from_utf8(bytes).map_or_else(|e| Line::NotUtf8(e.into_bytes()), Line::Text)
     }
 
+    /// Take what is useful from `available`, which is empty at end of input: how many bytes
+    /// were consumed, and `Some` when reading is done (with the line, or None at the end).
+    fn advance(&mut self, available: &[u8]) -> (usize, Option<Option<Line>>) {
+        if available.is_empty() {
+            return (0, Some(self.finish_at_eof()));
+        }
+        let (consumed, line) = self.feed(available);
+        (consumed, line.map(Some))
+    }
+
     /// The next line, or None at end of input.
     pub async fn next_line<R: AsyncBufRead + Unpin>(&mut self, reader: &mut R) -> std::io::Result<Option<Line>> {
         loop {
-            let available = reader.fill_buf().await?;
-            if available.is_empty() {
-                return Ok(self.finish_at_eof());
-            }
-            let (consumed, line) = self.feed(available);
+            let (consumed, done) = self.advance(reader.fill_buf().await?);
             reader.consume(consumed);
-            if line.is_some() {
+            if let Some(line) = done {
                 return Ok(line);
             }
         }
@@ -92,17 +98,13 @@ impl LineSplitter {
     /// [`LineSplitter::next_line`] for a blocking reader.
     pub fn next_line_blocking<R: BufRead>(&mut self, reader: &mut R) -> std::io::Result<Option<Line>> {
         loop {
-            let available = match reader.fill_buf() {
-                Ok(bytes) => bytes,
+            let (consumed, done) = match reader.fill_buf() {
+                Ok(available) => self.advance(available),
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
             };
-            if available.is_empty() {
-                return Ok(self.finish_at_eof());
-            }
-            let (consumed, line) = self.feed(available);
             reader.consume(consumed);
-            if line.is_some() {
+            if let Some(line) = done {
                 return Ok(line);
             }
         }

@@ -65,16 +65,23 @@ print(json.dumps({{"type": "hello", "version": "1"}}), flush=True)
     )
 }
 
+/// A bot running dice-roller and a plugin "detacher" that detaches a process (see
+/// [`detach_source`]) and then runs `rest` (Python); the detached PID, killed when dropped.
+fn start_detacher(double_fork: bool, rest: &str) -> (Rosey, KillOnDrop, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pid_file = dir.path().join("detached.pid");
+    let plugin = script_plugin(dir.path(), "detacher", &(detach_source(&pid_file, double_fork) + rest));
+    let rosey =
+        RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }, plugin])).start();
+    let detached = KillOnDrop(pid_written_to(&pid_file));
+    assert!(process_exists(detached.0));
+    (rosey, detached, dir)
+}
+
 #[test]
 fn a_detached_grandchild_does_not_outlive_the_host() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let pid_file = dir.path().join("grandchild.pid");
-    let source = detach_source(&pid_file, true) + "for line in sys.stdin:\n    pass\n";
-    let plugin = script_plugin(dir.path(), "detacher", &source);
-    let mut rosey = RoseyBuilder::new().plugins(json!([plugin])).start();
-    let grandchild = pid_written_to(&pid_file);
-    let _cleanup = KillOnDrop(grandchild);
-    assert!(process_exists(grandchild));
+    let (mut rosey, detached, _dir) = start_detacher(true, "for line in sys.stdin:\n    pass\n");
+    let grandchild = detached.0;
 
     rosey.signal(Signal::SIGTERM);
     assert_eq!(rosey.wait_exit(DEADLINE).code(), Some(0), "{}", rosey.stderr_text());
@@ -83,16 +90,10 @@ fn a_detached_grandchild_does_not_outlive_the_host() {
 
 #[test]
 fn a_crashing_plugin_takes_its_detached_child_with_it() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let pid_file = dir.path().join("child.pid");
     // The plugin lives on for a while after detaching its child (the host records its tree
     // every second), then crashes; the child now belongs to no one but the host.
-    let source = detach_source(&pid_file, false) + "time.sleep(3)\nsys.exit(1)\n";
-    let plugin = script_plugin(dir.path(), "detacher", &source);
-    let rosey =
-        RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }, plugin])).start();
-    let child = pid_written_to(&pid_file);
-    let _cleanup = KillOnDrop(child);
+    let (rosey, detached, _dir) = start_detacher(false, "time.sleep(3)\nsys.exit(1)\n");
+    let child = detached.0;
     rosey.wait_for_state("detacher", "FAILED");
     wait_for("the detached child to be killed with its plugin", DEADLINE, || (!process_exists(child)).then_some(()));
     assert_eq!(rosey.plugin("dice-roller")["state"], "RUNNING", "nothing else was hit");
