@@ -190,13 +190,10 @@ impl Family {
         Family { root, root_reaped: false, known: HashSet::new(), reaper }
     }
 
-    /// Remember who is in the tree now, so they can be found after their parent died.
+    /// Remember who is in the tree now, so they can be found after their parent died. The
+    /// dead are forgotten, or a plugin that runs many short commands would grow the set.
     pub fn refresh(&mut self) {
-        let members = self.members();
-        self.known.extend(members.iter().map(|m| m.identity()));
-        // Forget the dead, or a long-lived plugin that runs many short commands grows this set.
-        let alive: HashSet<(u32, u64)> = members.iter().map(|m| m.identity()).collect();
-        self.known.retain(|id| alive.contains(id));
+        self.known = self.members().iter().map(|m| m.identity()).collect();
     }
 
     /// The root process has been reaped (by tokio): never signal its PID or group again.
