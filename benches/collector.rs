@@ -22,7 +22,7 @@ use rosey::dashboard::render::{self, RenderContext, Rendered};
 use rosey::dashboard::view::Thresholds;
 use rosey::metrics::history::{Sample, Series};
 use rosey::metrics::sampler::{HostUsage, Sampler};
-use rosey::metrics::{PluginSnapshot, Snapshot, SystemMetrics, synthetic_series};
+use rosey::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use rosey::plugins::PluginState;
 use rosey::timefmt::unix_ms;
 
@@ -42,6 +42,21 @@ fn main() {
             section();
         }
     }
+}
+
+/// A history of `samples` made-up points in a series of `capacity`.
+fn synthetic_series(capacity: usize, samples: usize) -> Series {
+    let mut series = Series::new(capacity);
+    for i in 0..samples as u64 {
+        series.push(Sample {
+            at_ms: i * 5000,
+            events: i * 3,
+            cpu_percent: (i % 7) as f32,
+            memory_kib: 20_000 + (i % 13) as u32 * 100,
+            state: PluginState::Running,
+        });
+    }
+    series
 }
 
 /// Resident memory of this process in KiB.

@@ -9,7 +9,7 @@
 pub mod history;
 pub mod sampler;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -135,10 +135,20 @@ struct Tracked {
     recorded_crashes: u64,
 }
 
+/// Snapshots published for state changes come at most this often: a crash still reaches the
+/// screen within this (plus one sampling), but a plugin that changes state in a tight loop
+/// (a hello flood) cannot make the host publish, and push to every dashboard, a snapshot each.
+pub const MIN_CHANGE_GAP: Duration = Duration::from_millis(250);
+
+/// How a sampler reads the trees under some roots (a seam for testing a sampler that panics).
+type ReadTrees = fn(&mut Sampler, &[u32]) -> (HashMap<u32, TreeUsage>, HostUsage);
+
 /// Samples plugins and publishes snapshots.
 pub struct Collector {
     tracked: Vec<Tracked>,
+    /// None after it failed: a new one is made at the next sampling.
     sampler: Option<Sampler>,
+    read_trees: ReadTrees,
     host: HostUsage,
     config: MetricsConfig,
     started: Instant,
@@ -164,6 +174,7 @@ impl Collector {
         let mut collector = Collector {
             tracked,
             sampler,
+            read_trees: Sampler::sample,
             host: HostUsage::default(),
             config,
             started: Instant::now(),
@@ -186,42 +197,72 @@ impl Collector {
         self.publish.subscribe()
     }
 
-    /// Sample every `poll_interval`, publish on every tick and on every plugin state change.
+    /// Sample every `poll_interval` and publish; on plugin state changes, sample and publish
+    /// too, but no more often than [`MIN_CHANGE_GAP`] (changes in between share one snapshot).
     pub async fn run(mut self, changed: Arc<Notify>, stop: CancellationToken) {
         // The first point is one interval in: at t=0 every plugin is still STARTING, which would
         // count against its availability and has no CPU figure yet.
         let first = tokio::time::Instant::now() + self.config.poll_interval;
         let mut ticks = tokio::time::interval_at(first, self.config.poll_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_published = tokio::time::Instant::now();
+        let change_due = tokio::time::sleep_until(last_published);
+        tokio::pin!(change_due);
+        let mut change_pending = false;
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
                     self.sample().await;
                     self.record_history();
                 }
-                () = changed.notified() => {
+                () = changed.notified(), if !change_pending => {
+                    change_pending = true;
+                    change_due.as_mut().reset(last_published + MIN_CHANGE_GAP);
+                    continue;
+                }
+                () = &mut change_due, if change_pending => {
                     // A new process gets its CPU baseline now, so the next tick has a real figure.
                     self.sample().await;
                 }
                 () = stop.cancelled() => return,
             }
+            // This snapshot shows every change so far, whatever woke it.
+            change_pending = false;
             self.publish_snapshot();
+            last_published = tokio::time::Instant::now();
         }
     }
 
     /// Read every running plugin's tree on a blocking thread (sysinfo reads /proc synchronously).
+    /// A sampler that fails (panics) is replaced at the next sampling; until one succeeds the
+    /// figures keep their last values and the cards turn stale.
     async fn sample(&mut self) {
-        let Some(sampler) = self.sampler.take() else { return };
+        let sampler = match self.sampler.take() {
+            Some(sampler) => sampler,
+            None => match Sampler::new() {
+                Ok(sampler) => {
+                    warn!("process sampling restarted");
+                    sampler
+                }
+                Err(_) => return,
+            },
+        };
         let roots: Vec<u32> = self.tracked.iter().filter_map(|t| t.handle.status().process.map(|p| p.pid)).collect();
+        let read_trees = self.read_trees;
         let result = tokio::task::spawn_blocking(move || {
             let mut sampler = sampler;
-            let readings = sampler.sample(&roots);
+            let readings = read_trees(&mut sampler, &roots);
             (sampler, readings)
         })
         .await;
-        let Ok((sampler, (usage, host))) = result else {
-            warn!("process sampling failed; figures will stay at their last values");
-            return;
+        let (sampler, (usage, host)) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(
+                    "process sampling failed ({e}); it restarts at the next sampling, figures are stale until then"
+                );
+                return;
+            }
         };
         self.sampler = Some(sampler);
         self.host = host;
@@ -325,21 +366,6 @@ fn history_state(current: PluginState, crashed_since: bool) -> PluginState {
     }
 }
 
-/// Collector figures that the benchmark fills synthetically.
-pub fn synthetic_series(capacity: usize, samples: usize) -> Series {
-    let mut series = Series::new(capacity);
-    for i in 0..samples as u64 {
-        series.push(Sample {
-            at_ms: i * 5000,
-            events: i * 3,
-            cpu_percent: (i % 7) as f32,
-            memory_kib: 20_000 + (i % 13) as u32 * 100,
-            state: PluginState::Running,
-        });
-    }
-    series
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,5 +377,23 @@ mod tests {
         assert_eq!(history_state(PluginState::Failed, true), PluginState::Failed);
         assert_eq!(history_state(PluginState::Stopped, true), PluginState::Stopped);
         assert_eq!(history_state(PluginState::Running, false), PluginState::Running);
+    }
+
+    fn panicking_read(_: &mut Sampler, _: &[u32]) -> (HashMap<u32, TreeUsage>, HostUsage) {
+        panic!("a sampler bug");
+    }
+
+    #[tokio::test]
+    async fn a_sampler_that_panics_is_replaced() {
+        let config = MetricsConfig { poll_interval: Duration::from_secs(1), history_duration: Duration::from_secs(60) };
+        let mut collector = Collector::new(&[], config);
+        collector.read_trees = panicking_read;
+        collector.sample().await;
+        assert!(collector.sampler.is_none(), "the failed sampler is dropped");
+        assert_eq!(collector.host, HostUsage::default(), "no figures from a failed sampling");
+        collector.read_trees = Sampler::sample;
+        collector.sample().await;
+        assert!(collector.sampler.is_some(), "a new sampler took its place");
+        assert!(collector.host.resident_bytes > 0, "and it reads figures again");
     }
 }

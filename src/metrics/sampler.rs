@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+use crate::plugins::tree::descendants_and_self;
+
 /// What one plugin's process tree used.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct TreeUsage {
@@ -147,26 +149,6 @@ fn cpu_percent(before: &PreviousReading, now: &PreviousReading) -> f64 {
     if elapsed_ms > 0.0 { grown_ms as f64 / elapsed_ms * 100.0 } else { 0.0 }
 }
 
-/// `root` and every process below it, from `/proc/PID/task/TID/children` (no table scan).
-fn descendants_and_self(root: u32) -> Vec<u32> {
-    let mut tree = vec![root];
-    let mut next = 0;
-    while next < tree.len() {
-        let pid = tree[next];
-        next += 1;
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { continue };
-        for task in tasks.flatten() {
-            let Ok(children) = std::fs::read_to_string(task.path().join("children")) else { continue };
-            tree.extend(children.split_ascii_whitespace().filter_map(|c| c.parse::<u32>().ok()));
-        }
-        // A pathological fork bomb must not make sampling unbounded.
-        if tree.len() > 4096 {
-            break;
-        }
-    }
-    tree
-}
-
 fn count_open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
 }
@@ -178,15 +160,6 @@ fn max_fds() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_a_child_process_in_the_tree() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().expect("sleep runs");
-        let tree = descendants_and_self(std::process::id());
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(tree.contains(&child.id()), "{tree:?} should contain {}", child.id());
-    }
 
     #[test]
     fn first_reading_has_no_cpu_figure_and_the_second_has_one() {

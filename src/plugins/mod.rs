@@ -5,6 +5,7 @@
 //! reads its replies and stderr, notices when it dies and restarts it with backoff. Everything
 //! other components may look at is published through a [`PluginHandle`]: the current
 //! [`PluginStatus`] (a `watch` channel, so a crash is visible at once) and lock-free counters.
+//! The host adopts whatever its plugins leave behind ([`tree`]) and kills it when they stop.
 
 pub mod action;
 pub mod builtin;
@@ -12,6 +13,7 @@ pub mod protocol;
 pub mod spec;
 mod stream;
 mod supervisor;
+pub mod tree;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use protocol::HostMessage;
@@ -283,6 +285,8 @@ pub struct PluginHost {
     stop: CancellationToken,
     /// Cancelled to SIGKILL the plugins still inside their stop grace period.
     kill: CancellationToken,
+    reaper: Arc<tree::Reaper>,
+    reaper_task: JoinHandle<()>,
 }
 
 impl PluginHost {
@@ -291,6 +295,8 @@ impl PluginHost {
         let changed = Arc::new(Notify::new());
         let stop = CancellationToken::new();
         let kill = CancellationToken::new();
+        let reaper = tree::Reaper::adopt_orphans();
+        let reaper_task = tokio::spawn(reaper.clone().run(stop.clone()));
         let mut supervisors = JoinSet::new();
         let mut handles = Vec::with_capacity(configs.len());
         for config in configs {
@@ -302,18 +308,21 @@ impl PluginHost {
                 commands: command_tx,
             });
             let supervisor = supervisor::Supervisor {
-                handle: handle.clone(),
+                link: supervisor::HostLink {
+                    handle: handle.clone(),
+                    changed: changed.clone(),
+                    replies: replies.clone(),
+                },
                 launcher: launcher.clone(),
                 commands: command_rx,
-                replies: replies.clone(),
-                changed: changed.clone(),
+                reaper: reaper.clone(),
                 stop: stop.clone(),
                 kill: kill.clone(),
             };
             supervisors.spawn(supervisor.run());
             handles.push(handle);
         }
-        PluginHost { handles, changed, supervisors, stop, kill }
+        PluginHost { handles, changed, supervisors, stop, kill, reaper, reaper_task }
     }
 
     pub fn handles(&self) -> &[Arc<PluginHandle>] {
@@ -330,10 +339,13 @@ impl PluginHost {
         self.kill.clone()
     }
 
-    /// Stop every plugin (SIGTERM, grace period, SIGKILL) and wait for the supervisors.
+    /// Stop every plugin (SIGTERM, grace period, SIGKILL) and wait for the supervisors; then
+    /// kill whatever the plugins left behind.
     pub async fn stop(mut self) {
         self.stop.cancel();
         while self.supervisors.join_next().await.is_some() {}
+        let _ = self.reaper_task.await;
+        self.reaper.kill_all_orphans().await;
     }
 }
 

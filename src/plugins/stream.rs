@@ -1,61 +1,113 @@
-//! Reading lines from an untrusted plugin without unbounded buffering.
+//! Reading lines from an untrusted peer without unbounded buffering: one line splitter for
+//! the host's async plugin pipes and for the built-ins' blocking stdin.
+
+use std::borrow::Cow;
+use std::io::BufRead;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-/// One line read from a plugin.
+/// One line read from a plugin (or, in a built-in, from the host).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
     /// A complete line (without its newline), at most the limit in length.
     Text(String),
+    /// A line within the limit whose bytes are not UTF-8; the bytes are kept.
+    NotUtf8(Vec<u8>),
     /// A line longer than the limit; its bytes were discarded, not buffered.
-    TooLong {
-        len: usize,
-    },
-    /// Bytes that are not UTF-8.
-    NotUtf8,
-    Eof,
+    TooLong { len: usize },
 }
 
-/// Read the next line, keeping at most `max` bytes of it in memory.
-pub async fn read_line<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<Line> {
-    buf.clear();
-    let mut len = 0usize;
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            // A last line without a newline still counts as a line.
-            return Ok(if len == 0 { Line::Eof } else { finish(buf, len, max) });
+impl Line {
+    /// The text to show a human: invalid UTF-8 replaced by U+FFFD, an overlong line summarised.
+    pub fn lossy(&self) -> Cow<'_, str> {
+        match self {
+            Line::Text(text) => Cow::Borrowed(text),
+            Line::NotUtf8(bytes) => String::from_utf8_lossy(bytes),
+            Line::TooLong { len } => Cow::Owned(format!("<{len}-byte line>")),
         }
+    }
+}
+
+/// Splits a byte stream into [`Line`]s, keeping at most `max` bytes of the current line.
+#[derive(Debug)]
+pub struct LineSplitter {
+    buf: Vec<u8>,
+    /// Bytes of the current line seen so far, kept or not.
+    len: usize,
+    max: usize,
+}
+
+impl LineSplitter {
+    pub fn new(max: usize) -> Self {
+        LineSplitter { buf: Vec::new(), len: 0, max }
+    }
+
+    /// Take what is useful from `available`: how many bytes were consumed, and the line they
+    /// completed, if any.
+    fn feed(&mut self, available: &[u8]) -> (usize, Option<Line>) {
         let (chunk, found_newline) = match available.iter().position(|&b| b == b'\n') {
             Some(i) => (&available[..i], true),
             None => (available, false),
         };
-        if len + chunk.len() <= max {
-            buf.extend_from_slice(chunk);
+        if self.len + chunk.len() <= self.max {
+            self.buf.extend_from_slice(chunk);
         }
-        len += chunk.len();
+        self.len += chunk.len();
         let consumed = chunk.len() + usize::from(found_newline);
-        reader.consume(consumed);
-        if found_newline {
-            return Ok(finish(buf, len, max));
+        (consumed, found_newline.then(|| self.finish()))
+    }
+
+    /// At end of input: a last line without a newline still counts as a line.
+    fn finish_at_eof(&mut self) -> Option<Line> {
+        (self.len > 0).then(|| self.finish())
+    }
+
+    fn finish(&mut self) -> Line {
+        let len = std::mem::take(&mut self.len);
+        let mut bytes = std::mem::take(&mut self.buf);
+        if len > self.max {
+            return Line::TooLong { len };
+        }
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        String::from_utf8(bytes).map_or_else(|e| Line::NotUtf8(e.into_bytes()), Line::Text)
+    }
+
+    /// Take what is useful from `available`, which is empty at end of input: how many bytes
+    /// were consumed, and `Some` when reading is done (with the line, or None at the end).
+    fn advance(&mut self, available: &[u8]) -> (usize, Option<Option<Line>>) {
+        if available.is_empty() {
+            return (0, Some(self.finish_at_eof()));
+        }
+        let (consumed, line) = self.feed(available);
+        (consumed, line.map(Some))
+    }
+
+    /// The next line, or None at end of input.
+    pub async fn next_line<R: AsyncBufRead + Unpin>(&mut self, reader: &mut R) -> std::io::Result<Option<Line>> {
+        loop {
+            let (consumed, done) = self.advance(reader.fill_buf().await?);
+            reader.consume(consumed);
+            if let Some(line) = done {
+                return Ok(line);
+            }
         }
     }
-}
 
-fn finish(buf: &mut Vec<u8>, len: usize, max: usize) -> Line {
-    if len > max {
-        return Line::TooLong { len };
-    }
-    if buf.last() == Some(&b'\r') {
-        buf.pop();
-    }
-    match String::from_utf8(std::mem::take(buf)) {
-        Ok(s) => Line::Text(s),
-        Err(_) => Line::NotUtf8,
+    /// [`LineSplitter::next_line`] for a blocking reader.
+    pub fn next_line_blocking<R: BufRead>(&mut self, reader: &mut R) -> std::io::Result<Option<Line>> {
+        loop {
+            let (consumed, done) = match reader.fill_buf() {
+                Ok(available) => self.advance(available),
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            reader.consume(consumed);
+            if let Some(line) = done {
+                return Ok(line);
+            }
+        }
     }
 }
 
@@ -66,21 +118,27 @@ mod tests {
 
     async fn lines(input: &[u8], max: usize) -> Vec<Line> {
         let mut reader = BufReader::with_capacity(4, input);
-        let mut buf = Vec::new();
+        let mut splitter = LineSplitter::new(max);
         let mut out = Vec::new();
-        loop {
-            let line = read_line(&mut reader, &mut buf, max).await.expect("reading from memory cannot fail");
-            if line == Line::Eof {
-                return out;
-            }
+        while let Some(line) = splitter.next_line(&mut reader).await.expect("reading from memory cannot fail") {
             out.push(line);
         }
+        // The blocking reader splits the same input the same way.
+        let mut blocking = std::io::BufReader::with_capacity(3, input);
+        let mut splitter = LineSplitter::new(max);
+        let mut same = Vec::new();
+        while let Some(line) = splitter.next_line_blocking(&mut blocking).expect("reading from memory cannot fail") {
+            same.push(line);
+        }
+        assert_eq!(out, same);
+        out
     }
 
     #[tokio::test]
     async fn splits_lines_and_keeps_a_final_unterminated_one() {
-        let got = lines(b"one\r\ntwo\nthree", 16).await;
-        assert_eq!(got, vec![Line::Text("one".into()), Line::Text("two".into()), Line::Text("three".into())]);
+        let got = lines(b"one\r\ntwo\n\nthree", 16).await;
+        let text = |s: &str| Line::Text(s.into());
+        assert_eq!(got, vec![text("one"), text("two"), text(""), text("three")]);
     }
 
     #[tokio::test]
@@ -89,10 +147,13 @@ mod tests {
         input.extend_from_slice(b"\nok\n");
         let got = lines(&input, 10).await;
         assert_eq!(got, vec![Line::TooLong { len: 100 }, Line::Text("ok".into())]);
+        assert_eq!(got[0].lossy(), "<100-byte line>");
     }
 
     #[tokio::test]
-    async fn invalid_utf8_is_reported() {
-        assert_eq!(lines(b"\xff\xfe\n", 10).await, vec![Line::NotUtf8]);
+    async fn invalid_utf8_keeps_its_bytes() {
+        let got = lines(b"caf\xe9 \xff\nok\n", 10).await;
+        assert_eq!(got, vec![Line::NotUtf8(b"caf\xe9 \xff".to_vec()), Line::Text("ok".into())]);
+        assert_eq!(got[0].lossy(), "caf\u{fffd} \u{fffd}");
     }
 }

@@ -14,6 +14,7 @@ mod browser;
 mod config;
 mod dashboard;
 mod docs;
+mod hostile_plugins;
 mod metrics;
 mod ops;
 mod plugin_story;
