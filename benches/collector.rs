@@ -270,6 +270,8 @@ fn snapshot_of_100() -> Snapshot {
                 next_restart_in: None,
                 protocol_errors: 0,
                 dropped_commands: 0,
+                commands: vec!["roll".into()],
+                command_conflicts: Vec::new(),
                 crash_log: Arc::new(VecDeque::new()),
                 last_sampled_at: Some(now),
                 history: view,

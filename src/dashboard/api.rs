@@ -2,12 +2,15 @@
 //! plus the additions (crash log, restart countdown, freshness); every field is described in
 //! docs/api.md.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde::Serialize;
 
 use super::view::rfc3339;
 use crate::metrics::history::{Aggregates, Stats};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::CrashRecord;
+use crate::plugins::routing::CommandConflict;
 
 /// History points returned by `/api/plugin/{name}` (the seed's "last 60 snapshots").
 pub const HISTORY_POINTS: usize = 60;
@@ -15,6 +18,13 @@ pub const HISTORY_POINTS: usize = 60;
 fn round(v: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (v * f).round() / f
+}
+
+/// `at`, to the nearest millisecond.
+fn to_ms(at: SystemTime) -> SystemTime {
+    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let ms = (since_epoch.as_micros() + 500) / 1000;
+    UNIX_EPOCH + Duration::from_millis(ms.try_into().unwrap_or(u64::MAX))
 }
 
 /// One entry of `/api/metrics` `plugins`.
@@ -160,11 +170,14 @@ pub struct ApiPlugin<'a> {
     pub restart_attempt: u32,
     pub restarts: u64,
     pub next_restart_in_seconds: Option<f64>,
+    pub next_restart_at: Option<String>,
     pub availability_1h: Option<f64>,
     pub last_crash_at: Option<String>,
     pub crash_log: Vec<CrashJson<'a>>,
     pub protocol_errors: u64,
     pub dropped_commands: u64,
+    pub commands: &'a [String],
+    pub command_conflicts: &'a [CommandConflict],
 }
 
 impl<'a> ApiPlugin<'a> {
@@ -208,11 +221,16 @@ impl<'a> ApiPlugin<'a> {
             restart_attempt: p.restart_attempt,
             restarts: p.restarts,
             next_restart_in_seconds: p.next_restart_in.map(|d| round(d.as_secs_f64(), 1)),
+            // From the same reading as the countdown, to the millisecond: it stays put from one
+            // snapshot to the next while the countdown moves.
+            next_restart_at: p.next_restart_in.and_then(|d| snapshot.taken_at.checked_add(d)).map(|at| rfc3339(to_ms(at))),
             availability_1h: p.history.availability().map(|a| round(a, 4)),
             last_crash_at: p.crash_log.front().map(|c| rfc3339(c.at)),
             crash_log: p.crash_log.iter().map(CrashJson::of).collect(),
             protocol_errors: p.protocol_errors,
             dropped_commands: p.dropped_commands,
+            commands: &p.commands,
+            command_conflicts: &p.command_conflicts,
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::config::MetricsConfig;
+use crate::plugins::routing::{CommandConflict, CommandTable};
 use crate::plugins::{CrashRecord, PluginCounters, PluginHandle, PluginState};
 use history::{Sample, Series, SeriesView, unix_ms};
 use sampler::{HostUsage, Sampler, TreeUsage};
@@ -45,6 +46,10 @@ pub struct PluginSnapshot {
     pub next_restart_in: Option<Duration>,
     pub protocol_errors: u64,
     pub dropped_commands: u64,
+    /// The chat commands routed to it, sorted.
+    pub commands: Vec<String>,
+    /// Commands it claims together with another plugin (or the host).
+    pub command_conflicts: Vec<CommandConflict>,
     /// Newest first.
     pub crash_log: Arc<VecDeque<CrashRecord>>,
     pub last_sampled_at: Option<SystemTime>,
@@ -125,6 +130,8 @@ impl Snapshot {
 /// What the collector remembers about one plugin between ticks.
 struct Tracked {
     handle: Arc<PluginHandle>,
+    /// Its place in the configuration, which decides command conflicts.
+    config_index: usize,
     series: Series,
     usage: TreeUsage,
     /// The PID the usage belongs to.
@@ -137,6 +144,8 @@ struct Tracked {
 /// Samples plugins and publishes snapshots.
 pub struct Collector {
     tracked: Vec<Tracked>,
+    /// In configuration order, for the command table.
+    routing: Vec<Arc<PluginHandle>>,
     sampler: Option<Sampler>,
     host: HostUsage,
     config: MetricsConfig,
@@ -149,8 +158,10 @@ impl Collector {
     pub fn new(handles: &[Arc<PluginHandle>], config: MetricsConfig) -> Collector {
         let mut tracked: Vec<Tracked> = handles
             .iter()
-            .map(|handle| Tracked {
+            .enumerate()
+            .map(|(config_index, handle)| Tracked {
                 handle: handle.clone(),
+                config_index,
                 series: Series::new(config.history_capacity()),
                 usage: TreeUsage::default(),
                 usage_pid: None,
@@ -162,6 +173,7 @@ impl Collector {
         let sampler = Sampler::new().map_err(|e| warn!("cannot read process figures: {e}")).ok();
         let mut collector = Collector {
             tracked,
+            routing: handles.to_vec(),
             sampler,
             host: HostUsage::default(),
             config,
@@ -263,7 +275,8 @@ impl Collector {
     fn publish_snapshot(&mut self) {
         self.seq += 1;
         let taken_at = SystemTime::now();
-        let plugins: Vec<PluginSnapshot> = self.tracked.iter().map(plugin_snapshot).collect();
+        let commands = CommandTable::build(&self.routing);
+        let plugins: Vec<PluginSnapshot> = self.tracked.iter().map(|t| plugin_snapshot(t, &commands)).collect();
         let system = SystemMetrics::of(&plugins, self.started.elapsed());
         let snapshot = Snapshot {
             seq: self.seq,
@@ -282,7 +295,7 @@ impl Collector {
     }
 }
 
-fn plugin_snapshot(t: &Tracked) -> PluginSnapshot {
+fn plugin_snapshot(t: &Tracked, commands: &CommandTable) -> PluginSnapshot {
     let status = t.handle.status();
     let counters = &t.handle.counters;
     // Figures belong to a process: after a restart, the old process's figures are not shown.
@@ -309,6 +322,8 @@ fn plugin_snapshot(t: &Tracked) -> PluginSnapshot {
         next_restart_in: status.next_restart_at.map(|at| at.saturating_duration_since(now)),
         protocol_errors: PluginCounters::get(&counters.protocol_errors),
         dropped_commands: PluginCounters::get(&counters.dropped_commands),
+        commands: commands.commands_of(t.config_index),
+        command_conflicts: commands.conflicts_of(t.handle.name()),
         crash_log: status.crash_log.clone(),
         last_sampled_at: t.last_sampled_at,
         history: t.series.view(),

@@ -217,6 +217,7 @@ async fn run_once(
         s.state = PluginState::Running;
         s.process = Some(process);
         s.loaded_at = Some(process.started_at);
+        s.said_hello = false;
     });
 
     let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
@@ -358,6 +359,7 @@ fn handle_message(io: &Io, message: PluginMessage) -> Result<(), String> {
             io.publish(|s| {
                 s.reported_version = version;
                 s.announced_commands = Arc::from(commands);
+                s.said_hello = true;
             });
             Ok(())
         }
