@@ -268,6 +268,7 @@ fn snapshot_of_100() -> Snapshot {
                 restarts: 0,
                 restart_attempt: 0,
                 next_restart_in: None,
+                next_restart_at: None,
                 protocol_errors: 0,
                 dropped_commands: 0,
                 commands: vec!["roll".into()],

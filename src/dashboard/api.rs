@@ -2,8 +2,6 @@
 //! plus the additions (crash log, restart countdown, freshness); every field is described in
 //! docs/api.md.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 
 use super::view::rfc3339;
@@ -18,13 +16,6 @@ pub const HISTORY_POINTS: usize = 60;
 fn round(v: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (v * f).round() / f
-}
-
-/// `at`, to the nearest millisecond.
-fn to_ms(at: SystemTime) -> SystemTime {
-    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let ms = (since_epoch.as_micros() + 500) / 1000;
-    UNIX_EPOCH + Duration::from_millis(ms.try_into().unwrap_or(u64::MAX))
 }
 
 /// One entry of `/api/metrics` `plugins`.
@@ -221,9 +212,7 @@ impl<'a> ApiPlugin<'a> {
             restart_attempt: p.restart_attempt,
             restarts: p.restarts,
             next_restart_in_seconds: p.next_restart_in.map(|d| round(d.as_secs_f64(), 1)),
-            // From the same reading as the countdown, to the millisecond: it stays put from one
-            // snapshot to the next while the countdown moves.
-            next_restart_at: p.next_restart_in.and_then(|d| snapshot.taken_at.checked_add(d)).map(|at| rfc3339(to_ms(at))),
+            next_restart_at: p.next_restart_at.map(rfc3339),
             availability_1h: p.history.availability().map(|a| round(a, 4)),
             last_crash_at: p.crash_log.front().map(|c| rfc3339(c.at)),
             crash_log: p.crash_log.iter().map(CrashJson::of).collect(),

@@ -44,6 +44,8 @@ pub struct PluginSnapshot {
     pub restarts: u64,
     pub restart_attempt: u32,
     pub next_restart_in: Option<Duration>,
+    /// The same moment on the wall clock; unlike the countdown, it stays put between snapshots.
+    pub next_restart_at: Option<SystemTime>,
     pub protocol_errors: u64,
     pub dropped_commands: u64,
     /// The chat commands routed to it, sorted.
@@ -150,6 +152,9 @@ pub struct Collector {
     host: HostUsage,
     config: MetricsConfig,
     started: Instant,
+    /// The wall-clock time of `started`: turns a restart's `Instant` into the same
+    /// `SystemTime` in every snapshot.
+    started_wall: SystemTime,
     seq: u64,
     publish: watch::Sender<Arc<Snapshot>>,
 }
@@ -178,6 +183,7 @@ impl Collector {
             host: HostUsage::default(),
             config,
             started: Instant::now(),
+            started_wall: SystemTime::now(),
             seq: 0,
             publish: watch::Sender::new(Arc::new(Snapshot {
                 seq: 0,
@@ -276,7 +282,9 @@ impl Collector {
         self.seq += 1;
         let taken_at = SystemTime::now();
         let commands = CommandTable::build(&self.routing);
-        let plugins: Vec<PluginSnapshot> = self.tracked.iter().map(|t| plugin_snapshot(t, &commands)).collect();
+        let clock = (self.started, self.started_wall);
+        let plugins: Vec<PluginSnapshot> =
+            self.tracked.iter().map(|t| plugin_snapshot(t, &commands, clock)).collect();
         let system = SystemMetrics::of(&plugins, self.started.elapsed());
         let snapshot = Snapshot {
             seq: self.seq,
@@ -295,7 +303,8 @@ impl Collector {
     }
 }
 
-fn plugin_snapshot(t: &Tracked, commands: &CommandTable) -> PluginSnapshot {
+/// `clock` is one reading of both clocks, to turn an `Instant` into a `SystemTime`.
+fn plugin_snapshot(t: &Tracked, commands: &CommandTable, clock: (Instant, SystemTime)) -> PluginSnapshot {
     let status = t.handle.status();
     let counters = &t.handle.counters;
     // Figures belong to a process: after a restart, the old process's figures are not shown.
@@ -320,6 +329,7 @@ fn plugin_snapshot(t: &Tracked, commands: &CommandTable) -> PluginSnapshot {
         restarts: status.restart_count,
         restart_attempt: status.restart_attempt,
         next_restart_in: status.next_restart_at.map(|at| at.saturating_duration_since(now)),
+        next_restart_at: status.next_restart_at.and_then(|at| clock.1.checked_add(at.saturating_duration_since(clock.0))),
         protocol_errors: PluginCounters::get(&counters.protocol_errors),
         dropped_commands: PluginCounters::get(&counters.dropped_commands),
         commands: commands.commands_of(t.config_index),
