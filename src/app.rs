@@ -6,13 +6,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::chat::AtEndOfInput;
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError, ConfigFile};
 use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
 use crate::plugins::{Launcher, PluginHost};
-use crate::chat::AtEndOfInput;
 use crate::{chat, logging};
 
 /// Replies waiting to be printed before a plugin's further replies are dropped.
@@ -166,8 +166,7 @@ pub async fn run(config: Config, mut signals: ControlSignals, at_end: AtEndOfInp
     let dashboard = bound.map(|bound| Dashboard::start(bound, &config.dashboard, snapshots));
 
     let chat_stop = CancellationToken::new();
-    let mut chat_task =
-        tokio::spawn(chat::run_console(host.handles().to_vec(), reply_rx, at_end, chat_stop.clone()));
+    let mut chat_task = tokio::spawn(chat::run_console(host.handles().to_vec(), reply_rx, at_end, chat_stop.clone()));
 
     // Never await inside a log macro: a filtered-out level skips evaluating its arguments.
     let kill = host.kill_switch();

@@ -283,8 +283,7 @@ impl Collector {
         let taken_at = SystemTime::now();
         let commands = CommandTable::build(&self.routing);
         let clock = (self.started, self.started_wall);
-        let plugins: Vec<PluginSnapshot> =
-            self.tracked.iter().map(|t| plugin_snapshot(t, &commands, clock)).collect();
+        let plugins: Vec<PluginSnapshot> = self.tracked.iter().map(|t| plugin_snapshot(t, &commands, clock)).collect();
         let system = SystemMetrics::of(&plugins, self.started.elapsed());
         let snapshot = Snapshot {
             seq: self.seq,
@@ -329,7 +328,9 @@ fn plugin_snapshot(t: &Tracked, commands: &CommandTable, clock: (Instant, System
         restarts: status.restart_count,
         restart_attempt: status.restart_attempt,
         next_restart_in: status.next_restart_at.map(|at| at.saturating_duration_since(now)),
-        next_restart_at: status.next_restart_at.and_then(|at| clock.1.checked_add(at.saturating_duration_since(clock.0))),
+        next_restart_at: status
+            .next_restart_at
+            .and_then(|at| clock.1.checked_add(at.saturating_duration_since(clock.0))),
         protocol_errors: PluginCounters::get(&counters.protocol_errors),
         dropped_commands: PluginCounters::get(&counters.dropped_commands),
         commands: commands.commands_of(t.config_index),

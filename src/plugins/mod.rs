@@ -333,7 +333,11 @@ mod tests {
     use crate::plugins::builtin::Builtin;
 
     /// A handle with no supervisor behind it (tests change its status directly).
-    pub(super) fn handle(launch: Launch, commands: &[&str], queue: usize) -> (PluginHandle, mpsc::Receiver<HostMessage>) {
+    pub(super) fn handle(
+        launch: Launch,
+        commands: &[&str],
+        queue: usize,
+    ) -> (PluginHandle, mpsc::Receiver<HostMessage>) {
         let config = PluginConfig {
             name: "p".into(),
             launch,

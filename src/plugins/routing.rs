@@ -70,7 +70,9 @@ impl CommandTable {
                     continue;
                 }
                 claims.entry(key.clone()).or_default().push(handle.name().to_owned());
-                routes.entry(key).or_insert_with(|| Route { owner: Owner::Plugin(index), spelling: command.to_owned() });
+                routes
+                    .entry(key)
+                    .or_insert_with(|| Route { owner: Owner::Plugin(index), spelling: command.to_owned() });
             }
         }
         let conflicts = claims

@@ -24,7 +24,8 @@ fn echo_plugin(name: &str) -> Value {
 
 /// The echo plugin, saying its hello only after `delay_s` seconds.
 fn slow_echo_plugin(name: &str, delay_s: f64) -> Value {
-    let script = format!("import runpy, time; time.sleep({delay_s}); runpy.run_path({:?})", repo_file("plugins/echo.py"));
+    let script =
+        format!("import runpy, time; time.sleep({delay_s}); runpy.run_path({:?})", repo_file("plugins/echo.py"));
     json!({ "name": name, "command": ["python3", "-c", script] })
 }
 
@@ -181,6 +182,23 @@ fn a_dashboard_port_in_use_stops_the_bot_before_any_plugin_starts() {
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains(&format!("error: cannot listen on 127.0.0.1:{port}")), "{log}");
     assert!(!log.contains("started plugin="), "no plugin was started: {log}");
+    // docs/operations.md quotes this message for the default address.
+    let message = log.lines().find(|l| l.starts_with("error: cannot listen on")).expect("the error line");
+    let quoted = message.replace(&format!("127.0.0.1:{port}"), "0.0.0.0:8080");
+    let operations = std::fs::read_to_string(repo_file("docs/operations.md")).expect("docs/operations.md");
+    assert!(operations.contains(&format!("```text\n{quoted}\n```")), "docs/operations.md quotes {quoted:?}");
+}
+
+#[test]
+fn the_units_documentation_file_is_one_the_install_steps_install() {
+    let unit = std::fs::read_to_string(repo_file("deploy/systemd/rosey.service")).expect("the unit");
+    let operations = std::fs::read_to_string(repo_file("docs/operations.md")).expect("docs/operations.md");
+    let documented = unit.lines().filter_map(|l| l.strip_prefix("Documentation=")).flat_map(str::split_whitespace);
+    for target in documented {
+        let Some(path) = target.strip_prefix("file://") else { continue };
+        let installed = operations.lines().any(|l| l.starts_with("sudo install ") && l.contains(&format!(" {path}")));
+        assert!(installed, "the unit points to {path}, which no install step in docs/operations.md installs");
+    }
 }
 
 /// `sh -c "INPUT | rosey --config FILE run --exit-at-eof"` with `config`, to completion.
@@ -237,7 +255,8 @@ fn rosey_log_trace_shows_what_chat_does_and_a_bad_filter_is_reported() {
     wait_for_line(&rosey, "[dice-roller] @alice ");
     wait_for("the routing at debug level", DEADLINE, || {
         let log = rosey.stderr_text();
-        (log.contains("DEBUG command routed plugin=\"dice-roller\"") && log.contains("TRACE console input")).then_some(())
+        (log.contains("DEBUG command routed plugin=\"dice-roller\"") && log.contains("TRACE console input"))
+            .then_some(())
     });
 
     let rosey = RoseyBuilder::new().plugins(dice).env("ROSEY_LOG", "rosey=loud").start();

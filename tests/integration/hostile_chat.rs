@@ -26,7 +26,8 @@ fn terminal_escapes_and_bidi_overrides_in_user_names_are_shown_escaped() {
 
 #[test]
 fn bidi_overrides_in_replies_are_shown_escaped() {
-    let echo = json!({ "name": "echo", "command": ["python3", concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/echo.py")] });
+    let echo =
+        json!({ "name": "echo", "command": ["python3", concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/echo.py")] });
     let mut rosey = RoseyBuilder::new().plugins(json!([echo])).start();
     rosey.wait_for_plugin("echo's hello", "echo", |p| p["version"] == "1.0.0");
     rosey.say("alice: !echo txt\u{202e}exe.\u{2066}x");
