@@ -30,7 +30,7 @@ fn slow_echo_plugin(name: &str, delay_s: f64) -> Value {
 }
 
 /// Wait for a stdout line starting with `prefix` and return it.
-fn wait_for_line(rosey: &Rosey, prefix: &str) -> String {
+pub fn wait_for_line(rosey: &Rosey, prefix: &str) -> String {
     wait_for(&format!("a line starting with {prefix:?}"), DEADLINE, || {
         rosey.stdout_lines().into_iter().find(|l| l.starts_with(prefix))
     })
@@ -141,6 +141,7 @@ fn sighup_is_logged_and_the_bot_carries_on() {
     rosey.wait_until_running();
     rosey.signal(Signal::SIGHUP);
     wait_for("the SIGHUP log line", DEADLINE, || {
+        rosey.assert_alive();
         rosey.stderr_text().contains("SIGHUP received: config reload is not supported yet").then_some(())
     });
     rosey.assert_alive();

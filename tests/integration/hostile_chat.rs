@@ -3,13 +3,8 @@
 
 use serde_json::json;
 
+use crate::chat::wait_for_line;
 use crate::common::*;
-
-fn wait_for_line(rosey: &Rosey, prefix: &str) -> String {
-    wait_for(&format!("a line starting with {prefix:?}"), DEADLINE, || {
-        rosey.stdout_lines().into_iter().find(|l| l.starts_with(prefix))
-    })
-}
 
 #[test]
 fn terminal_escapes_and_bidi_overrides_in_user_names_are_shown_escaped() {
