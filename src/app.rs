@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::chat::AtEndOfInput;
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
 use crate::dashboard::{self, Dashboard};
@@ -43,7 +44,7 @@ impl Error {
 /// Everything `main` does after parsing the command line.
 pub fn main(cli: Cli) -> Result<(), Error> {
     let file = cli.config_file();
-    match cli.command.unwrap_or(Command::Run) {
+    match cli.command.unwrap_or(Command::Run { exit_at_eof: false }) {
         Command::Plugin { name } => {
             let builtin = Builtin::from_name(&name).ok_or(Error::UnknownBuiltin(name))?;
             builtin::run(builtin).map_err(|source| Error::Io { context: "plugin input/output", source })
@@ -54,13 +55,14 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             println!("{json}");
             Ok(())
         }
-        Command::Run => {
+        Command::Run { exit_at_eof } => {
             let loaded = config::load(&file)?;
             logging::init();
             loaded.log_summary();
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|source| Error::Io { context: "starting the runtime", source })?;
-            let result = runtime.block_on(async { run(loaded.config, StopSignals::listen()).await });
+            let at_end = if exit_at_eof { AtEndOfInput::Finish } else { AtEndOfInput::KeepRunning };
+            let result = runtime.block_on(async { run(loaded.config, ControlSignals::listen(), at_end).await });
             // The console reader thread may sit in a blocking read; do not wait for it.
             runtime.shutdown_timeout(std::time::Duration::from_millis(100));
             result
@@ -68,25 +70,40 @@ pub fn main(cli: Cli) -> Result<(), Error> {
     }
 }
 
-/// SIGINT and SIGTERM, as a stream: the first asks for a graceful stop, a second one for an
-/// immediate one (the operator who presses Ctrl-C again does not want to wait out the grace).
-pub struct StopSignals {
-    interrupt: Option<Signal>,
-    terminate: Option<Signal>,
+/// What the operator asks of the running bot, by signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlEvent {
+    /// SIGINT or SIGTERM: stop, giving plugins their grace period (a second one cuts it short).
+    Stop(&'static str),
+    /// SIGQUIT: stop without waiting for the plugins (they are killed at once).
+    StopNow(&'static str),
+    /// SIGHUP: reload the configuration (closing the terminal sends it too).
+    Reload,
 }
 
-impl StopSignals {
-    pub fn listen() -> StopSignals {
+/// The signals the bot handles, as a stream of [`ControlEvent`]s. Any of them left to its
+/// default action would end the process without the clean shutdown, leaving plugins behind.
+pub struct ControlSignals {
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+    quit: Option<Signal>,
+    hangup: Option<Signal>,
+}
+
+impl ControlSignals {
+    pub fn listen() -> ControlSignals {
         let interrupt = signal(SignalKind::interrupt()).ok();
         let terminate = signal(SignalKind::terminate()).ok();
+        let quit = signal(SignalKind::quit()).ok();
+        let hangup = signal(SignalKind::hangup()).ok();
         if interrupt.is_none() || terminate.is_none() {
             tracing::error!("cannot listen for SIGINT/SIGTERM; stop the bot with SIGKILL");
         }
-        StopSignals { interrupt, terminate }
+        ControlSignals { interrupt, terminate, quit, hangup }
     }
 
-    /// The next SIGINT or SIGTERM; its name.
-    pub async fn recv(&mut self) -> &'static str {
+    /// The next event.
+    pub async fn recv(&mut self) -> ControlEvent {
         async fn next(signal: &mut Option<Signal>) {
             match signal {
                 Some(signal) => _ = signal.recv().await,
@@ -94,17 +111,51 @@ impl StopSignals {
             }
         }
         tokio::select! {
-            () = next(&mut self.interrupt) => "SIGINT",
-            () = next(&mut self.terminate) => "SIGTERM",
+            () = next(&mut self.interrupt) => ControlEvent::Stop("SIGINT"),
+            () = next(&mut self.terminate) => ControlEvent::Stop("SIGTERM"),
+            () = next(&mut self.quit) => ControlEvent::StopNow("SIGQUIT"),
+            () = next(&mut self.hangup) => ControlEvent::Reload,
+        }
+    }
+
+    /// The next request to stop; a reload asked for meanwhile is logged and skipped.
+    async fn next_stop(&mut self) -> StopRequest {
+        loop {
+            match self.recv().await {
+                ControlEvent::Stop(signal) => return StopRequest { signal, at_once: false },
+                ControlEvent::StopNow(signal) => return StopRequest { signal, at_once: true },
+                ControlEvent::Reload => reload(),
+            }
         }
     }
 }
 
-/// Run the bot until the first stop signal, then stop every component in reverse start order;
-/// a second signal during that kills the plugins at once instead of waiting out their grace.
-pub async fn run(config: Config, mut signals: StopSignals) -> Result<(), Error> {
+/// A signal asking the bot to stop.
+struct StopRequest {
+    signal: &'static str,
+    /// Kill the plugins without their grace period.
+    at_once: bool,
+}
+
+/// Where a configuration reload will hook in; until then SIGHUP (and a closed terminal) must
+/// not stop the bot.
+fn reload() {
+    warn!("SIGHUP received: config reload is not supported yet; ignored (stop with SIGINT or SIGTERM)");
+}
+
+/// Run the bot until a stop signal (or, with [`AtEndOfInput::Finish`], the end of console
+/// input), then stop every component in reverse start order; a second signal during that kills
+/// the plugins at once instead of waiting out their grace.
+pub async fn run(config: Config, mut signals: ControlSignals, at_end: AtEndOfInput) -> Result<(), Error> {
     let rosey_exe =
         std::env::current_exe().map_err(|source| Error::Io { context: "locating the rosey executable", source })?;
+    // Bound before any plugin starts: a port in use must not start and stop every plugin.
+    let bound = if config.dashboard.enabled {
+        Some(Dashboard::bind(&config.dashboard).await?)
+    } else {
+        info!("dashboard disabled (dashboard.enabled = false)");
+        None
+    };
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     info!(plugins = config.plugins.len(), "starting");
     let host = PluginHost::start(config.plugins, Launcher { rosey_exe }, reply_tx);
@@ -113,36 +164,31 @@ pub async fn run(config: Config, mut signals: StopSignals) -> Result<(), Error> 
     let snapshots = collector.subscribe();
     let collector_stop = CancellationToken::new();
     let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
-
-    let dashboard = if config.dashboard.enabled {
-        match Dashboard::start(&config.dashboard, snapshots).await {
-            Ok(dashboard) => Some(dashboard),
-            Err(e) => {
-                collector_stop.cancel();
-                let _ = collector_task.await;
-                host.stop().await;
-                return Err(e.into());
-            }
-        }
-    } else {
-        info!("dashboard disabled (dashboard.enabled = false)");
-        None
-    };
+    let dashboard = bound.map(|bound| Dashboard::start(bound, &config.dashboard, snapshots));
 
     let chat_stop = CancellationToken::new();
-    let chat_task = tokio::spawn(chat::run_console(host.handles().to_vec(), reply_rx, chat_stop.clone()));
+    let mut chat_task = tokio::spawn(chat::run_console(host.handles().to_vec(), reply_rx, at_end, chat_stop.clone()));
 
     // Never await inside a log macro: a filtered-out level skips evaluating its arguments.
-    let first = signals.recv().await;
-    info!("{first} received; shutting down (send it again to kill the plugins at once)");
     let kill = host.kill_switch();
+    tokio::select! {
+        request = signals.next_stop() => {
+            if request.at_once {
+                info!("{} received; stopping now (plugins are killed without their grace period)", request.signal);
+                kill.cancel();
+            } else {
+                info!("{} received; shutting down (send it again to kill the plugins at once)", request.signal);
+            }
+            chat_stop.cancel();
+            let _ = chat_task.await;
+        }
+        _ = &mut chat_task => info!("shutting down"),
+    }
     let second_signal = tokio::spawn(async move {
-        let second = signals.recv().await;
-        warn!("{second} received again; killing the plugins now");
+        let second = signals.next_stop().await;
+        warn!("{} received again; killing the plugins now", second.signal);
         kill.cancel();
     });
-    chat_stop.cancel();
-    let _ = chat_task.await;
     if let Some(dashboard) = dashboard {
         dashboard.stop().await;
     }

@@ -63,7 +63,12 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the bot, its plugins and its dashboard (the default).
-    Run,
+    Run {
+        /// Stop (cleanly, exit code 0) once standard input ends and its replies are printed,
+        /// instead of running on as a service: for scripts and load tests.
+        #[arg(long)]
+        exit_at_eof: bool,
+    },
     /// Print the effective configuration (defaults < file < ROSEY_* environment) as JSON.
     Config,
     /// Run a built-in plugin on stdin/stdout (this is how the bot starts its built-ins).

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::metrics::history::{Aggregates, Stats};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::CrashRecord;
+use crate::plugins::routing::CommandConflict;
 use crate::timefmt::rfc3339;
 
 /// History points returned by `/api/plugin/{name}` (the seed's "last 60 snapshots").
@@ -160,11 +161,14 @@ pub struct ApiPlugin<'a> {
     pub restart_attempt: u32,
     pub restarts: u64,
     pub next_restart_in_seconds: Option<f64>,
+    pub next_restart_at: Option<String>,
     pub availability_1h: Option<f64>,
     pub last_crash_at: Option<String>,
     pub crash_log: Vec<CrashJson<'a>>,
     pub protocol_errors: u64,
     pub dropped_commands: u64,
+    pub commands: &'a [String],
+    pub command_conflicts: &'a [CommandConflict],
 }
 
 impl<'a> ApiPlugin<'a> {
@@ -208,11 +212,14 @@ impl<'a> ApiPlugin<'a> {
             restart_attempt: p.restart_attempt,
             restarts: p.restarts,
             next_restart_in_seconds: p.next_restart_in.map(|d| round(d.as_secs_f64(), 1)),
+            next_restart_at: p.next_restart_at.map(rfc3339),
             availability_1h: p.history.availability().map(|a| round(a, 4)),
             last_crash_at: p.crash_log.front().map(|c| rfc3339(c.at)),
             crash_log: p.crash_log.iter().map(CrashJson::of).collect(),
             protocol_errors: p.protocol_errors,
             dropped_commands: p.dropped_commands,
+            commands: &p.commands,
+            command_conflicts: &p.command_conflicts,
         }
     }
 }

@@ -71,25 +71,38 @@ pub struct Dashboard {
     pub local_addr: SocketAddr,
 }
 
-impl Dashboard {
-    /// Bind `dashboard.host:dashboard.port` and serve the snapshots.
-    pub async fn start(
-        config: &DashboardConfig,
-        snapshots: watch::Receiver<Arc<Snapshot>>,
-    ) -> Result<Dashboard, StartError> {
-        let templates = render::templates().map_err(|e| StartError::Templates(e.to_string()))?;
-        let context = Arc::new(RenderContext {
-            templates,
-            thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
-            sse_clients: Default::default(),
-        });
+/// The dashboard's socket and templates, ready before anything else starts: a port in use
+/// stops the bot before any plugin has been started.
+pub struct BoundDashboard {
+    listener: tokio::net::TcpListener,
+    templates: tera::Tera,
+    local_addr: SocketAddr,
+}
 
-        // Bind before spawning anything, so a failed start leaves no task behind.
+impl Dashboard {
+    /// Bind `dashboard.host:dashboard.port` and load the templates.
+    pub async fn bind(config: &DashboardConfig) -> Result<BoundDashboard, StartError> {
+        let templates = render::templates().map_err(|e| StartError::Templates(e.to_string()))?;
         let addr = host_port(&config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
+        Ok(BoundDashboard { listener, templates, local_addr })
+    }
+
+    /// Serve the snapshots on the bound socket.
+    pub fn start(
+        bound: BoundDashboard,
+        config: &DashboardConfig,
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+    ) -> Dashboard {
+        let BoundDashboard { listener, templates, local_addr } = bound;
+        let context = Arc::new(RenderContext {
+            templates,
+            thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
+            sse_clients: Default::default(),
+        });
         announce(config, local_addr);
 
         let stop = CancellationToken::new();
@@ -98,7 +111,7 @@ impl Dashboard {
         let auth = config.auth.clone().map(Arc::new);
         let app = routes().data(shared).around(move |ep, req| guard(ep, req, auth.clone()));
         let server = tokio::spawn(server::serve(listener, app, stop.clone(), SHUTDOWN_TIMEOUT));
-        Ok(Dashboard { stop, server, renderer, local_addr })
+        Dashboard { stop, server, renderer, local_addr }
     }
 
     /// Stop accepting, end the live streams, wait for the server.

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::config::MetricsConfig;
+use crate::plugins::routing::{CommandConflict, CommandTable};
 use crate::plugins::{CrashRecord, PluginCounters, PluginHandle, PluginState};
 use crate::timefmt::unix_ms;
 use history::{Sample, Series, SeriesView};
@@ -44,8 +45,14 @@ pub struct PluginSnapshot {
     pub restarts: u64,
     pub restart_attempt: u32,
     pub next_restart_in: Option<Duration>,
+    /// The same moment on the wall clock; unlike the countdown, it stays put between snapshots.
+    pub next_restart_at: Option<SystemTime>,
     pub protocol_errors: u64,
     pub dropped_commands: u64,
+    /// The chat commands routed to it, sorted.
+    pub commands: Vec<String>,
+    /// Commands it claims together with another plugin (or the host).
+    pub command_conflicts: Vec<CommandConflict>,
     /// Newest first.
     pub crash_log: Arc<VecDeque<CrashRecord>>,
     pub last_sampled_at: Option<SystemTime>,
@@ -126,6 +133,8 @@ impl Snapshot {
 /// What the collector remembers about one plugin between ticks.
 struct Tracked {
     handle: Arc<PluginHandle>,
+    /// Its place in the configuration, which decides command conflicts.
+    config_index: usize,
     series: Series,
     usage: TreeUsage,
     /// The PID the usage belongs to.
@@ -146,12 +155,17 @@ type ReadTrees = fn(&mut Sampler, &[u32]) -> (HashMap<u32, TreeUsage>, HostUsage
 /// Samples plugins and publishes snapshots.
 pub struct Collector {
     tracked: Vec<Tracked>,
+    /// In configuration order, for the command table.
+    routing: Vec<Arc<PluginHandle>>,
     /// None after it failed: a new one is made at the next sampling.
     sampler: Option<Sampler>,
     read_trees: ReadTrees,
     host: HostUsage,
     config: MetricsConfig,
     started: Instant,
+    /// The wall-clock time of `started`: turns a restart's `Instant` into the same
+    /// `SystemTime` in every snapshot.
+    started_wall: SystemTime,
     seq: u64,
     publish: watch::Sender<Arc<Snapshot>>,
 }
@@ -160,8 +174,10 @@ impl Collector {
     pub fn new(handles: &[Arc<PluginHandle>], config: MetricsConfig) -> Collector {
         let mut tracked: Vec<Tracked> = handles
             .iter()
-            .map(|handle| Tracked {
+            .enumerate()
+            .map(|(config_index, handle)| Tracked {
                 handle: handle.clone(),
+                config_index,
                 series: Series::new(config.history_capacity()),
                 usage: TreeUsage::default(),
                 usage_pid: None,
@@ -173,11 +189,13 @@ impl Collector {
         let sampler = Sampler::new().map_err(|e| warn!("cannot read process figures: {e}")).ok();
         let mut collector = Collector {
             tracked,
+            routing: handles.to_vec(),
             sampler,
             read_trees: Sampler::sample,
             host: HostUsage::default(),
             config,
             started: Instant::now(),
+            started_wall: SystemTime::now(),
             seq: 0,
             publish: watch::Sender::new(Arc::new(Snapshot {
                 seq: 0,
@@ -305,7 +323,9 @@ impl Collector {
     fn publish_snapshot(&mut self) {
         self.seq += 1;
         let taken_at = SystemTime::now();
-        let plugins: Vec<PluginSnapshot> = self.tracked.iter().map(plugin_snapshot).collect();
+        let commands = CommandTable::build(&self.routing);
+        let clock = (self.started, self.started_wall);
+        let plugins: Vec<PluginSnapshot> = self.tracked.iter().map(|t| plugin_snapshot(t, &commands, clock)).collect();
         let system = SystemMetrics::of(&plugins, self.started.elapsed());
         let snapshot = Snapshot {
             seq: self.seq,
@@ -324,7 +344,8 @@ impl Collector {
     }
 }
 
-fn plugin_snapshot(t: &Tracked) -> PluginSnapshot {
+/// `clock` is one reading of both clocks, to turn an `Instant` into a `SystemTime`.
+fn plugin_snapshot(t: &Tracked, commands: &CommandTable, clock: (Instant, SystemTime)) -> PluginSnapshot {
     let status = t.handle.status();
     let counters = &t.handle.counters;
     // Figures belong to a process: after a restart, the old process's figures are not shown.
@@ -349,8 +370,13 @@ fn plugin_snapshot(t: &Tracked) -> PluginSnapshot {
         restarts: status.restart_count,
         restart_attempt: status.restart_attempt,
         next_restart_in: status.next_restart_at.map(|at| at.saturating_duration_since(now)),
+        next_restart_at: status
+            .next_restart_at
+            .and_then(|at| clock.1.checked_add(at.saturating_duration_since(clock.0))),
         protocol_errors: PluginCounters::get(&counters.protocol_errors),
         dropped_commands: PluginCounters::get(&counters.dropped_commands),
+        commands: commands.commands_of(t.config_index),
+        command_conflicts: commands.conflicts_of(t.handle.name()),
         crash_log: status.crash_log.clone(),
         last_sampled_at: t.last_sampled_at,
         history: t.series.view(),

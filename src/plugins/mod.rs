@@ -10,6 +10,7 @@
 pub mod action;
 pub mod builtin;
 pub mod protocol;
+pub mod routing;
 pub mod spec;
 mod stream;
 mod supervisor;
@@ -28,7 +29,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use protocol::HostMessage;
-use spec::{Launch, PluginConfig};
+use spec::PluginConfig;
 
 /// How many commands may wait for a plugin before new ones are dropped (and counted).
 pub const COMMAND_QUEUE: usize = 256;
@@ -141,6 +142,8 @@ pub struct PluginStatus {
     pub reported_version: Option<String>,
     /// Announced in the plugin's hello.
     pub announced_commands: Arc<[String]>,
+    /// Has the current process said hello? Chat holds unknown commands briefly until it has.
+    pub said_hello: bool,
     pub crash_count: u64,
     pub restart_count: u64,
     /// Consecutive crashes since the plugin last stayed up for `reset_window`.
@@ -158,6 +161,7 @@ impl PluginStatus {
             loaded_at: None,
             reported_version: None,
             announced_commands: Arc::from([]),
+            said_hello: false,
             crash_count: 0,
             restart_count: 0,
             restart_attempt: 0,
@@ -231,19 +235,6 @@ impl PluginHandle {
     /// The version to show: reported by the plugin, else configured, else "unknown".
     pub fn version(status: &PluginStatus, config: &PluginConfig) -> String {
         status.reported_version.clone().or_else(|| config.version.clone()).unwrap_or_else(|| "unknown".to_owned())
-    }
-
-    /// Does this plugin handle `command` (announced in its hello, listed in config, or known
-    /// for a built-in)? A built-in's commands are known before its hello arrives, so chat read
-    /// at start-up (`yes '!roll 2d6' | head -n 100 | rosey`) is not ignored.
-    pub fn handles(&self, command: &str) -> bool {
-        let builtin: &[&str] = match &self.config.launch {
-            Launch::Builtin(builtin) => builtin.commands(),
-            Launch::Command { .. } => &[],
-        };
-        builtin.contains(&command)
-            || self.config.commands.iter().any(|c| c == command)
-            || self.status.borrow().announced_commands.iter().any(|c| c == command)
     }
 
     /// Queue a command without waiting; a full queue drops it (counted), never stalls the caller.
@@ -353,9 +344,14 @@ impl PluginHost {
 mod tests {
     use super::*;
     use crate::plugins::builtin::Builtin;
-    use crate::plugins::spec::{PluginName, RestartPolicy};
+    use crate::plugins::spec::{Launch, PluginName, RestartPolicy};
 
-    fn handle(launch: Launch, commands: &[&str], queue: usize) -> (PluginHandle, mpsc::Receiver<HostMessage>) {
+    /// A handle with no supervisor behind it (tests change its status directly).
+    pub(super) fn handle(
+        launch: Launch,
+        commands: &[&str],
+        queue: usize,
+    ) -> (PluginHandle, mpsc::Receiver<HostMessage>) {
         let config = PluginConfig {
             name: PluginName::new("p").expect("a valid name"),
             launch,
@@ -377,20 +373,6 @@ mod tests {
 
     fn command(id: u64) -> HostMessage {
         HostMessage::Command { id, command: "roll".into(), args: "1d6".into(), user: "u".into() }
-    }
-
-    #[test]
-    fn builtin_commands_are_routed_before_the_hello() {
-        let (dice, _rx) = handle(Launch::Builtin(Builtin::DiceRoller), &[], 1);
-        assert!(dice.handles("roll"));
-        assert!(!dice.handles("8ball"));
-        let program = Launch::Command { program: "x".into(), args: vec![] };
-        let (external, _rx) = handle(program.clone(), &["weather"], 1);
-        assert!(external.handles("weather"), "listed in config");
-        assert!(!external.handles("roll"), "not before its hello");
-        let (announced, _rx) = handle(program, &[], 1);
-        announced.status.send_modify(|s| s.announced_commands = Arc::from(["roll".to_owned()]));
-        assert!(announced.handles("roll"), "announced in its hello");
     }
 
     #[test]

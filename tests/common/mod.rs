@@ -273,6 +273,12 @@ impl Rosey {
         writeln!(stdin, "{line}").and_then(|()| stdin.flush()).expect("rosey reads its stdin");
     }
 
+    /// Send raw bytes on the bot's stdin (for input that is not UTF-8).
+    pub fn say_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin.write_all(bytes).and_then(|()| stdin.flush()).expect("rosey reads its stdin");
+    }
+
     /// Close the bot's stdin (end of console input).
     pub fn close_stdin(&mut self) {
         self.stdin = None;

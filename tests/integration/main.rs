@@ -11,9 +11,11 @@ mod common;
 mod e2e_support;
 
 mod browser;
+mod chat;
 mod config;
 mod dashboard;
 mod docs;
+mod hostile_chat;
 mod hostile_plugins;
 mod metrics;
 mod ops;

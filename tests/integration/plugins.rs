@@ -60,17 +60,18 @@ fn builtins_answer_in_chat_and_survive_absurd_input() {
     let huge = wait_for_reply(&rosey, "[dice-roller] @carol ");
     assert!(huge.contains("between 1 and 100 dice"), "the reply states the limit: {huge}");
 
-    // Unknown commands and plain chat are ignored: no reply, no event.
+    // Plain chat is ignored; an unknown command gets the host's answer (chat.rs), not an event.
     rosey.say("dave: !nosuchcommand please");
     rosey.say("just chatting, no command here");
     rosey.say("erin: !roll 1d1");
     wait_for_reply(&rosey, "[dice-roller] @erin ");
+    wait_for_reply(&rosey, "[rosey] @dave ");
     let lines = rosey.stdout_lines();
     assert!(
-        !lines.iter().any(|l| l.contains("@dave") || l.contains("chatting")),
+        !lines.iter().any(|l| l.starts_with("[dice-roller] @dave") || l.contains("chatting")),
         "ignored lines got replies: {lines:?}"
     );
-    assert_eq!(lines.len(), 5, "one reply per routed command: {lines:?}");
+    assert_eq!(lines.len(), 6, "one reply per routed command, and the host's for dave: {lines:?}");
     let metrics = rosey.wait_for_plugin("dice-roller's 4 events", "dice-roller", |p| p["current"]["event_count"] == 4);
     assert_eq!(metrics["state"], "RUNNING");
     assert_eq!(metrics["pid"], dice_pid, "dice-roller survived without a restart");
@@ -210,7 +211,10 @@ fn commands_for_a_crashed_plugin_are_dropped_and_counted() {
     wait_for_reply(&rosey, "[dice-roller] @late ");
     // Replies come in order: had the early commands been queued, they would have come first.
     let lines = rosey.stdout_lines();
-    assert!(!lines.iter().any(|l| l.contains("@early")), "dropped commands got late replies: {lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("[dice-roller] @early")),
+        "dropped commands got late replies: {lines:?}"
+    );
     let after = rosey.wait_for_plugin("the late command's event", "dice-roller", |p| p["current"]["event_count"] == 1);
     assert_eq!(after["dropped_commands"], 3);
 }

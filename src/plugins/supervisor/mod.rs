@@ -104,6 +104,7 @@ impl Supervisor {
         self.link.publish(|s| {
             s.state = PluginState::Running;
             s.process = Some(process);
+            s.said_hello = false;
             s.loaded_at = Some(process.started_at);
         });
         generation.run(&self.link, &mut self.commands, &self.stop, &self.kill).await

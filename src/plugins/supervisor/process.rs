@@ -372,9 +372,10 @@ fn handle_message(
             let shown = version.clone();
             // A hello that repeats what is known changes nothing: no snapshot, no log line.
             let changed = link.publish_if(|s| {
-                if s.reported_version == version && *s.announced_commands == *commands {
+                if s.said_hello && s.reported_version == version && *s.announced_commands == *commands {
                     return false;
                 }
+                s.said_hello = true;
                 s.reported_version = version;
                 s.announced_commands = Arc::from(commands.clone());
                 true

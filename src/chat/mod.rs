@@ -1,0 +1,104 @@
+//! Chat: messages in, commands routed to plugins, replies out.
+//!
+//! Until a chat-network connector exists, the console is the chat: each stdin line is a message
+//! (`alice: !roll 2d6`, or a bare `!roll 2d6` from user `console`, [`parse`]) and each reply is
+//! printed on stdout ([`console`]). [`router`] decides who answers. End of stdin is not a
+//! shutdown (the bot keeps serving its dashboard) unless the caller asks for one.
+
+pub mod console;
+pub mod parse;
+pub mod router;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, trace, warn};
+
+use crate::plugins::routing::HOST_NAME;
+use crate::plugins::{ChatReply, PluginHandle};
+use console::{InputLine, MAX_CHAT_LINE, print_reply};
+pub use parse::{CONSOLE_USER, ChatCommand, parse_message};
+use router::Router;
+
+/// How often held commands are looked at again while a plugin's hello is awaited.
+const HOLD_CHECK: Duration = Duration::from_millis(20);
+/// After end of input (with `exit_at_eof`), how long without a reply before the replies still
+/// missing are given up on.
+const DRAIN_QUIET: Duration = Duration::from_secs(2);
+
+/// What to do when console input ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtEndOfInput {
+    /// Keep running (the bot is a service).
+    KeepRunning,
+    /// Print the replies to what was read, then return (scripts, load tests).
+    Finish,
+}
+
+/// Read chat from stdin until `stop`; print replies on stdout. With [`AtEndOfInput::Finish`],
+/// returns once input has ended and its replies are printed (or have stopped coming).
+pub async fn run_console(
+    plugins: Vec<Arc<PluginHandle>>,
+    mut replies: mpsc::Receiver<ChatReply>,
+    at_end: AtEndOfInput,
+    stop: CancellationToken,
+) {
+    let mut lines = console::spawn_stdin_reader();
+    let mut router = Router::new(plugins);
+    let mut stdin_open = true;
+    let mut answered = 0u64;
+    let mut last_reply = Instant::now();
+    let mut hold_check = tokio::time::interval(HOLD_CHECK);
+    loop {
+        if !stdin_open && at_end == AtEndOfInput::Finish && !router.is_holding() {
+            let all_answered = answered >= router.delivered;
+            if all_answered || last_reply.elapsed() >= DRAIN_QUIET {
+                info!(answered, asked = router.delivered, "end of console input; stopping (--exit-at-eof)");
+                return;
+            }
+        }
+        tokio::select! {
+            line = lines.recv(), if stdin_open => match line {
+                Some(line) => {
+                    if let Some(reply) = handle_line(&mut router, line) {
+                        print_reply(&reply);
+                    }
+                }
+                None => {
+                    stdin_open = false;
+                    last_reply = Instant::now();
+                    if at_end == AtEndOfInput::KeepRunning {
+                        info!("end of console input; still running (stop with SIGINT or SIGTERM)");
+                    }
+                }
+            },
+            Some(reply) = replies.recv() => {
+                trace!(?reply, "reply");
+                answered += 1;
+                last_reply = Instant::now();
+                print_reply(&reply);
+            }
+            _ = hold_check.tick(), if router.is_holding() || (!stdin_open && at_end == AtEndOfInput::Finish) => {
+                for reply in router.release_held(Instant::now()) {
+                    print_reply(&reply);
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+fn handle_line(router: &mut Router, line: InputLine) -> Option<ChatReply> {
+    trace!(?line, "console input");
+    match line {
+        InputLine::Text(text) => router.route(parse_message(&text)?, Instant::now()),
+        InputLine::TooLong { len, start } => {
+            warn!("a chat line of {len} bytes is over the {MAX_CHAT_LINE}-byte limit; ignored");
+            let command = parse_message(&start)?;
+            let text = format!("your message of {len} bytes is over the {MAX_CHAT_LINE}-byte limit; ignored");
+            Some(ChatReply { plugin: HOST_NAME.to_owned(), user: Some(command.user), text })
+        }
+    }
+}

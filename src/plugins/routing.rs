@@ -1,0 +1,202 @@
+//! Which plugin answers which chat command. A plugin handles its built-in commands, those
+//! listed in its config entry and those announced in its hello; names match without regard to
+//! ASCII case (`!ROLL` is `!roll`). When two plugins claim one name, the first in configuration
+//! order gets it and the conflict is reported; the host's own commands (`!help`) always win.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::PluginHandle;
+use crate::plugins::spec::Launch;
+
+/// The name the host answers under in chat, and in conflicts over its own commands.
+pub const HOST_NAME: &str = "rosey";
+/// The command the host answers itself with the list of commands.
+pub const HELP_COMMAND: &str = "help";
+
+/// Who answers a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Host,
+    /// The plugin at this index of the handles the table was built from.
+    Plugin(usize),
+}
+
+/// A command name claimed more than once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandConflict {
+    /// As the plugin it is routed to spells it.
+    pub command: String,
+    /// The plugin (or `rosey`) that gets it.
+    pub routed_to: String,
+    /// Every claimant, in configuration order (the host first).
+    pub claimed_by: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Route {
+    owner: Owner,
+    /// The owner's spelling, which is what the plugin is sent.
+    spelling: String,
+}
+
+/// Every command and its owner, as of the plugins' latest hellos.
+#[derive(Debug)]
+pub struct CommandTable {
+    /// Keyed by the lower-cased name.
+    routes: BTreeMap<String, Route>,
+    conflicts: Vec<CommandConflict>,
+    /// The announced lists the table was built from, to tell when it is out of date.
+    announced: Vec<Arc<[String]>>,
+}
+
+impl CommandTable {
+    /// The table for `handles`, given in configuration order.
+    pub fn build(handles: &[Arc<PluginHandle>]) -> CommandTable {
+        let announced: Vec<Arc<[String]>> =
+            handles.iter().map(|h| h.status.borrow().announced_commands.clone()).collect();
+        let mut routes = BTreeMap::new();
+        let mut claims: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        routes.insert(HELP_COMMAND.to_owned(), Route { owner: Owner::Host, spelling: HELP_COMMAND.to_owned() });
+        claims.insert(HELP_COMMAND.to_owned(), vec![HOST_NAME.to_owned()]);
+        for (index, (handle, announced)) in handles.iter().zip(&announced).enumerate() {
+            let mut own = BTreeSet::new();
+            for command in claimed_commands(handle, announced) {
+                let key = command.to_ascii_lowercase();
+                // A plugin listing a command twice (config and hello) is no conflict.
+                if command.is_empty() || !own.insert(key.clone()) {
+                    continue;
+                }
+                claims.entry(key.clone()).or_default().push(handle.name().to_owned());
+                routes
+                    .entry(key)
+                    .or_insert_with(|| Route { owner: Owner::Plugin(index), spelling: command.to_owned() });
+            }
+        }
+        let conflicts = claims
+            .into_iter()
+            .filter(|(_, by)| by.len() > 1)
+            .map(|(key, claimed_by)| CommandConflict {
+                command: routes.get(&key).map_or(key.clone(), |r| r.spelling.clone()),
+                routed_to: claimed_by[0].clone(),
+                claimed_by,
+            })
+            .collect();
+        CommandTable { routes, conflicts, announced }
+    }
+
+    /// Was the table built from the plugins' current hellos?
+    pub fn is_current(&self, handles: &[Arc<PluginHandle>]) -> bool {
+        self.announced.len() == handles.len()
+            && handles.iter().zip(&self.announced).all(|(h, a)| Arc::ptr_eq(&h.status.borrow().announced_commands, a))
+    }
+
+    /// Who answers `command`, and the name to send it under.
+    pub fn route(&self, command: &str) -> Option<(Owner, &str)> {
+        self.routes.get(&command.to_ascii_lowercase()).map(|r| (r.owner, r.spelling.as_str()))
+    }
+
+    pub fn conflicts(&self) -> &[CommandConflict] {
+        &self.conflicts
+    }
+
+    /// The conflicts `plugin` takes part in.
+    pub fn conflicts_of(&self, plugin: &str) -> Vec<CommandConflict> {
+        self.conflicts.iter().filter(|c| c.claimed_by.iter().any(|by| by == plugin)).cloned().collect()
+    }
+
+    /// The commands routed to the plugin at `index`, sorted.
+    pub fn commands_of(&self, index: usize) -> Vec<String> {
+        self.routes.values().filter(|r| r.owner == Owner::Plugin(index)).map(|r| r.spelling.clone()).collect()
+    }
+
+    /// Every command and who answers it, sorted by name: `(command, owner)`.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, Owner)> {
+        self.routes.values().map(|r| (r.spelling.as_str(), r.owner))
+    }
+}
+
+/// Built-in commands first, then the config entry's, then the hello's.
+fn claimed_commands<'a>(handle: &'a PluginHandle, announced: &'a [String]) -> impl Iterator<Item = &'a str> {
+    let builtin: &[&str] = match &handle.config.launch {
+        Launch::Builtin(builtin) => builtin.commands(),
+        Launch::Command { .. } => &[],
+    };
+    builtin
+        .iter()
+        .copied()
+        .chain(handle.config.commands.iter().map(String::as_str))
+        .chain(announced.iter().map(String::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::builtin::Builtin;
+    use crate::plugins::tests::handle;
+
+    fn plugin(name: &str, launch: Launch, configured: &[&str], announced: &[&str]) -> Arc<PluginHandle> {
+        let (mut handle, _rx) = handle(launch, configured, 1);
+        handle.config.name = crate::plugins::spec::PluginName::new(name).expect("a valid name");
+        let announced: Arc<[String]> = announced.iter().map(|c| c.to_string()).collect();
+        handle.status.send_modify(|s| s.announced_commands = announced);
+        Arc::new(handle)
+    }
+
+    fn program() -> Launch {
+        Launch::Command { program: "x".into(), args: vec![] }
+    }
+
+    #[test]
+    fn builtin_configured_and_announced_commands_are_routed() {
+        let handles = [
+            plugin("dice", Launch::Builtin(Builtin::DiceRoller), &[], &[]),
+            plugin("weather", program(), &["weather"], &[]),
+            plugin("echo", program(), &[], &["Echo"]),
+        ];
+        let table = CommandTable::build(&handles);
+        assert_eq!(table.route("roll"), Some((Owner::Plugin(0), "roll")), "known before the hello");
+        assert_eq!(table.route("weather"), Some((Owner::Plugin(1), "weather")));
+        assert_eq!(table.route("ECHO"), Some((Owner::Plugin(2), "Echo")), "any case, sent as announced");
+        assert_eq!(table.route("help"), Some((Owner::Host, "help")));
+        assert_eq!(table.route("8ball"), None);
+        assert!(table.conflicts().is_empty());
+        assert_eq!(table.commands_of(2), ["Echo"]);
+    }
+
+    #[test]
+    fn the_first_claimant_wins_and_the_conflict_is_named() {
+        let handles = [
+            plugin("dice", Launch::Builtin(Builtin::DiceRoller), &[], &["roll"]),
+            plugin("dice2", program(), &[], &["ROLL", "help"]),
+        ];
+        let table = CommandTable::build(&handles);
+        assert_eq!(table.route("roll"), Some((Owner::Plugin(0), "roll")));
+        assert_eq!(table.route("help"), Some((Owner::Host, "help")), "the host keeps its own command");
+        let roll = CommandConflict {
+            command: "roll".into(),
+            routed_to: "dice".into(),
+            claimed_by: vec!["dice".into(), "dice2".into()],
+        };
+        let help = CommandConflict {
+            command: "help".into(),
+            routed_to: "rosey".into(),
+            claimed_by: vec!["rosey".into(), "dice2".into()],
+        };
+        assert_eq!(table.conflicts(), [help.clone(), roll.clone()]);
+        assert_eq!(table.conflicts_of("dice"), [roll]);
+        assert!(table.commands_of(1).is_empty());
+    }
+
+    #[test]
+    fn a_new_hello_makes_the_table_out_of_date() {
+        let handles = [plugin("echo", program(), &[], &[])];
+        let table = CommandTable::build(&handles);
+        assert!(table.is_current(&handles));
+        handles[0].status.send_modify(|s| s.announced_commands = Arc::from(["echo".to_owned()]));
+        assert!(!table.is_current(&handles));
+        assert_eq!(CommandTable::build(&handles).route("echo"), Some((Owner::Plugin(0), "echo")));
+    }
+}
