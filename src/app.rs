@@ -12,7 +12,7 @@ use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
 use crate::plugins::{Launcher, PluginHost};
-use crate::{chat, logging};
+use crate::{chat, limits, logging};
 
 /// Replies waiting to be printed before a plugin's further replies are dropped.
 const REPLY_QUEUE: usize = 1024;
@@ -57,6 +57,7 @@ pub fn main(cli: Cli) -> Result<(), Error> {
         Command::Run => {
             let loaded = config::load(&file)?;
             logging::init();
+            limits::raise_open_files_limit();
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|source| Error::Io { context: "starting the runtime", source })?;
             let result = runtime.block_on(async { run(loaded.config, StopSignals::listen()).await });

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod plugins;
