@@ -6,6 +6,11 @@
 
 #![allow(dead_code)] // each test module uses a different part of the harness
 
+pub mod json;
+pub mod pages;
+pub mod raw;
+pub mod sse;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -10,13 +10,17 @@ mod common;
 #[path = "../e2e_support/mod.rs"]
 mod e2e_support;
 
+mod api;
+mod auth;
 mod browser;
 mod config;
-mod dashboard;
 mod docs;
+mod errors;
 mod metrics;
 mod ops;
+mod pages;
 mod plugin_story;
 mod plugins;
 mod prometheus_e2e;
 mod smoke;
+mod sse;
