@@ -16,6 +16,7 @@ mod browser;
 mod config;
 mod docs;
 mod errors;
+mod hostile_http;
 mod metrics;
 mod ops;
 mod pages;
