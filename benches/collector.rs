@@ -339,7 +339,7 @@ fn rendering() {
     let context = Arc::new(RenderContext {
         templates: render::templates().expect("the embedded templates parse"),
         thresholds: Thresholds { cpu_percent: 50.0, memory_mb: 100.0 },
-        sse_clients: Default::default(),
+        sse_clients: Arc::new(rosey::dashboard::sse::ClientCap::new(1024)),
     });
     const ROUNDS: usize = 30;
     type Render = fn(&Rendered) -> usize;

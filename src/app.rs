@@ -13,7 +13,7 @@ use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
 use crate::plugins::{Launcher, PluginHost};
-use crate::{chat, logging};
+use crate::{chat, limits, logging};
 
 /// Replies waiting to be printed before a plugin's further replies are dropped.
 const REPLY_QUEUE: usize = 1024;
@@ -59,6 +59,7 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             let loaded = config::load(&file)?;
             logging::init();
             loaded.log_summary();
+            limits::raise_open_files_limit();
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|source| Error::Io { context: "starting the runtime", source })?;
             let at_end = if exit_at_eof { AtEndOfInput::Finish } else { AtEndOfInput::KeepRunning };

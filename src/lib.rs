@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dashboard;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod plugins;

@@ -5,6 +5,7 @@
 //! holds. Optional HTTP basic auth guards every route but `/health`.
 
 pub mod api;
+mod memory;
 pub mod prometheus;
 pub mod render;
 mod server;
@@ -29,8 +30,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{BasicAuth, DashboardConfig};
+use crate::limits;
 use crate::metrics::Snapshot;
 use render::{RenderContext, Rendered};
+use server::ConnectionCaps;
 use view::Thresholds;
 
 /// How long open connections get to finish when the server stops.
@@ -52,7 +55,6 @@ pub enum StartError {
 struct Shared {
     pages: watch::Receiver<Arc<Rendered>>,
     context: Arc<RenderContext>,
-    max_sse_clients: usize,
     stop: CancellationToken,
 }
 
@@ -98,19 +100,22 @@ impl Dashboard {
         snapshots: watch::Receiver<Arc<Snapshot>>,
     ) -> Dashboard {
         let BoundDashboard { listener, templates, local_addr } = bound;
+        // The first snapshot lists every configured plugin, each holding descriptors of its own.
+        let plugins = snapshots.borrow().plugins.len();
+        let caps = ConnectionCaps::fit(config.max_sse_clients, limits::descriptors_for_connections(plugins));
         let context = Arc::new(RenderContext {
             templates,
             thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
-            sse_clients: Default::default(),
+            sse_clients: Arc::new(sse::ClientCap::new(caps.sse_clients)),
         });
         announce(config, local_addr);
 
         let stop = CancellationToken::new();
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
-        let shared = Arc::new(Shared { pages, context, max_sse_clients: config.max_sse_clients, stop: stop.clone() });
+        let shared = Arc::new(Shared { pages, context, stop: stop.clone() });
         let auth = config.auth.clone().map(Arc::new);
         let app = routes().data(shared).around(move |ep, req| guard(ep, req, auth.clone()));
-        let server = tokio::spawn(server::serve(listener, app, stop.clone(), SHUTDOWN_TIMEOUT));
+        let server = tokio::spawn(server::serve(listener, app, caps.connections, stop.clone(), SHUTDOWN_TIMEOUT));
         Dashboard { stop, server, renderer, local_addr }
     }
 
@@ -323,10 +328,13 @@ fn events(shared: Data<&Arc<Shared>>, Query(query): Query<EventsQuery>) -> Respo
     {
         return plugin_not_found(name);
     }
-    let Some(slot) = sse::ClientSlot::acquire(&shared.context, shared.max_sse_clients) else {
+    let Some(slot) = shared.context.sse_clients.try_join() else {
+        // Closing the refused client's connection gives its slot under the connection cap
+        // back at once, instead of after the keep-alive timeout.
         return Response::builder()
             .status(StatusCode::SERVICE_UNAVAILABLE)
             .header(header::RETRY_AFTER, "10")
+            .header(header::CONNECTION, "close")
             .body("too many live dashboard clients; try again later");
     };
     let stream = sse::stream(shared.pages.clone(), query.plugin, slot, shared.stop.clone());

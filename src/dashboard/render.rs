@@ -1,7 +1,6 @@
 //! Rendering once per snapshot: every response body is produced at most once per snapshot,
 //! on first use, and shared (as reference-counted `Bytes`) by every request until the next one.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -11,6 +10,7 @@ use tracing::error;
 
 use super::api::{ApiMetrics, ApiPlugin};
 use super::prometheus;
+use super::sse::ClientCap;
 use super::view::{CardView, CrashView, DetailView, SystemView, Thresholds};
 use crate::metrics::Snapshot;
 
@@ -37,7 +37,7 @@ pub struct RenderContext {
     pub templates: Tera,
     pub thresholds: Thresholds,
     /// Live SSE clients, for the `rosey_sse_clients` gauge.
-    pub sse_clients: AtomicUsize,
+    pub sse_clients: Arc<ClientCap>,
 }
 
 impl RenderContext {
@@ -148,7 +148,7 @@ impl Rendered {
     pub fn prometheus(&self) -> Bytes {
         self.prometheus
             .get_or_init(|| {
-                let clients = self.context.sse_clients.load(Ordering::Relaxed);
+                let clients = self.context.sse_clients.live();
                 Bytes::from(prometheus::render(&self.snapshot, clients))
             })
             .clone()

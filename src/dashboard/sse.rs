@@ -7,16 +7,15 @@
 //! snapshots instead of queueing them, so it cannot make the host buffer without bound.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_stream::wrappers::{IntervalStream, WatchStream};
 use tokio_util::sync::CancellationToken;
 
-use super::render::{RenderContext, Rendered};
+use super::render::Rendered;
 
 /// How long a browser waits before reconnecting.
 const RETRY: &[u8] = b"retry: 3000\n\n";
@@ -24,25 +23,27 @@ const RETRY: &[u8] = b"retry: 3000\n\n";
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_FRAME: &[u8] = b": keep-alive\n\n";
 
-/// Holds one slot of the client cap; frees it when the stream is dropped (client gone).
-pub struct ClientSlot {
-    context: Arc<RenderContext>,
+/// The cap on live-update clients: one semaphore permit per open stream, the same tool as the
+/// server's connection cap. The permit travels with the stream and is given back when the
+/// stream is dropped (client gone, or server stopping).
+pub struct ClientCap {
+    slots: Arc<Semaphore>,
+    max: usize,
 }
 
-impl ClientSlot {
-    /// Take a slot, or None when `max` clients are connected.
-    pub fn acquire(context: &Arc<RenderContext>, max: usize) -> Option<ClientSlot> {
-        let taken = context
-            .sse_clients
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .is_ok();
-        taken.then(|| ClientSlot { context: context.clone() })
+impl ClientCap {
+    pub fn new(max: usize) -> ClientCap {
+        ClientCap { slots: Arc::new(Semaphore::new(max)), max }
     }
-}
 
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        self.context.sse_clients.fetch_sub(1, Ordering::AcqRel);
+    /// A slot for one more client, or None when `max` clients are connected.
+    pub fn try_join(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Clients connected now, for the `rosey_sse_clients` gauge.
+    pub fn live(&self) -> usize {
+        self.max - self.slots.available_permits()
     }
 }
 
@@ -51,7 +52,7 @@ impl Drop for ClientSlot {
 pub fn stream(
     pages: watch::Receiver<Arc<Rendered>>,
     plugin: Option<String>,
-    slot: ClientSlot,
+    slot: OwnedSemaphorePermit,
     stop: CancellationToken,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let frames = WatchStream::new(pages).filter_map(move |rendered| {
@@ -72,4 +73,21 @@ pub fn stream(
             let _slot = &slot; // the slot lives exactly as long as the stream
             Ok(frame)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_that_leaves_frees_its_slot() {
+        let cap = ClientCap::new(2);
+        let first = cap.try_join().expect("a first slot");
+        let _second = cap.try_join().expect("a second slot");
+        assert!(cap.try_join().is_none(), "the cap holds");
+        assert_eq!(cap.live(), 2);
+        drop(first);
+        assert_eq!(cap.live(), 1);
+        assert!(cap.try_join().is_some(), "the freed slot is taken again");
+    }
 }

@@ -6,6 +6,11 @@
 
 #![allow(dead_code)] // each test module uses a different part of the harness
 
+pub mod json;
+pub mod pages;
+pub mod raw;
+pub mod sse;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -106,6 +111,14 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Repl
 pub struct RoseyBuilder {
     pub config: Value,
     env: Vec<(String, String)>,
+    open_files: Option<OpenFiles>,
+}
+
+/// The open-files limit (`RLIMIT_NOFILE`) rosey starts with.
+#[derive(Clone, Copy)]
+pub struct OpenFiles {
+    pub soft: u64,
+    pub hard: u64,
 }
 
 impl Default for RoseyBuilder {
@@ -126,7 +139,7 @@ impl RoseyBuilder {
                 python_plugin("hostile", "hostile.py", &[]),
             ]
         });
-        RoseyBuilder { config, env: Vec::new() }
+        RoseyBuilder { config, env: Vec::new(), open_files: None }
     }
 
     /// Only these plugins.
@@ -140,6 +153,12 @@ impl RoseyBuilder {
         if let Some(list) = self.config["plugins"].as_array_mut() {
             list.push(plugin);
         }
+        self
+    }
+
+    /// Start with this open-files limit instead of the test's own.
+    pub fn open_files(mut self, limit: OpenFiles) -> Self {
+        self.open_files = Some(limit);
         self
     }
 
@@ -178,6 +197,16 @@ impl RoseyBuilder {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(OpenFiles { soft, hard }) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, soft, hard)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
         let mut child = command.spawn().expect("rosey starts");
         let stdout = relay(child.stdout.take().expect("piped stdout"), "rosey stdout");
         let stderr = relay(child.stderr.take().expect("piped stderr"), "rosey stderr");

@@ -10,16 +10,21 @@ mod common;
 #[path = "../e2e_support/mod.rs"]
 mod e2e_support;
 
+mod api;
+mod auth;
 mod browser;
 mod chat;
 mod config;
-mod dashboard;
 mod docs;
+mod errors;
 mod hostile_chat;
+mod hostile_http;
 mod hostile_plugins;
 mod metrics;
 mod ops;
+mod pages;
 mod plugin_story;
 mod plugins;
 mod prometheus_e2e;
 mod smoke;
+mod sse;

@@ -6,66 +6,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::common::json::{metric, parse_rfc3339};
 use crate::common::*;
 
 /// The crasher fixture's stderr lines, in order.
 const CRASHER_STDERR: [&str; 3] = ["starting up", "<script>alert('stderr')</script> & \"quotes\"", "fatal: giving up"];
-
-/// Seconds since the Unix epoch of an RFC 3339 timestamp (`2026-11-29T05:01:02.5Z`,
-/// `...+02:00`); None if it is not one.
-pub(crate) fn parse_rfc3339(text: &str) -> Option<f64> {
-    let b = text.as_bytes();
-    let num = |from: usize, to: usize| -> Option<i64> {
-        let part = text.get(from..to)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut rest = &text[19..];
-    let mut fraction = 0.0;
-    if let Some(after_dot) = rest.strip_prefix('.') {
-        let digits = after_dot.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        fraction = format!("0.{}", &after_dot[..digits]).parse().ok()?;
-        rest = &after_dot[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let (hh, mm) = rest[1..].split_once(':')?;
-            if hh.len() != 2 || mm.len() != 2 {
-                return None;
-            }
-            sign * (hh.parse::<i64>().ok()? * 3600 + mm.parse::<i64>().ok()? * 60)
-        }
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hour * 3600 + minute * 60 + second - offset) as f64 + fraction)
-}
-
-/// The value of one series (`name` or `name{labels}`) in a Prometheus exposition.
-pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
 
 fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs_f64()
