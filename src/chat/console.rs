@@ -1,71 +1,28 @@
 //! The console as chat: stdin lines in (bounded, decoded lossily), replies out on stdout with
 //! whatever could reach the operator's terminal as a control sequence shown escaped.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::plugins::ChatReply;
+use crate::plugins::stream::{Line, LineSplitter};
 
 /// The longest chat line kept; the rest of a longer line is read and discarded, never buffered.
 pub const MAX_CHAT_LINE: usize = 4096;
 /// Lines read ahead of routing; a faster producer waits (backpressure on stdin).
 const INPUT_QUEUE: usize = 1024;
 
-/// One line of console input.
-#[derive(Debug, PartialEq, Eq)]
-pub enum InputLine {
-    /// A line (bytes that are not UTF-8 shown as U+FFFD).
-    Text(String),
-    /// A line over [`MAX_CHAT_LINE`]: its length and the start that was kept.
-    TooLong { len: usize, start: String },
-}
-
-/// Read the next line, keeping at most `max` bytes of it; None at end of input.
-// The plugin pipes have an async twin of this in plugins/stream.rs; stdin is read on a plain
-// thread, so this one blocks.
-pub fn read_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Option<InputLine>> {
-    buf.clear();
-    let mut len = 0usize;
-    loop {
-        let available = reader.fill_buf()?;
-        if available.is_empty() {
-            // A last line without a newline still counts as a line.
-            return Ok((len > 0).then(|| finish(buf, len, max)));
-        }
-        let (chunk, found_newline) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], true),
-            None => (available, false),
-        };
-        let room = max.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        len += chunk.len();
-        let consumed = chunk.len() + usize::from(found_newline);
-        reader.consume(consumed);
-        if found_newline {
-            return Ok(Some(finish(buf, len, max)));
-        }
-    }
-}
-
-fn finish(buf: &mut Vec<u8>, len: usize, max: usize) -> InputLine {
-    if buf.last() == Some(&b'\r') && len <= max {
-        buf.pop();
-    }
-    let text = String::from_utf8_lossy(buf).into_owned();
-    if len > max { InputLine::TooLong { len, start: text } } else { InputLine::Text(text) }
-}
-
 /// stdin is read on a plain thread: a blocking read cannot be cancelled, and must not keep
 /// the async runtime from shutting down.
-pub fn spawn_stdin_reader() -> mpsc::Receiver<InputLine> {
+pub fn spawn_stdin_reader() -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let spawned = std::thread::Builder::new().name("console-input".into()).spawn(move || {
         let mut stdin = std::io::stdin().lock();
-        let mut buf = Vec::new();
+        let mut lines = LineSplitter::new(MAX_CHAT_LINE);
         loop {
-            match read_line(&mut stdin, &mut buf, MAX_CHAT_LINE) {
+            match lines.next_line_blocking(&mut stdin) {
                 Ok(Some(line)) => {
                     if tx.blocking_send(line).is_err() {
                         return;
@@ -172,26 +129,5 @@ mod tests {
             format_reply(&hostile),
             "[dice-roller] @ev\\u{1b}[2J\\u{1b}]0;owned\\u{7}il\\t a\\u{202e}b\\u{2066}c\n"
         );
-    }
-
-    fn lines(input: &[u8], max: usize) -> Vec<InputLine> {
-        let mut reader = std::io::BufReader::with_capacity(4, input);
-        let mut buf = Vec::new();
-        std::iter::from_fn(|| read_line(&mut reader, &mut buf, max).expect("reading from memory cannot fail")).collect()
-    }
-
-    #[test]
-    fn lines_are_split_and_invalid_utf8_is_replaced() {
-        let got = lines(b"one\r\n\xff!roll\nlast", 16);
-        let texts = ["one", "\u{fffd}!roll", "last"].map(|t| InputLine::Text(t.into()));
-        assert_eq!(got, texts);
-    }
-
-    #[test]
-    fn an_overlong_line_keeps_only_its_start_and_the_next_line_survives() {
-        let mut input = vec![b'x'; 100];
-        input.extend_from_slice(b"\nok\n");
-        let got = lines(&input, 10);
-        assert_eq!(got, [InputLine::TooLong { len: 100, start: "x".repeat(10) }, InputLine::Text("ok".into())]);
     }
 }

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
 use crate::plugins::routing::HOST_NAME;
+use crate::plugins::stream::Line;
 use crate::plugins::{ChatReply, PluginHandle};
-use console::{InputLine, MAX_CHAT_LINE, print_reply};
+use console::{MAX_CHAT_LINE, print_reply};
 pub use parse::{CONSOLE_USER, ChatCommand, parse_message};
 use router::Router;
 
@@ -90,13 +91,15 @@ pub async fn run_console(
     }
 }
 
-fn handle_line(router: &mut Router, line: InputLine) -> Option<ChatReply> {
+fn handle_line(router: &mut Router, line: Line) -> Option<ChatReply> {
     trace!(?line, "console input");
     match line {
-        InputLine::Text(text) => router.route(parse_message(&text)?, Instant::now()),
-        InputLine::TooLong { len, start } => {
+        Line::Text(text) => router.route(parse_message(&text)?, Instant::now()),
+        // A stray byte must not cost the whole line (or, as once, all further input).
+        Line::NotUtf8(_) => router.route(parse_message(&line.lossy())?, Instant::now()),
+        Line::TooLong { len, start } => {
             warn!("a chat line of {len} bytes is over the {MAX_CHAT_LINE}-byte limit; ignored");
-            let command = parse_message(&start)?;
+            let command = parse_message(&String::from_utf8_lossy(&start))?;
             let text = format!("your message of {len} bytes is over the {MAX_CHAT_LINE}-byte limit; ignored");
             Some(ChatReply { plugin: HOST_NAME.to_owned(), user: Some(command.user), text })
         }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use super::parse::ChatCommand;
+use crate::logging::LogBudget;
 use crate::plugins::protocol::HostMessage;
 use crate::plugins::routing::{CommandTable, HOST_NAME, Owner};
 use crate::plugins::{ChatReply, PluginHandle, PluginState, SendError};
@@ -21,8 +22,9 @@ use crate::plugins::{ChatReply, PluginHandle, PluginState, SendError};
 pub const HELLO_WAIT: Duration = Duration::from_secs(5);
 /// Commands held at most; beyond this the oldest is answered at once.
 const MAX_HELD: usize = 1024;
-/// At most one log line per this interval about dropped commands.
-const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// Piped input (`yes '!roll 2d6' | rosey`) can drop thousands of commands a second: log one a
+/// second, with a count; the counters have the exact figures.
+const DROP_LOG_LINES_PER_SECOND: u32 = 1;
 /// An unknown command is echoed back at most this many characters long.
 const ECHO_CHARS: usize = 32;
 
@@ -40,9 +42,7 @@ pub struct Router {
     /// Commands handed to a plugin (their replies are still to come).
     pub delivered: u64,
     warned_conflicts: BTreeSet<(String, Vec<String>)>,
-    /// When a dropped command was last logged, and how many were dropped quietly since.
-    drop_logged: Option<Instant>,
-    drops_unlogged: u64,
+    drop_log: LogBudget,
 }
 
 impl Router {
@@ -55,8 +55,7 @@ impl Router {
             next_id: 1,
             delivered: 0,
             warned_conflicts: BTreeSet::new(),
-            drop_logged: None,
-            drops_unlogged: 0,
+            drop_log: LogBudget::new(DROP_LOG_LINES_PER_SECOND, Duration::from_secs(1)),
         };
         router.warn_new_conflicts();
         router
@@ -162,18 +161,8 @@ impl Router {
     }
 
     fn log_drop(&mut self, plugin: &PluginHandle, e: SendError) {
-        // Piped input (`yes '!roll 2d6' | rosey`) can drop thousands a second: log one a
-        // second with a count, the counters have the exact figures.
-        if self.drop_logged.is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL) {
-            let also = std::mem::take(&mut self.drops_unlogged);
-            if also > 0 {
-                warn!(plugin = plugin.name(), "{e} ({also} more commands dropped since the last message)");
-            } else {
-                warn!(plugin = plugin.name(), "{e}");
-            }
-            self.drop_logged = Some(Instant::now());
-        } else {
-            self.drops_unlogged += 1;
+        if let Some(suppressed) = self.drop_log.admit() {
+            warn!(plugin = plugin.name(), "{e}{suppressed}");
         }
     }
 

@@ -12,7 +12,7 @@ pub mod builtin;
 pub mod protocol;
 pub mod routing;
 pub mod spec;
-mod stream;
+pub mod stream;
 mod supervisor;
 pub mod tree;
 

@@ -1,5 +1,5 @@
 //! Reading lines from an untrusted peer without unbounded buffering: one line splitter for
-//! the host's async plugin pipes and for the built-ins' blocking stdin.
+//! the host's async plugin pipes, the built-ins' blocking stdin and the console's chat input.
 
 use std::borrow::Cow;
 use std::io::BufRead;
@@ -13,8 +13,9 @@ pub enum Line {
     Text(String),
     /// A line within the limit whose bytes are not UTF-8; the bytes are kept.
     NotUtf8(Vec<u8>),
-    /// A line longer than the limit; its bytes were discarded, not buffered.
-    TooLong { len: usize },
+    /// A line longer than the limit: its length and its first `max` bytes (the rest was
+    /// discarded, never buffered).
+    TooLong { len: usize, start: Vec<u8> },
 }
 
 impl Line {
@@ -23,7 +24,7 @@ impl Line {
         match self {
             Line::Text(text) => Cow::Borrowed(text),
             Line::NotUtf8(bytes) => String::from_utf8_lossy(bytes),
-            Line::TooLong { len } => Cow::Owned(format!("<{len}-byte line>")),
+            Line::TooLong { len, .. } => Cow::Owned(format!("<{len}-byte line>")),
         }
     }
 }
@@ -49,9 +50,8 @@ impl LineSplitter {
             Some(i) => (&available[..i], true),
             None => (available, false),
         };
-        if self.len + chunk.len() <= self.max {
-            self.buf.extend_from_slice(chunk);
-        }
+        let room = self.max.saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
         self.len += chunk.len();
         let consumed = chunk.len() + usize::from(found_newline);
         (consumed, found_newline.then(|| self.finish()))
@@ -66,7 +66,7 @@ impl LineSplitter {
         let len = std::mem::take(&mut self.len);
         let mut bytes = std::mem::take(&mut self.buf);
         if len > self.max {
-            return Line::TooLong { len };
+            return Line::TooLong { len, start: bytes };
         }
         if bytes.last() == Some(&b'\r') {
             bytes.pop();
@@ -146,7 +146,7 @@ mod tests {
         let mut input = vec![b'x'; 100];
         input.extend_from_slice(b"\nok\n");
         let got = lines(&input, 10).await;
-        assert_eq!(got, vec![Line::TooLong { len: 100 }, Line::Text("ok".into())]);
+        assert_eq!(got, vec![Line::TooLong { len: 100, start: vec![b'x'; 10] }, Line::Text("ok".into())]);
         assert_eq!(got[0].lossy(), "<100-byte line>");
     }
 

@@ -181,14 +181,16 @@ for _ in range(5000):
 # A reply to nothing: one protocol error, read after every hello (same pipe, in order).
 sys.stdout.write(json.dumps({"type": "reply", "id": 99, "text": "done"}) + "\n")
 sys.stdout.flush()
-for line in sys.stdin:
-    pass
+# Exiting is a state change, so a snapshot with the final counters follows at once, however
+# long the host took to read the flood (the next sampling is a minute away).
 "#;
-    let plugin = script_plugin(dir.path(), "repeater", repeat);
+    let mut plugin = script_plugin(dir.path(), "repeater", repeat);
+    plugin["restart"] = json!({ "enabled": false });
     let mut builder = RoseyBuilder::new().plugins(json!([plugin]));
     builder.config["metrics"] = json!({ "poll_interval": 60, "history_duration": 120 });
     let rosey = builder.start();
-    rosey.wait_for_plugin("every hello read", "repeater", |p| p["protocol_errors"] == 1);
+    let failed = rosey.wait_for_state("repeater", "FAILED");
+    assert_eq!(failed["protocol_errors"], 1, "every hello was read: {failed}");
     let hellos = rosey.stderr_text().lines().filter(|l| l.contains("hello")).count();
     assert_eq!(hellos, 1, "5,000 identical hellos are one hello: {}", rosey.stderr_text());
 }

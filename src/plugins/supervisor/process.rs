@@ -343,7 +343,7 @@ async fn read_messages(link: &HostLink, pending: &Mutex<VecDeque<Pending>>, stdo
     let mut budget = LogBudget::new(LOG_LINES_PER_SECOND, Duration::from_secs(1));
     while let Ok(Some(line)) = lines.next_line(&mut reader).await {
         let problem = match line {
-            Line::TooLong { len } => format!("line of {len} bytes is over the {MAX_LINE_BYTES}-byte limit"),
+            Line::TooLong { len, .. } => format!("line of {len} bytes is over the {MAX_LINE_BYTES}-byte limit"),
             Line::NotUtf8(_) => "line is not UTF-8".to_owned(),
             Line::Text(text) if text.trim().is_empty() => continue,
             Line::Text(text) => match PluginMessage::parse(&text) {
