@@ -7,7 +7,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, ConfigFile};
+use crate::control::{self, ConfigReloadError, Controls, Trigger};
 use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
@@ -60,7 +61,7 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             loaded.log_summary();
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|source| Error::Io { context: "starting the runtime", source })?;
-            let result = runtime.block_on(async { run(loaded.config, StopSignals::listen()).await });
+            let result = runtime.block_on(async { run(loaded.config, file, StopSignals::listen()).await });
             // The console reader thread may sit in a blocking read; do not wait for it.
             runtime.shutdown_timeout(std::time::Duration::from_millis(100));
             result
@@ -100,22 +101,41 @@ impl StopSignals {
     }
 }
 
+/// SIGHUP reloads the configuration; an invalid file changes nothing and logs every problem.
+async fn reload_on_hangup(controls: Controls) {
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; reload the config through the API instead");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        info!("SIGHUP received; reloading the config");
+        // Controls writes the audit line; the problems get one log line each here.
+        if let Err(ConfigReloadError::Invalid(error)) = controls.reload_config(Trigger::Signal("SIGHUP")).await {
+            for problem in error.to_string().lines() {
+                tracing::error!("config reload refused: {problem}");
+            }
+        }
+    }
+}
+
 /// Run the bot until the first stop signal, then stop every component in reverse start order;
 /// a second signal during that kills the plugins at once instead of waiting out their grace.
-pub async fn run(config: Config, mut signals: StopSignals) -> Result<(), Error> {
+/// `file` is read again on SIGHUP and on every other config reload.
+pub async fn run(config: Config, file: ConfigFile, mut signals: StopSignals) -> Result<(), Error> {
     let rosey_exe =
         std::env::current_exe().map_err(|source| Error::Io { context: "locating the rosey executable", source })?;
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     info!(plugins = config.plugins.len(), "starting");
-    let host = PluginHost::start(config.plugins, Launcher { rosey_exe }, reply_tx);
+    let host = PluginHost::start(config.plugins.clone(), Launcher { rosey_exe }, reply_tx);
+    let (controls, control_requests) = Controls::channel();
 
-    let collector = Collector::new(host.handles(), config.metrics);
+    let collector = Collector::new(host.registry(), config.metrics);
     let snapshots = collector.subscribe();
     let collector_stop = CancellationToken::new();
     let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
 
     let dashboard = if config.dashboard.enabled {
-        match Dashboard::start(&config.dashboard, snapshots).await {
+        match Dashboard::start(&config.dashboard, snapshots, controls.clone()).await {
             Ok(dashboard) => Some(dashboard),
             Err(e) => {
                 collector_stop.cancel();
@@ -130,12 +150,18 @@ pub async fn run(config: Config, mut signals: StopSignals) -> Result<(), Error> 
     };
 
     let chat_stop = CancellationToken::new();
-    let chat_task = tokio::spawn(chat::run_console(host.handles().to_vec(), reply_rx, chat_stop.clone()));
+    let chat_task = tokio::spawn(chat::run_console(host.registry(), reply_rx, chat_stop.clone()));
+
+    let kill = host.kill_switch();
+    let control_stop = CancellationToken::new();
+    let load: control::LoadConfig = Box::new(move || config::load(&file).map(|loaded| loaded.config));
+    let control_task = tokio::spawn(control::serve(host, control_requests, load, config, control_stop.clone()));
+    let hangups = tokio::spawn(reload_on_hangup(controls));
 
     // Never await inside a log macro: a filtered-out level skips evaluating its arguments.
     let first = signals.recv().await;
     info!("{first} received; shutting down (send it again to kill the plugins at once)");
-    let kill = host.kill_switch();
+    hangups.abort();
     let second_signal = tokio::spawn(async move {
         let second = signals.recv().await;
         warn!("{second} received again; killing the plugins now");
@@ -148,7 +174,11 @@ pub async fn run(config: Config, mut signals: StopSignals) -> Result<(), Error> 
     }
     collector_stop.cancel();
     let _ = collector_task.await;
-    host.stop().await;
+    control_stop.cancel();
+    match control_task.await {
+        Ok(host) => host.stop().await,
+        Err(e) => tracing::error!("the control task failed ({e}); plugins are stopped as the bot exits"),
+    }
     second_signal.abort();
     info!("stopped");
     Ok(())

@@ -5,15 +5,14 @@
 //! stdout. End of stdin is not a shutdown: the bot keeps serving its dashboard.
 
 use std::io::{BufRead, Write};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::plugins::protocol::HostMessage;
-use crate::plugins::{ChatReply, PluginHandle};
+use crate::plugins::{ChatReply, PluginList};
 
 /// The user of a message that names none.
 pub const CONSOLE_USER: &str = "console";
@@ -49,7 +48,8 @@ pub fn parse_message(line: &str) -> Option<ChatCommand> {
 
 /// Sends each command to the plugin that handles it, counting one event per routed command.
 pub struct Router {
-    plugins: Vec<Arc<PluginHandle>>,
+    /// The host's current plugins (they change on a config reload).
+    plugins: watch::Receiver<PluginList>,
     next_id: u64,
     /// When a dropped command was last logged, and how many were dropped quietly since.
     drop_logged: Option<Instant>,
@@ -57,14 +57,15 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(plugins: Vec<Arc<PluginHandle>>) -> Router {
+    pub fn new(plugins: watch::Receiver<PluginList>) -> Router {
         Router { plugins, next_id: 1, drop_logged: None, drops_unlogged: 0 }
     }
 
     /// Route one chat line. Returns the plugin it went to, if any.
-    pub fn route(&mut self, line: &str) -> Option<&str> {
+    pub fn route(&mut self, line: &str) -> Option<String> {
         let message = parse_message(line)?;
-        let Some(plugin) = self.plugins.iter().find(|p| p.handles(&message.command)) else {
+        let plugins: PluginList = self.plugins.borrow().clone();
+        let Some(plugin) = plugins.iter().find(|p| p.handles(&message.command)) else {
             debug!(command = %message.command, "no plugin handles this command; ignored");
             return None;
         };
@@ -86,13 +87,13 @@ impl Router {
                 self.drops_unlogged += 1;
             }
         }
-        Some(plugin.name())
+        Some(plugin.name().to_owned())
     }
 }
 
 /// Read chat from stdin until `stop`; print replies on stdout.
 pub async fn run_console(
-    plugins: Vec<Arc<PluginHandle>>,
+    plugins: watch::Receiver<PluginList>,
     mut replies: mpsc::Receiver<ChatReply>,
     stop: CancellationToken,
 ) {

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::metrics::history::{Aggregates, Stats};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::CrashRecord;
+use crate::plugins::action::ReloadRecord;
 use crate::timefmt::rfc3339;
 
 /// History points returned by `/api/plugin/{name}` (the seed's "last 60 snapshots").
@@ -141,6 +142,32 @@ impl<'a> CrashJson<'a> {
     }
 }
 
+/// One entry of a plugin's `reload_log`.
+#[derive(Debug, Serialize)]
+pub struct ReloadJson<'a> {
+    pub at: String,
+    pub trigger: &'static str,
+    pub from_version: Option<&'a str>,
+    pub to_version: Option<&'a str>,
+    pub duration_seconds: f64,
+    pub outcome: &'static str,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> ReloadJson<'a> {
+    fn of(r: &'a ReloadRecord) -> Self {
+        ReloadJson {
+            at: rfc3339(r.at),
+            trigger: r.trigger,
+            from_version: r.from_version.as_deref(),
+            to_version: r.to_version.as_deref(),
+            duration_seconds: round(r.duration.as_secs_f64(), 3),
+            outcome: r.outcome.as_str(),
+            reason: r.reason.as_deref(),
+        }
+    }
+}
+
 /// `GET /api/plugin/{name}`.
 #[derive(Debug, Serialize)]
 pub struct ApiPlugin<'a> {
@@ -165,6 +192,9 @@ pub struct ApiPlugin<'a> {
     pub crash_log: Vec<CrashJson<'a>>,
     pub protocol_errors: u64,
     pub dropped_commands: u64,
+    /// An operator's action under way, in words.
+    pub activity: Option<&'a str>,
+    pub reload_log: Vec<ReloadJson<'a>>,
 }
 
 impl<'a> ApiPlugin<'a> {
@@ -213,6 +243,8 @@ impl<'a> ApiPlugin<'a> {
             crash_log: p.crash_log.iter().map(CrashJson::of).collect(),
             protocol_errors: p.protocol_errors,
             dropped_commands: p.dropped_commands,
+            activity: p.operations.activity.as_deref(),
+            reload_log: p.operations.reload_log.iter().map(ReloadJson::of).collect(),
         }
     }
 }
