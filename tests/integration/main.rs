@@ -20,4 +20,5 @@ mod ops;
 mod plugin_story;
 mod plugins;
 mod prometheus_e2e;
+mod reload;
 mod smoke;
