@@ -10,6 +10,7 @@ mod common;
 #[path = "../e2e_support/mod.rs"]
 mod e2e_support;
 
+mod actions;
 mod browser;
 mod config;
 mod dashboard;
