@@ -352,4 +352,19 @@ mod tests {
             Err(ConfigReloadError::ShuttingDown)
         ));
     }
+
+    #[test]
+    fn settings_that_need_a_re_bind_are_named() {
+        let load = |json: &str| {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let path = dir.path().join("rosey.json");
+            std::fs::write(&path, json).expect("written");
+            let named_by = crate::config::NamedBy::Flag;
+            crate::config::load(&crate::config::ConfigFile::Named { path, named_by }).expect("valid").config
+        };
+        let running = load(r#"{"dashboard": {"port": 8080}}"#);
+        assert!(needs_restart(&running, &load(r#"{"dashboard": {"port": 8080}}"#)).is_empty());
+        let moved = load(r#"{"dashboard": {"port": 9090, "host": "127.0.0.1"}, "metrics": {"poll_interval": 1}}"#);
+        assert_eq!(needs_restart(&running, &moved), ["dashboard.host", "dashboard.port", "metrics.poll_interval"]);
+    }
 }

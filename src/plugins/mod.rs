@@ -379,4 +379,18 @@ mod tests {
         plugin.status.send_modify(|s| s.state = PluginState::Starting);
         assert_eq!(plugin.send(command(2)), Ok(()));
     }
+
+    #[test]
+    fn after_a_switch_every_command_goes_to_the_new_queue_and_the_old_one_ends() {
+        let (plugin, mut old) = handle(Launch::Builtin(Builtin::DiceRoller), &[], 8);
+        plugin.status.send_modify(|s| s.state = PluginState::Running);
+        assert_eq!(plugin.send(command(1)), Ok(()));
+        let (queue, mut new) = mpsc::channel(8);
+        drop(plugin.route_to(queue));
+        assert_eq!(plugin.send(command(2)), Ok(()));
+        assert!(matches!(old.try_recv(), Ok(HostMessage::Command { id: 1, .. })), "what it had stays");
+        assert!(matches!(old.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)), "then it ends");
+        assert!(matches!(new.try_recv(), Ok(HostMessage::Command { id: 2, .. })));
+        assert_eq!(PluginCounters::get(&plugin.counters.events), 2, "counted once each");
+    }
 }
