@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::common::{RoseyBuilder, request};
-use crate::reload::{AUTH, Deployable, bot_with_actions, post, wait_for_plugin};
+use crate::reload::{AUTH, Deployable, bot_with_actions, get_json, post, wait_for_plugin};
 
 #[test]
 fn actions_are_refused_until_dashboard_auth_is_set() {
@@ -78,5 +78,16 @@ fn get_is_405_an_unknown_plugin_404_and_a_busy_plugin_409() {
     );
     let first = first.join().expect("the first request");
     assert_eq!(first.json()["outcome"], "reloaded", "{}", first.body);
+
+    // A reload re-reads the file: a broken file refuses it, with the problems, and changes nothing.
+    let pid = get_json(&rosey, "/api/plugin/slow")["pid"].clone();
+    std::fs::write(&rosey.config_path, "{\"plugins\": [").expect("config rewritten");
+    let refused = post(&rosey, "/api/plugin/slow/reload");
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.json()["error"].as_str().is_some_and(|e| e.contains("invalid JSON")), "{}", refused.body);
+    let whole = post(&rosey, "/api/reload");
+    assert_eq!(whole.status, 422, "{}", whole.body);
+    assert!(whole.json()["problems"][0].as_str().is_some_and(|p| p.contains("invalid JSON")), "{}", whole.body);
+    assert_eq!(get_json(&rosey, "/api/plugin/slow")["pid"], pid);
     assert_eq!(post(&rosey, "/api/plugin/slow/stop").status, 200, "free again once the reload finished");
 }
