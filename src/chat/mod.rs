@@ -9,16 +9,15 @@ pub mod console;
 pub mod parse;
 pub mod router;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
 use crate::plugins::routing::HOST_NAME;
 use crate::plugins::stream::Line;
-use crate::plugins::{ChatReply, PluginHandle};
+use crate::plugins::{ChatReply, PluginList};
 use console::{MAX_CHAT_LINE, print_reply};
 pub use parse::{CONSOLE_USER, ChatCommand, parse_message};
 use router::Router;
@@ -41,7 +40,7 @@ pub enum AtEndOfInput {
 /// Read chat from stdin until `stop`; print replies on stdout. With [`AtEndOfInput::Finish`],
 /// returns once input has ended and its replies are printed (or have stopped coming).
 pub async fn run_console(
-    plugins: Vec<Arc<PluginHandle>>,
+    plugins: watch::Receiver<PluginList>,
     mut replies: mpsc::Receiver<ChatReply>,
     at_end: AtEndOfInput,
     stop: CancellationToken,
