@@ -5,7 +5,9 @@
 //!     `Series::heap_bytes`, cross-checked against this process's resident-memory growth;
 //! (b) aggregates of one plugin over 720 samples;
 //! (c) sampling 100 real processes per tick with `Sampler` (CPU time of the sampling thread);
-//! (d) rendering every shared body of one snapshot of 100 plugins with a full hour each.
+//! (d) rendering every shared body of one snapshot of 100 and of 1,000 plugins with a full hour
+//!     each, and the live-update delta from one snapshot to the next (its size is the bytes each
+//!     `/events` client receives per snapshot).
 //!
 //! Each figure is printed in a human line and a `BENCH key=value` line that
 //! `scripts/bench.sh` collects. Figures are for the machine it runs on; nothing is asserted.
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::resource::{UsageWho, getrusage};
 use rosey::dashboard::render::{self, RenderContext, Rendered};
-use rosey::dashboard::view::Thresholds;
+use rosey::dashboard::view::{PageQuery, Thresholds};
 use rosey::metrics::history::{Sample, Series};
 use rosey::metrics::sampler::{HostUsage, Sampler};
 use rosey::metrics::{PluginSnapshot, Snapshot, SystemMetrics, synthetic_series};
@@ -246,11 +248,13 @@ fn sampler() {
 
 // (d) -----------------------------------------------------------------------------------------
 
-fn snapshot_of_100() -> Snapshot {
+/// `count` plugins with a full hour each; `ticks` later samples make the snapshots after it
+/// (each plugin one sample further, with new figures).
+fn snapshot_of(count: usize, ticks: usize) -> Snapshot {
     let now = SystemTime::now();
-    let plugins: Vec<PluginSnapshot> = (0..PLUGINS)
+    let plugins: Vec<PluginSnapshot> = (0..count)
         .map(|i| {
-            let series = full_hour_series(HOUR + i % 32);
+            let series = full_hour_series(HOUR + i % 32 + ticks);
             let view = series.view();
             let last = *view.iter().next_back().expect("a full hour");
             PluginSnapshot {
@@ -258,7 +262,7 @@ fn snapshot_of_100() -> Snapshot {
                 version: "1.0.0".into(),
                 state: PluginState::Running,
                 pid: Some(10_000 + i as u32),
-                uptime: Duration::from_secs(3600),
+                uptime: Duration::from_secs(3600) + POLL * ticks as u32,
                 loaded_at: Some(now - Duration::from_secs(3600)),
                 cpu_percent: f64::from(last.cpu_percent),
                 memory_bytes: u64::from(last.memory_kib) * 1024,
@@ -286,7 +290,7 @@ fn snapshot_of_100() -> Snapshot {
         total_memory_mb: plugins.iter().map(PluginSnapshot::memory_mb).sum(),
     };
     Snapshot {
-        seq: 1,
+        seq: 1 + ticks as u64,
         taken_at: now,
         poll_interval: POLL,
         plugins,
@@ -296,16 +300,25 @@ fn snapshot_of_100() -> Snapshot {
 }
 
 /// Mean and best wall time of `render` on a fresh `Rendered` (bodies are cached per snapshot,
-/// so each round needs a new one), and the body size.
+/// so each round needs a new one) following `base` when given, and the body size.
 fn time_render(
     snapshot: &Arc<Snapshot>,
+    base: Option<&Arc<Snapshot>>,
     context: &Arc<RenderContext>,
     rounds: usize,
     render: impl Fn(&Rendered) -> usize,
 ) -> (Duration, Duration, usize) {
     let (mut total, mut best, mut size) = (Duration::ZERO, Duration::MAX, 0);
     for _ in 0..rounds {
-        let rendered = Rendered::new(snapshot.clone(), context.clone());
+        let rendered = match base {
+            None => Rendered::new(snapshot.clone(), context.clone()),
+            Some(base) => {
+                // The previous snapshot's frame was made when it was current.
+                let previous = Rendered::new(base.clone(), context.clone());
+                black_box(previous.full_frame());
+                previous.next(snapshot.clone())
+            }
+        };
         let started = Instant::now();
         size = black_box(render(&rendered));
         let took = started.elapsed();
@@ -316,32 +329,45 @@ fn time_render(
 }
 
 fn rendering() {
-    println!("(d) rendering one snapshot of {PLUGINS} plugins with a full hour each (ms per snapshot)");
-    let snapshot = Arc::new(snapshot_of_100());
+    for (plugins, rounds) in [(PLUGINS, 30), (10 * PLUGINS, 5)] {
+        rendering_of(plugins, rounds);
+    }
+}
+
+fn rendering_of(plugins: usize, rounds: usize) {
+    println!("(d) rendering one snapshot of {plugins} plugins with a full hour each (ms per snapshot)");
+    let base = Arc::new(snapshot_of(plugins, 0));
+    let snapshot = Arc::new(snapshot_of(plugins, 1));
     let context = Arc::new(RenderContext {
         templates: render::templates().expect("the embedded templates parse"),
         thresholds: Thresholds { cpu_percent: 50.0, memory_mb: 100.0 },
         sse_clients: Default::default(),
     });
-    const ROUNDS: usize = 30;
     type Render = fn(&Rendered) -> usize;
     // The gzip bodies are compressed from the plain ones, so their times include rendering
-    // those; the per-snapshot total counts each body once.
-    let bodies: [(&str, &str, bool, Render); 7] = [
-        ("api_metrics", "/api/metrics JSON", true, |r| r.api_metrics().len()),
-        ("prometheus", "/metrics text", false, |r| r.prometheus().len()),
-        ("prometheus_gzip", "/metrics text, then gzip", true, |r| r.prometheus_gzip().len()),
-        ("index_html", "/ HTML page", false, |r| r.index_html().map_or(0, |b| b.len())),
-        ("index_html_gzip", "/ HTML page, then gzip", true, |r| r.index_html_gzip().map_or(0, |b| b.len())),
-        ("sse_frame", "/events frame", true, |r| r.sse_frame().len()),
-        ("api_plugin", "/api/plugin/{name} JSON, one plugin", false, |r| r.api_plugin(0).len()),
+    // those; the per-snapshot total counts each body once. The delta follows the snapshot
+    // before, as it does live; a full frame is made only for a client that connects.
+    let bodies: [(&str, &str, bool, bool, Render); 8] = [
+        ("api_metrics", "/api/metrics JSON", false, true, |r| r.api_metrics().len()),
+        ("prometheus", "/metrics text", false, false, |r| r.prometheus().len()),
+        ("prometheus_gzip", "/metrics text, then gzip", false, true, |r| r.prometheus_gzip().len()),
+        ("index_html", "/ HTML page", false, false, |r| r.index_html(&PageQuery::default()).map_or(0, |b| b.len())),
+        ("index_html_gzip", "/ HTML page, then gzip", false, true, |r| {
+            r.index_html_gzip(&PageQuery::default()).map_or(0, |b| b.len())
+        }),
+        ("sse_full", "/events full frame (on connect)", false, false, |r| r.full_frame().len()),
+        ("sse_delta", "/events delta (each client, each snapshot)", true, true, |r| {
+            r.delta_frame().map_or(0, |b| b.len())
+        }),
+        ("api_plugin", "/api/plugin/{name} JSON, one plugin", false, false, |r| r.api_plugin(0).len()),
     ];
     let mut per_snapshot = Duration::ZERO;
     let mut keys = String::new();
-    for (key, label, counted, render) in bodies {
-        let (mean, best, size) = time_render(&snapshot, &context, ROUNDS, render);
+    for (key, label, follows, counted, render) in bodies {
+        let base = follows.then_some(&base);
+        let (mean, best, size) = time_render(&snapshot, base, &context, rounds, render);
         println!(
-            "    {label:<38} {:>8.3} ms (best {:.3} ms), {:>7} bytes",
+            "    {label:<44} {:>8.3} ms (best {:.3} ms), {:>8} bytes",
             mean.as_secs_f64() * 1000.0,
             best.as_secs_f64() * 1000.0,
             size
@@ -349,18 +375,25 @@ fn rendering() {
         if counted {
             per_snapshot += mean;
         }
-        keys.push_str(&format!(" render_{key}_ms={:.3} size_{key}={size}", mean.as_secs_f64() * 1000.0));
+        keys.push_str(&format!(
+            " render{plugins}_{key}_ms={:.3} size{plugins}_{key}={size}",
+            mean.as_secs_f64() * 1000.0
+        ));
     }
     let (all_plugins, _, _) =
-        time_render(&snapshot, &context, 5, |r| (0..PLUGINS).map(|i| r.api_plugin(i).len()).sum());
-    println!("    {:<38} {:>8.3} ms", "all 100 /api/plugin/{name} bodies", all_plugins.as_secs_f64() * 1000.0);
+        time_render(&snapshot, None, &context, rounds.min(5), |r| (0..plugins).map(|i| r.api_plugin(i).len()).sum());
     println!(
-        "    one snapshot with page, API, Prometheus and SSE all in use: {:.2} ms; at a 5 s interval {:.3} % of one core",
+        "    {:<44} {:>8.3} ms",
+        format!("all {plugins} /api/plugin/{{name}} bodies"),
+        all_plugins.as_secs_f64() * 1000.0
+    );
+    println!(
+        "    one snapshot with page, API, Prometheus and SSE deltas all in use: {:.2} ms; at a 5 s interval {:.3} % of one core\n",
         per_snapshot.as_secs_f64() * 1000.0,
         per_snapshot.as_secs_f64() / 5.0 * 100.0
     );
     println!(
-        "BENCH{keys} render_all_plugins_ms={:.3} render_per_snapshot_ms={:.3}",
+        "BENCH{keys} render{plugins}_all_plugins_ms={:.3} render{plugins}_per_snapshot_ms={:.3}\n",
         all_plugins.as_secs_f64() * 1000.0,
         per_snapshot.as_secs_f64() * 1000.0
     );

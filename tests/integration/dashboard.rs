@@ -43,6 +43,8 @@ struct Sse {
     /// Decoded body bytes not yet split into lines.
     body: Vec<u8>,
     eof: bool,
+    /// The last full frame with every delta since applied.
+    state: Value,
 }
 
 impl Sse {
@@ -64,6 +66,7 @@ impl Sse {
             raw: Vec::new(),
             body: Vec::new(),
             eof: false,
+            state: Value::Null,
         };
         let deadline = Instant::now() + DEADLINE;
         let head_end = loop {
@@ -192,17 +195,22 @@ impl Sse {
         }
     }
 
-    /// The next `snapshot` event: its id and parsed data.
+    /// The next snapshot, whole (a full frame, or the state after applying a delta): its id
+    /// and data.
     fn snapshot(&mut self, deadline: Instant) -> (u64, Value) {
         loop {
             let frame = self.frame(deadline).expect("the stream stays open");
-            if frame.event.as_deref() != Some("snapshot") {
+            let (Some(event @ ("snapshot" | "delta")), Some(data)) = (frame.event.as_deref(), frame.data) else {
                 continue;
-            }
+            };
             let id = frame.id.as_deref().and_then(|id| id.parse().ok()).expect("a snapshot carries a numeric id");
-            let data = frame.data.expect("a snapshot carries data");
             let value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("snapshot data is not JSON ({e})"));
-            return (id, value);
+            if event == "snapshot" {
+                self.state = value;
+            } else {
+                super::live_updates::apply_delta(&mut self.state, &value);
+            }
+            return (id, self.state.clone());
         }
     }
 
@@ -750,7 +758,13 @@ fn page_lists_cards_sorted_by_name_with_the_state_in_words() {
         .iter()
         .map(|n| listed.find(&format!("data-plugin=\"{n}\"")).unwrap_or_else(|| panic!("no card for {n}")))
         .collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "cards sorted by name: {positions:?}");
+    assert!(positions[1] < positions[0] && positions[0] < positions[2], "problems first, then by name: {positions:?}");
+    let by_name = rosey.get("/?sort=name").body;
+    let positions: Vec<usize> = ["alpha", "mid", "zeta"]
+        .iter()
+        .map(|n| by_name.find(&format!("data-plugin=\"{n}\"")).unwrap_or_else(|| panic!("no card for {n}")))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "?sort=name: cards sorted by name: {positions:?}");
 
     let mid = card(&page, "mid");
     assert!(mid.contains("health-error"), "a FAILED card is red: {mid}");
@@ -842,10 +856,17 @@ fn events_stream_sends_a_snapshot_on_connect() {
     let (next, _) = sse.snapshot(deadline);
     assert!(next > id, "ids increase: {id} then {next}");
 
-    // A reconnecting browser (Last-Event-ID) gets the current snapshot at once, not a replay.
+    // A reconnecting browser (Last-Event-ID) is brought to the current snapshot at once (by the
+    // delta from the frame it names, when that is the current one's base), not sent a replay.
     let mut again = Sse::open(rosey.port(), "/events", &[("Last-Event-ID", &id.to_string())]);
     assert_eq!(again.status, 200);
-    let (resumed, _) = again.snapshot(Instant::now() + DEADLINE);
+    let resumed = loop {
+        let frame = again.frame(Instant::now() + DEADLINE).expect("a frame");
+        if frame.event.is_some() {
+            break frame;
+        }
+    };
+    let resumed: u64 = resumed.id.as_deref().and_then(|id| id.parse().ok()).expect("a numeric id");
     assert!(resumed >= next, "the current snapshot ({resumed}), not an old one (after {next})");
 }
 

@@ -14,6 +14,7 @@ mod browser;
 mod config;
 mod dashboard;
 mod docs;
+mod live_updates;
 mod metrics;
 mod ops;
 mod plugin_story;
