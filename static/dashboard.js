@@ -160,7 +160,37 @@
   const list = document.getElementById('cards');
   const controls = document.getElementById('controls');
   const cardsByName = new Map(); // every card element made so far, shown or not
-  if (list) for (const el of list.children) cardsByName.set(el.dataset.plugin, el);
+  let positions = new Map(); // plugin name -> its position in the frame
+
+  // With a thousand cards only a screenful is visible: a delta updates the cards on screen
+  // (and near it) and marks the others, which are brought up to date when they scroll in.
+  const onScreen = new Set();
+  const outdated = new Set();
+  function refresh(el) {
+    const i = positions.get(el.dataset.plugin);
+    if (i === undefined) return;
+    outdated.delete(el);
+    fill(el, frame.view.cards[i]);
+    drawSparks(el, frame.points[i]);
+  }
+  const watcher = new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) {
+          onScreen.delete(entry.target);
+          continue;
+        }
+        onScreen.add(entry.target);
+        if (outdated.has(entry.target)) refresh(entry.target);
+      }
+    },
+    { rootMargin: '50% 0px' },
+  );
+  function adopt(el) {
+    cardsByName.set(el.dataset.plugin, el);
+    watcher.observe(el);
+  }
+  if (list) for (const el of list.children) adopt(el);
 
   const problemRank = (c) =>
     c.health === 'error' ? 0 : c.health === 'warning' || c.stale ? 1 : c.health === 'idle' ? 2 : 3;
@@ -207,7 +237,8 @@
     let el = cardsByName.get(name);
     if (!el) {
       el = document.getElementById(list.dataset.template).content.firstElementChild.cloneNode(true);
-      cardsByName.set(name, el);
+      el.dataset.plugin = name;
+      adopt(el);
     }
     return el;
   }
@@ -217,10 +248,7 @@
     const order = listing();
     order.forEach((i, at) => {
       const el = cardElement(i);
-      if (!el.isConnected) {
-        fill(el, frame.view.cards[i]);
-        drawSparks(el, frame.points[i]);
-      }
+      if (!el.isConnected) refresh(el);
       if (list.children[at] !== el) list.insertBefore(el, list.children[at] || null);
     });
     while (list.children.length > order.length) list.lastElementChild.remove();
@@ -230,16 +258,14 @@
     document.getElementById('no-match').hidden = order.length > 0 || total === 0;
   }
 
-  function showCards(changedCards, newPoints) {
+  // Cards at these positions changed: update those on screen, mark the others.
+  function showCards(changed) {
     showSystem();
-    const cards = frame.view.cards;
-    for (const i of changedCards) {
-      const el = cardsByName.get(cards[i].name);
-      if (el && el.isConnected) fill(el, cards[i]);
-    }
-    for (const i of newPoints) {
-      const el = cardsByName.get(cards[i].name);
-      if (el && el.isConnected) drawSparks(el, frame.points[i]);
+    for (const i of changed) {
+      const el = cardsByName.get(frame.view.cards[i].name);
+      if (!el) continue;
+      if (onScreen.has(el)) refresh(el);
+      else outdated.add(el);
     }
     arrange();
   }
@@ -288,10 +314,14 @@
         showDetail();
         return;
       }
-      const names = new Set(frame.view.cards.map((c) => c.name));
-      for (const name of cardsByName.keys()) if (!names.has(name)) cardsByName.delete(name);
-      const all = frame.view.cards.map((_, i) => i);
-      showCards(all, all);
+      positions = new Map(frame.view.cards.map((c, i) => [c.name, i]));
+      for (const [name, el] of cardsByName) {
+        if (positions.has(name)) continue;
+        cardsByName.delete(name);
+        watcher.unobserve(el);
+        outdated.delete(el);
+      }
+      showCards(frame.view.cards.map((_, i) => i));
     });
   }
 
@@ -303,8 +333,8 @@
         showDetail();
         return;
       }
-      const changed = Object.keys(delta.changes.view?.cards ?? {}).map(Number);
-      showCards(changed, Object.keys(delta.points).map(Number));
+      const changed = new Set([...Object.keys(delta.changes.view?.cards ?? {}), ...Object.keys(delta.points)]);
+      showCards(Array.from(changed, Number));
     });
   }
 
