@@ -1,10 +1,11 @@
-//! Collector and rendering budgets at 100 plugins (issues 4, 5 and 7), measured with plain
+//! Collector and rendering budgets at 100 and 1,000 plugins (issues 4, 5, 7 and 16), measured with plain
 //! `Instant` and `getrusage` timing: `cargo bench --bench collector`.
 //!
-//! (a) one hour of history for 100 plugins, filled synthetically: heap bytes by
+//! (a) one hour of history for 100 and 1,000 plugins, filled synthetically: heap bytes by
 //!     `Series::heap_bytes`, cross-checked against this process's resident-memory growth;
 //! (b) aggregates of one plugin over 720 samples;
-//! (c) sampling 100 real processes per tick with `Sampler` (CPU time of the sampling thread);
+//! (c) sampling 100 and 1,000 real processes per tick with `Sampler` (CPU time of the
+//!     sampling thread);
 //! (d) rendering every shared body of one snapshot of 100 and of 1,000 plugins with a full hour
 //!     each, and the live-update delta from one snapshot to the next (its size is the bytes each
 //!     `/events` client receives per snapshot).
@@ -38,7 +39,10 @@ fn main() {
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let sections: [(&str, fn()); 4] =
         [("history", history_memory), ("aggregates", aggregates), ("sampler", sampler), ("rendering", rendering)];
-    println!("rosey collector benchmark: {PLUGINS} plugins, {HOUR} samples (1 h at 5 s polls) each\n");
+    println!(
+        "rosey collector benchmark: {PLUGINS} and {} plugins, {HOUR} samples (1 h at 5 s polls) each\n",
+        10 * PLUGINS
+    );
     for (name, section) in sections {
         if filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())) {
             section();
@@ -105,26 +109,39 @@ fn full_hour_series(pushes: usize) -> Series {
 
 // (a) -----------------------------------------------------------------------------------------
 
+/// `BENCH` keys of a figure measured at `count` plugins: plain at 100 (what scripts/bench.sh
+/// has always read), `_1000` at 1,000.
+fn key_suffix(count: usize) -> String {
+    if count == PLUGINS { String::new() } else { format!("_{count}") }
+}
+
 fn history_memory() {
-    println!("(a) one hour of history for {PLUGINS} plugins");
+    for count in [PLUGINS, 10 * PLUGINS] {
+        history_memory_of(count);
+    }
+}
+
+fn history_memory_of(count: usize) {
+    let suffix = key_suffix(count);
+    println!("(a) one hour of history for {count} plugins");
     println!("    one sample: {} bytes", std::mem::size_of::<Sample>());
 
     // Exactly one hour, with the crate's own helper.
     let rss_before = vm_rss_kib();
-    let hour: Vec<Series> = (0..PLUGINS).map(|_| synthetic_series(HOUR, HOUR)).collect();
+    let hour: Vec<Series> = (0..count).map(|_| synthetic_series(HOUR, HOUR)).collect();
     let rss_after = vm_rss_kib();
     let heap: usize = hour.iter().map(Series::heap_bytes).sum();
     println!(
         "    after 1 h: heap_bytes {heap} B = {:.2} MiB ({:.1} KiB per plugin); process RSS grew {} KiB = {:.2} MiB",
         mib(heap as f64),
-        heap as f64 / 1024.0 / PLUGINS as f64,
+        heap as f64 / 1024.0 / count as f64,
         rss_after.saturating_sub(rss_before),
         mib(rss_after.saturating_sub(rss_before) as f64 * 1024.0)
     );
 
     // Steady state: the window rolls (whole chunks are dropped), so the peak is what counts.
-    let mut series: Vec<Series> = (0..PLUGINS).map(|_| Series::new(HOUR)).collect();
-    let mut samples: Vec<Samples> = (0..PLUGINS).map(|_| Samples::starting(SystemTime::now())).collect();
+    let mut series: Vec<Series> = (0..count).map(|_| Series::new(HOUR)).collect();
+    let mut samples: Vec<Samples> = (0..count).map(|_| Samples::starting(SystemTime::now())).collect();
     let mut peak = 0usize;
     for _ in 0..3 * HOUR {
         for (s, gen_) in series.iter_mut().zip(samples.iter_mut()) {
@@ -141,9 +158,14 @@ fn history_memory() {
         mib(peak as f64),
         rss_views_after.saturating_sub(rss_views_before)
     );
-    println!("    target < 8 MB: {}", if (peak.max(heap) as f64) < 8e6 { "met" } else { "MISSED" });
+    let target = 8e6 * (count / PLUGINS) as f64; // 8 MB per 100 plugins
     println!(
-        "BENCH history_bytes={heap} history_peak_bytes={peak} history_rss_delta_kib={} views_rss_delta_kib={}\n",
+        "    target < {:.0} MB: {}",
+        target / 1e6,
+        if (peak.max(heap) as f64) < target { "met" } else { "MISSED" }
+    );
+    println!(
+        "BENCH history_bytes{suffix}={heap} history_peak_bytes{suffix}={peak} history_rss_delta_kib{suffix}={} views_rss_delta_kib{suffix}={}\n",
         rss_after.saturating_sub(rss_before),
         rss_views_after.saturating_sub(rss_views_before)
     );
@@ -199,9 +221,16 @@ impl Drop for Children {
 }
 
 fn sampler() {
-    println!("(c) sampling {PLUGINS} real processes per tick (Sampler::sample)");
+    for count in [PLUGINS, 10 * PLUGINS] {
+        sampler_of(count);
+    }
+}
+
+fn sampler_of(count: usize) {
+    let suffix = key_suffix(count);
+    println!("(c) sampling {count} real processes per tick (Sampler::sample)");
     let children = Children(
-        (0..PLUGINS)
+        (0..count)
             .map(|_| {
                 Command::new("sleep")
                     .arg("60")
@@ -215,7 +244,7 @@ fn sampler() {
     let pids: Vec<u32> = children.0.iter().map(Child::id).collect();
     let mut sampler = Sampler::new().expect("sysinfo works on Linux");
     let (first, _) = sampler.sample(&pids); // the first reading: baselines, no CPU figure yet
-    assert_eq!(first.len(), PLUGINS, "every child is found");
+    assert_eq!(first.len(), count, "every child is found");
 
     const TICKS: usize = 20;
     let (mut cpu, mut wall, mut worst) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -225,7 +254,7 @@ fn sampler() {
         let (cpu0, wall0) = (thread_cpu(), Instant::now());
         let (usage, host) = sampler.sample(black_box(&pids));
         let (tick_cpu, tick_wall) = (thread_cpu() - cpu0, wall0.elapsed());
-        assert_eq!(usage.len(), PLUGINS);
+        assert_eq!(usage.len(), count);
         black_box(host);
         cpu += tick_cpu;
         wall += tick_wall;
@@ -239,9 +268,11 @@ fn sampler() {
         worst.as_secs_f64() * 1000.0,
         cpu_ms / 5000.0 * 100.0
     );
-    println!("    target < 5 ms CPU per tick: {}", if cpu_ms < 5.0 { "met" } else { "MISSED" });
+    // 5 ms per tick at 100 plugins (issue 7), 25 ms at 1,000 (issue 16).
+    let target = if count == PLUGINS { 5.0 } else { 25.0 };
+    println!("    target < {target} ms CPU per tick: {}", if cpu_ms < target { "met" } else { "MISSED" });
     println!(
-        "BENCH sampler_cpu_ms={cpu_ms:.3} sampler_worst_cpu_ms={:.3} sampler_wall_ms={wall_ms:.3}\n",
+        "BENCH sampler_cpu_ms{suffix}={cpu_ms:.3} sampler_worst_cpu_ms{suffix}={:.3} sampler_wall_ms{suffix}={wall_ms:.3}\n",
         worst.as_secs_f64() * 1000.0
     );
 }
@@ -335,6 +366,7 @@ fn rendering() {
 }
 
 fn rendering_of(plugins: usize, rounds: usize) {
+    let suffix = key_suffix(plugins);
     println!("(d) rendering one snapshot of {plugins} plugins with a full hour each (ms per snapshot)");
     let base = Arc::new(snapshot_of(plugins, 0));
     let snapshot = Arc::new(snapshot_of(plugins, 1));
@@ -376,7 +408,7 @@ fn rendering_of(plugins: usize, rounds: usize) {
             per_snapshot += mean;
         }
         keys.push_str(&format!(
-            " render{plugins}_{key}_ms={:.3} size{plugins}_{key}={size}",
+            " render_{key}_ms{suffix}={:.3} size_{key}{suffix}={size}",
             mean.as_secs_f64() * 1000.0
         ));
     }
@@ -393,7 +425,7 @@ fn rendering_of(plugins: usize, rounds: usize) {
         per_snapshot.as_secs_f64() / 5.0 * 100.0
     );
     println!(
-        "BENCH{keys} render{plugins}_all_plugins_ms={:.3} render{plugins}_per_snapshot_ms={:.3}\n",
+        "BENCH{keys} render_all_plugins_ms{suffix}={:.3} render_per_snapshot_ms{suffix}={:.3}\n",
         all_plugins.as_secs_f64() * 1000.0,
         per_snapshot.as_secs_f64() * 1000.0
     );
