@@ -147,13 +147,15 @@ fn busy_bot() -> Rosey {
     rosey
 }
 
-/// Read frames into `client` until it has had `deltas` deltas, calling `each` after every one
-/// with the delta's number and size.
-fn follow(client: &mut LiveClient, deltas: usize, mut each: impl FnMut(&LiveClient, usize, usize)) {
-    for n in 0..deltas {
+/// Read `frames` more frames into `client`, calling `each` after every delta with its number
+/// and size. A full frame may come instead of a delta (the client skipped a snapshot on a busy
+/// machine): it replaces the state, and is not counted.
+fn follow(client: &mut LiveClient, frames: usize, mut each: impl FnMut(&LiveClient, usize, usize)) {
+    for n in 0..frames {
         let event = client.next();
-        assert_eq!(event.name.as_deref(), Some("delta"), "frame {n} after the first is a delta: {event:?}");
-        each(client, n, event.data.len());
+        if event.name.as_deref() == Some("delta") {
+            each(client, n, event.data.len());
+        }
     }
 }
 
@@ -196,6 +198,7 @@ fn a_client_on_deltas_rebuilds_what_a_fresh_client_and_the_api_see() {
     let api = rosey.get_json("/api/metrics");
     let dice = |state: &Value| state["plugins"][1]["event_count"].clone();
     assert_eq!(dice(&client.state), dice(&api), "the events arrived through deltas");
+    assert!(delta_sizes.len() >= 8, "most frames after the first are deltas: {delta_sizes:?}");
     assert!(
         compared_fresh >= 3 && compared_api >= 3,
         "compared {compared_fresh} times with a fresh client, {compared_api} with the API"
@@ -214,10 +217,14 @@ fn a_client_whose_last_frame_is_not_the_base_gets_a_full_frame() {
     client.next();
     let older = client.last_id.clone().expect("an id");
     client.next();
-    let previous = client.last_id.clone().expect("an id");
-    let base_of_next = client.next_event();
-    assert_eq!(base_of_next.name.as_deref(), Some("delta"));
-    let current = base_of_next.id.clone().expect("an id");
+    // The newest delta and the frame it follows (a busy machine may make a client skip one).
+    let (previous, current) = loop {
+        let previous = client.last_id.clone().expect("an id");
+        let event = client.next();
+        if event.name.as_deref() == Some("delta") {
+            break (previous, event.id.expect("an id"));
+        }
+    };
 
     // A browser resuming with the id of the frame before the current one gets the delta.
     let resumed = LiveClient::open(&rosey, "/events", Some(&previous));
@@ -239,8 +246,7 @@ fn a_client_whose_last_frame_is_not_the_base_gets_a_full_frame() {
     // One that already has the current snapshot is sent nothing until the next.
     let up_to_date = LiveClient::open(&rosey, "/events", Some(&current));
     let event = up_to_date.next_event();
-    assert_ne!(event.id.as_deref(), Some(current.as_str()), "the current frame is not sent again");
-    assert_eq!(event.name.as_deref(), Some("delta"), "the next one is a delta: {event:?}");
+    assert_ne!(event.id.as_deref(), Some(current.as_str()), "the current frame is not sent again: {event:?}");
 }
 
 #[test]
@@ -264,7 +270,7 @@ fn a_plugin_page_is_sent_that_plugin_alone() {
 
     rosey.say("!roll 1d6");
     let mut compared = 0;
-    follow(&mut detail, 4, |detail, n, _| {
+    follow(&mut detail, 6, |detail, n, _| {
         let mut fresh = LiveClient::open(&rosey, "/events?plugin=napper", None);
         let event = fresh.next();
         if fresh.last_id == detail.last_id {
