@@ -229,7 +229,8 @@ fn parse_event(text: &str) -> Event {
     event
 }
 
-/// The snapshot's publication time from the event's JSON (its first field is `timestamp`).
+/// The snapshot's publication time from the frame's JSON (full or delta, its first field is
+/// `timestamp`).
 fn snapshot_timestamp_us(data: &str) -> Option<i64> {
     const KEY: &str = "\"timestamp\":\"";
     let start = data.find(KEY)? + KEY.len();
@@ -281,7 +282,7 @@ async fn client(id: usize, mut stream: TcpStream, request: String, reports: mpsc
 /// False when the coordinator is gone.
 fn send_events(id: usize, events: Vec<Event>, arrived_us: i64, reports: &mpsc::UnboundedSender<Report>) -> bool {
     for event in events {
-        if event.name.as_deref() != Some("snapshot") {
+        if !matches!(event.name.as_deref(), Some("snapshot" | "delta")) {
             continue;
         }
         let (Some(seq), Some(published_us)) = (event.id, snapshot_timestamp_us(&event.data)) else { continue };

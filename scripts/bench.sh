@@ -24,12 +24,19 @@
 #     targets of one comparison run in alternation, 3 rounds, and the medians are reported;
 #  6. cargo bench --bench collector: one hour of history for 100 plugins, aggregates, the
 #     sampler's CPU per tick, rendering cost per snapshot;
-#  7. prints a summary table (Markdown) with met / MISSED for every target.
+#  7. scale (issue 16): rosey alone with 100 and then 1,000 tiny `sleep` plugins (5 s polls,
+#     1 h history): start-up time to all RUNNING, host idle CPU and resident memory, the worst
+#     time of each /api/* route and the page, and the bytes one /events client receives per
+#     snapshot in the steady state (no state changes; measured over BENCH_SCALE_SNAPSHOTS
+#     snapshots once the uptimes show minutes), beside the full frame sent on connect;
+#  8. prints a summary table (Markdown) with met / MISSED for every target.
+#
+#   scripts/bench.sh scale      # step 7 alone (about 6 minutes)
 #
 # Knobs (environment): BENCH_DURATION (seconds per wrk run, default 5), BENCH_ROUNDS (3),
 # BENCH_WARMUP (2), BENCH_SSE_CLIENTS (1000), BENCH_SSE_SNAPSHOTS (3), BENCH_IDLE_SECONDS (20),
 # BENCH_HISTORY_POINTS (60; 0 skips the history wait), BENCH_ROSEY_LOG (rosey's ROSEY_LOG, warn),
-# SEED_PEER (path to seed_peer.py).
+# BENCH_SCALE_SNAPSHOTS (13), SEED_PEER (path to seed_peer.py).
 # Needs: cargo, wrk, curl; python3 with aiohttp for the seed column. When it ends or is
 # interrupted, it stops only the servers it started that still run. Figures are only comparable
 # on an otherwise idle machine: the script warns when repeated runs of one target disagree.
@@ -47,6 +54,8 @@ SSE_CLIENTS=${BENCH_SSE_CLIENTS:-1000}
 SSE_SNAPSHOTS=${BENCH_SSE_SNAPSHOTS:-3}
 IDLE_SECONDS=${BENCH_IDLE_SECONDS:-20}
 HISTORY_POINTS=${BENCH_HISTORY_POINTS:-60}
+SCALE_SNAPSHOTS=${BENCH_SCALE_SNAPSHOTS:-13}
+MODE=${1:-all}
 SEED_PEER=${SEED_PEER:-$ROOT/../shared/bench/seed_peer.py}
 PLUGIN_PATH=/api/plugin/plugin-50 # the same plugin name exists on both servers
 LUA=$ROOT/scripts/wrk_report.lua
@@ -143,6 +152,85 @@ cpu_ticks() { # utime + stime of one process, in clock ticks
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 children_of() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -v '^$' || true; }
+
+# --- scale: 100 and 1,000 tiny plugins --------------------------------------------------------
+# scale_run N: prints one "SCALE plugins=N key=value ..." line.
+scale_run() {
+  local n=$1 port pid url t0 running ticks started ended path worst frames
+  port=$(free_port)
+  {
+    printf '{"dashboard": {"enabled": true, "host": "127.0.0.1", "port": %s},\n' "$port"
+    printf ' "metrics": {"poll_interval": 5, "history_duration": 3600},\n "plugins": [\n'
+    for ((i = 0; i < n; i++)); do
+      sep=","
+      ((i == n - 1)) && sep=""
+      printf '  {"name": "tiny-%04d", "command": ["sleep", "86400"]}%s\n' "$i" "$sep"
+    done
+    printf ']}\n'
+  } >"$WORK/scale.json"
+  t0=$(date +%s.%N)
+  ROSEY_LOG=${BENCH_ROSEY_LOG:-warn} "$ROSEY" --config "$WORK/scale.json" </dev/null >"$WORK/scale.out" 2>"$WORK/scale.log" &
+  pid=$!
+  url=http://127.0.0.1:$port
+  wait_http "$url/health" 30 "$pid" "$WORK/scale.log"
+  deadline=$((SECONDS + 120))
+  until [ "$(curl -fsS "$url/api/metrics" | grep -o '"plugins_running":[0-9]*' | cut -d: -f2)" = "$n" ]; do
+    [ $SECONDS -lt $deadline ] || die "not all $n plugins reached RUNNING within 120 s"
+    sleep 0.05
+  done
+  running=$(calc "$(date +%s.%N) - $t0" 2)
+  echo "$n plugins: all RUNNING $running s after start"
+  # Steady state: uptimes past the first minute show minutes, and change once a minute.
+  until [ "$(curl -fsS "$url/api/metrics" | grep -o '"bot_uptime_seconds":[0-9]*' | cut -d: -f2)" -ge 65 ]; do sleep 2; done
+  ticks=$(cpu_ticks "$pid")
+  started=$(date +%s.%N)
+  curl -sN --max-time $((SCALE_SNAPSHOTS * 5 + 3)) "$url/events" >"$WORK/scale.sse" || true
+  ended=$(date +%s.%N)
+  ticks=$(($(cpu_ticks "$pid") - ticks))
+  frames=$(python3 - "$WORK/scale.sse" <<'PY'
+import sys
+text = open(sys.argv[1], encoding="utf-8").read()
+frames = [f for f in text.split("\n\n") if "\nevent: " in "\n" + f]
+sizes = {"snapshot": [], "delta": []}
+for f in frames:
+    kind = next(l[7:] for l in f.split("\n") if l.startswith("event: "))
+    sizes[kind].append(len(f.encode()) + 2)
+d = sizes["delta"] or [0]
+print(f"full_bytes={sizes['snapshot'][0] if sizes['snapshot'] else 0} deltas={len(sizes['delta'])} "
+      f"delta_mean_bytes={sum(d) / len(d):.0f} delta_max_bytes={max(d)}")
+PY
+)
+  worst=0
+  for path in /api/metrics /api/plugin/tiny-0050 /metrics /; do
+    for _ in 1 2 3 4 5; do
+      t=$(curl -fsS -o /dev/null -H 'Accept-Encoding: gzip' -w '%{time_total}' "$url$path")
+      worst=$(awk -v a="$worst" -v b="$t" 'BEGIN { print (b * 1000 > a) ? b * 1000 : a }')
+    done
+  done
+  echo "SCALE plugins=$n running_s=$running idle_cpu_pct=$(calc "$ticks / $(getconf CLK_TCK) / ($ended - $started) * 100" 3) rss_mib=$(calc "$(rss_kib "$pid") / 1024" 1) worst_route_ms=$(calc "$worst" 1) $frames" | tee -a "$WORK/scale.lines"
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+scale_table() {
+  echo "| Plugins | all RUNNING after | idle host CPU (one SSE client) | host RSS | worst route | full frame | delta per client per snapshot: mean / max | target |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---|"
+  while read -r line; do
+    n=$(kv "$line" plugins)
+    target=$((n * 60)) # 6 KB per 100 plugins
+    echo "| $n | $(kv "$line" running_s) s | $(kv "$line" idle_cpu_pct) % | $(kv "$line" rss_mib) MiB | $(kv "$line" worst_route_ms) ms | $(kv "$line" full_bytes) B | $(kv "$line" delta_mean_bytes) / $(kv "$line" delta_max_bytes) B over $(kv "$line" deltas) | ≤ $((target / 1000)) KB: $(verdict "$(kv "$line" delta_max_bytes) <= $target") |"
+  done <"$WORK/scale.lines"
+}
+
+if [ "$MODE" = scale ]; then
+  for n in 100 1000; do
+    say "scale: $n tiny plugins"
+    scale_run "$n"
+  done
+  say "scale summary (Markdown)"
+  scale_table
+  exit 0
+fi
 
 # --- start rosey and the seed peer -----------------------------------------------------------
 say "starting rosey with $PLUGINS plugins and the seed peer"
@@ -313,6 +401,11 @@ HWM_KIB=$(hwm_kib "$ROSEY_PID")
 say "stopping the servers"
 stop_servers
 
+for n in 100 1000; do
+  say "scale: $n tiny plugins"
+  scale_run "$n"
+done
+
 # --- collector budgets -----------------------------------------------------------------------
 say "cargo bench --bench collector"
 cargo bench --bench collector 2>/dev/null | tee "$WORK/collector.out"
@@ -369,6 +462,11 @@ echo "| Host resident memory after all loads (peak) | $(calc "$LOADED_RSS_KIB / 
 echo "| History, $PLUGINS plugins x 1 h (peak while rolling) | $(calc "$(bench history_peak_bytes) / 1e6" 2) MB | < 8 MB | $(verdict "$(bench history_peak_bytes) < 8e6") |"
 echo "| Sampler CPU per tick, $PLUGINS processes (worst) | $(bench sampler_cpu_ms) ms ($(bench sampler_worst_cpu_ms) ms) | < 5 ms | $(verdict "$(bench sampler_cpu_ms) < 5") |"
 echo "| Aggregates, 1 plugin x 720 samples | $(bench aggregates_us) µs | well under 1 ms | $(verdict "$(bench aggregates_us) < 100") |"
-echo "| Rendering one snapshot (page + API + Prometheus + SSE frame) | $(bench render_per_snapshot_ms) ms | — | — |"
+echo "| Rendering one snapshot, 100 plugins (page + API + Prometheus + SSE delta) | $(bench render_per_snapshot_ms) ms | — | — |"
+echo "| Rendering one snapshot, 1,000 plugins | $(bench render_per_snapshot_ms_1000) ms | — | — |"
+echo "| History, 1,000 plugins x 1 h (peak while rolling) | $(calc "$(bench history_peak_bytes_1000) / 1e6" 2) MB | — | — |"
+echo "| Sampler CPU per tick, 1,000 processes (worst) | $(bench sampler_cpu_ms_1000) ms ($(bench sampler_worst_cpu_ms_1000) ms) | < 25 ms | $(verdict "$(bench sampler_cpu_ms_1000) < 25") |"
+echo
+scale_table
 echo
 echo "(the $PLUGINS plugin processes themselves used $PLUGINS_CPU % of one core while idle)"

@@ -1,20 +1,29 @@
 // Rosey Metrics Dashboard: live updates over Server-Sent Events.
 //
-// The server renders all markup (tera templates); this script only copies the snapshot's
-// preformatted strings (`view` in each event) into the elements that name what they show:
+// The server renders all markup (tera templates) and formats every figure; this script keeps
+// the latest frame (docs/api.md, `GET /events`): a full frame on connect, then deltas that
+// patch it, and new chart points it appends to its own window of points. It copies the
+// frame's preformatted strings (`view`) into the elements that name what they show:
 //   data-field="key"       the element's text
 //   data-show="key"        the element is hidden unless the value is true or a non-empty text
-//   data-attr="name:key …" the element's attributes (class, href, points, …)
+//   data-attr="name:key …" the element's attributes (class, href, …)
 //   data-system="key"      a figure of the system overview
+//   data-spark="cpu"       a sparkline it draws from the points (data-chart-line: a chart)
 // A card or crash-log entry the page lacks is cloned from the server-rendered <template> that
-// its list names in data-template. Values are written with textContent and setAttribute only:
-// nothing from the server is ever parsed as HTML.
+// its list names in data-template. The index page's filter, state, sort and view controls
+// follow the same rules as the server's render and live in the URL. Values are written with
+// textContent and setAttribute only: nothing from the server is ever parsed as HTML.
 (() => {
   'use strict';
 
   const RETRY_MS = 5000;
+  const SPARK = { box: [120, 24], samples: 60 };
+  const CHART_BOX = [600, 120];
+  const SERIES = { cpu: 0, memory: 1, events: 2 }; // positions in a point
   const body = document.body;
   const pagePlugin = body.dataset.plugin; // set on a plugin's detail page only
+  let frame = null; // the latest full frame, with every delta since applied
+  let lastId = null;
 
   function setText(el, value) {
     const text = String(value ?? '');
@@ -28,15 +37,28 @@
     return found;
   }
 
+  // The bound elements of `root`, looked up once per element (a thousand cards take a delta).
+  const boundCache = new WeakMap();
+  function bound(root) {
+    let found = boundCache.get(root);
+    if (!found) {
+      found = {};
+      for (const kind of ['field', 'show', 'attr', 'spark']) found[kind] = marked(root, `data-${kind}`);
+      boundCache.set(root, found);
+    }
+    return found;
+  }
+
   // Copy `values` into the bound elements of `root`; keys that `values` lacks stay as they are.
   function fill(root, values) {
-    for (const el of marked(root, 'data-field')) {
+    const els = bound(root);
+    for (const el of els.field) {
       if (el.dataset.field in values) setText(el, values[el.dataset.field]);
     }
-    for (const el of marked(root, 'data-show')) {
+    for (const el of els.show) {
       if (el.dataset.show in values) el.hidden = !values[el.dataset.show];
     }
-    for (const el of marked(root, 'data-attr')) {
+    for (const el of els.attr) {
       for (const binding of el.dataset.attr.split(' ')) {
         const [name, key] = binding.split(':');
         const value = String(values[key] ?? '');
@@ -45,11 +67,65 @@
     }
   }
 
+  // SVG polyline points for values scaled into a `width` x `height` box, as the server draws.
+  function polyline(values, [width, height]) {
+    const max = values.reduce((m, v) => Math.max(m, v), 0);
+    const step = values.length > 1 ? width / (values.length - 1) : 0;
+    const y = (v) => (max > 0 ? height - 1 - (v / max) * (height - 2) : height - 1);
+    return values.map((v, i) => `${Math.round(i * step)},${Math.round(y(v))}`).join(' ');
+  }
+
+  function drawSparks(root, points) {
+    const recent = points.slice(-SPARK.samples);
+    for (const el of bound(root).spark) {
+      el.setAttribute('points', polyline(recent.map((p) => p[SERIES[el.dataset.spark]]), SPARK.box));
+    }
+  }
+
+  // A delta's `changes` into `target`: an object patches (an array by position), else replaces.
+  function patch(target, changes) {
+    for (const [key, value] of Object.entries(changes)) {
+      const inner = target[key];
+      const isPatch = value !== null && typeof value === 'object' && !Array.isArray(value);
+      if (isPatch && inner !== null && typeof inner === 'object') patch(inner, value);
+      else target[key] = value;
+    }
+  }
+
+  function keepWindow(points, window) {
+    if (points.length > window) points.splice(0, points.length - window);
+  }
+
+  function applyDelta(delta) {
+    if (delta.uptime_step !== undefined) {
+      for (const p of frame.plugins) {
+        if (p.uptime_seconds > 0) p.uptime_seconds = Math.round((p.uptime_seconds + delta.uptime_step) * 10) / 10;
+      }
+    }
+    patch(frame, delta.changes);
+    frame.timestamp = delta.timestamp;
+    frame.window = delta.window;
+    if (pagePlugin) {
+      frame.points.push(...delta.points);
+      keepWindow(frame.points, delta.window);
+    } else {
+      for (const [i, points] of Object.entries(delta.points)) {
+        frame.points[i].push(...points);
+        keepWindow(frame.points[i], delta.window);
+      }
+    }
+  }
+
+  function showSystem() {
+    for (const el of document.querySelectorAll('[data-system]')) setText(el, frame.view.system[el.dataset.system]);
+  }
+
+  // ---- a plugin's page --------------------------------------------------------------------
+
   const byPosition = (_, index) => index;
 
   // Make the element children of `list` show `items`, in order: reuse the child with the same
-  // key, clone the list's <template> for a missing one, remove the ones no item names. Lists
-  // without a template (charts, aggregates) always have as many children as items.
+  // key, clone the list's <template> for a missing one, remove the ones no item names.
   function syncList(list, items, keyOfChild, keyOfItem) {
     const children = new Map(Array.from(list.children, (el, i) => [keyOfChild(el, i), el]));
     items.forEach((item, i) => {
@@ -63,20 +139,203 @@
     for (const el of children.values()) el.remove();
   }
 
-  function show(view) {
-    for (const el of document.querySelectorAll('[data-system]')) setText(el, view.system[el.dataset.system]);
-    if (pagePlugin) {
-      const card = view.cards.find((c) => c.name === pagePlugin);
-      if (card) fill(document.querySelector('#detail .card'), card);
-      const detail = view.detail;
-      syncList(document.getElementById('charts'), detail.charts, byPosition, byPosition);
-      syncList(document.getElementById('aggregates'), detail.aggregates, byPosition, byPosition);
-      syncList(document.getElementById('crash-log'), detail.crash_log, byPosition, byPosition);
-      document.getElementById('crash-empty').hidden = detail.crash_log.length > 0;
-    } else {
-      syncList(document.getElementById('cards'), view.cards, (el) => el.dataset.plugin, (card) => card.name);
-      document.getElementById('no-plugins').hidden = view.cards.length > 0;
+  function showDetail() {
+    const card = document.querySelector('#detail .card');
+    fill(card, frame.view.card);
+    drawSparks(card, frame.points);
+    const detail = frame.view.detail;
+    const charts = document.getElementById('charts');
+    syncList(charts, detail.charts, byPosition, byPosition);
+    for (const figure of charts.children) {
+      const series = frame.points.map((p) => p[SERIES[figure.dataset.chart]]);
+      figure.querySelector('[data-chart-line]').setAttribute('points', polyline(series, CHART_BOX));
     }
+    syncList(document.getElementById('aggregates'), detail.aggregates, byPosition, byPosition);
+    syncList(document.getElementById('crash-log'), detail.crash_log, byPosition, byPosition);
+    document.getElementById('crash-empty').hidden = detail.crash_log.length > 0;
+  }
+
+  // ---- the index page: cards, filter, sort, view ------------------------------------------
+
+  const list = document.getElementById('cards');
+  const controls = document.getElementById('controls');
+  const cardsByName = new Map(); // every card element made so far, shown or not
+  let positions = new Map(); // plugin name -> its position in the frame
+
+  // With a thousand cards only a screenful is visible: a delta updates the cards on screen
+  // (and near it) and marks the others, which are brought up to date when they scroll in.
+  const onScreen = new Set();
+  const outdated = new Set();
+  function refresh(el) {
+    const i = positions.get(el.dataset.plugin);
+    if (i === undefined) return;
+    outdated.delete(el);
+    fill(el, frame.view.cards[i]);
+    drawSparks(el, frame.points[i]);
+  }
+  const watcher = new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) {
+          onScreen.delete(entry.target);
+          continue;
+        }
+        onScreen.add(entry.target);
+        if (outdated.has(entry.target)) refresh(entry.target);
+      }
+    },
+    { rootMargin: '50% 0px' },
+  );
+  function adopt(el) {
+    cardsByName.set(el.dataset.plugin, el);
+    watcher.observe(el);
+  }
+  if (list) for (const el of list.children) adopt(el);
+
+  const problemRank = (c) =>
+    c.health === 'error' ? 0 : c.health === 'warning' || c.stale ? 1 : c.health === 'idle' ? 2 : 3;
+  const STATE_RANK = { FAILED: 0, CRASHED: 1, STARTING: 2, STOPPED: 3 };
+  const FILTERS = {
+    all: () => true,
+    problems: (c) => problemRank(c) < 3,
+    'not-running': (c) => c.state !== 'RUNNING',
+    down: (c) => c.health === 'error',
+    running: (c) => c.state === 'RUNNING',
+  };
+  // The name order is the frame's order; every sort keeps it among equals (sort is stable).
+  const SORTS = {
+    problems: (i, j) => problemRank(frame.view.cards[i]) - problemRank(frame.view.cards[j]),
+    name: () => 0,
+    state: (i, j) => (STATE_RANK[frame.view.cards[i].state] ?? 4) - (STATE_RANK[frame.view.cards[j].state] ?? 4),
+    cpu: (i, j) => frame.plugins[j].cpu_percent - frame.plugins[i].cpu_percent,
+    memory: (i, j) => frame.plugins[j].memory_mb - frame.plugins[i].memory_mb,
+    events: (i, j) => frame.plugins[j].event_count - frame.plugins[i].event_count,
+    crashes: (i, j) => frame.plugins[j].crash_count - frame.plugins[i].crash_count,
+  };
+  const DEFAULTS = { q: '', state: 'all', sort: 'problems', view: 'cards' };
+
+  function choices() {
+    const chosen = {};
+    for (const key of Object.keys(DEFAULTS)) chosen[key] = controls.elements[key].value;
+    return chosen;
+  }
+
+  // The positions (in name order) of the cards the controls show, in the order they show them.
+  function listing() {
+    const { q, state, sort } = choices();
+    const needle = q.toLowerCase();
+    const shown = (FILTERS[state] || FILTERS.all);
+    const order = [];
+    frame.view.cards.forEach((c, i) => {
+      if (shown(c) && c.name.toLowerCase().includes(needle)) order.push(i);
+    });
+    return order.sort(SORTS[sort] || SORTS.problems);
+  }
+
+  function cardElement(i) {
+    const name = frame.view.cards[i].name;
+    let el = cardsByName.get(name);
+    if (!el) {
+      el = document.getElementById(list.dataset.template).content.firstElementChild.cloneNode(true);
+      el.dataset.plugin = name;
+      adopt(el);
+    }
+    return el;
+  }
+
+  // Put the shown cards in order; a card coming back into view gets its current figures.
+  function arrange() {
+    const order = listing();
+    order.forEach((i, at) => {
+      const el = cardElement(i);
+      if (!el.isConnected) refresh(el);
+      if (list.children[at] !== el) list.insertBefore(el, list.children[at] || null);
+    });
+    while (list.children.length > order.length) list.lastElementChild.remove();
+    const total = frame.view.cards.length;
+    setText(document.getElementById('shown'), order.length);
+    document.getElementById('no-plugins').hidden = total > 0;
+    document.getElementById('no-match').hidden = order.length > 0 || total === 0;
+  }
+
+  // Cards at these positions changed: update those on screen, mark the others.
+  function showCards(changed) {
+    showSystem();
+    for (const i of changed) {
+      const el = cardsByName.get(frame.view.cards[i].name);
+      if (!el) continue;
+      if (onScreen.has(el)) refresh(el);
+      else outdated.add(el);
+    }
+    arrange();
+  }
+
+  function showLayout() {
+    const table = controls.elements.view.value === 'table';
+    list.classList.toggle('layout-table', table);
+    document.getElementById('table-head').hidden = !table;
+  }
+
+  // The controls live in the URL (bookmarks, wall screens), defaults left out.
+  function rememberChoices() {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(choices())) if (value !== DEFAULTS[key]) params.set(key, value);
+    const query = params.toString();
+    history.replaceState(null, '', query ? `?${query}` : location.pathname);
+  }
+
+  if (controls) {
+    controls.querySelector('.control-apply').hidden = true; // the live page applies at once
+    controls.addEventListener('submit', (event) => event.preventDefault());
+    const onChange = () => {
+      rememberChoices();
+      showLayout();
+      if (frame) arrange();
+    };
+    controls.addEventListener('input', onChange);
+    controls.addEventListener('change', onChange);
+  }
+
+  // ---- frames ------------------------------------------------------------------------------
+
+  // Time spent on the main thread per frame, for the Performance API (the latest of each kind).
+  function measured(name, work) {
+    const start = performance.now();
+    work();
+    performance.clearMeasures(name);
+    performance.measure(name, { start });
+  }
+
+  function onFull(data) {
+    measured('rosey:full', () => {
+      frame = data;
+      if (pagePlugin) {
+        showSystem();
+        showDetail();
+        return;
+      }
+      positions = new Map(frame.view.cards.map((c, i) => [c.name, i]));
+      for (const [name, el] of cardsByName) {
+        if (positions.has(name)) continue;
+        cardsByName.delete(name);
+        watcher.unobserve(el);
+        outdated.delete(el);
+      }
+      showCards(frame.view.cards.map((_, i) => i));
+    });
+  }
+
+  function onDelta(delta) {
+    measured('rosey:delta', () => {
+      applyDelta(delta);
+      if (pagePlugin) {
+        showSystem();
+        showDetail();
+        return;
+      }
+      const changed = new Set([...Object.keys(delta.changes.view?.cards ?? {}), ...Object.keys(delta.points)]);
+      showCards(Array.from(changed, Number));
+    });
   }
 
   const conn = document.getElementById('conn');
@@ -90,7 +349,20 @@
     source = new EventSource(pagePlugin ? `/events?plugin=${encodeURIComponent(pagePlugin)}` : '/events');
     source.addEventListener('open', () => setConn('live', 'live'));
     source.addEventListener('snapshot', (event) => {
-      show(JSON.parse(event.data).view);
+      onFull(JSON.parse(event.data));
+      lastId = event.lastEventId;
+      setConn('live', 'live');
+    });
+    source.addEventListener('delta', (event) => {
+      const delta = JSON.parse(event.data);
+      if (frame === null || String(delta.base) !== lastId) {
+        // Not on the frame this delta follows: start over with a new connection (a full frame).
+        source.close();
+        connect();
+        return;
+      }
+      onDelta(delta);
+      lastId = event.lastEventId;
       setConn('live', 'live');
     });
     source.addEventListener('error', () => {
@@ -107,5 +379,6 @@
   window.addEventListener('pageshow', (event) => {
     if (event.persisted) connect();
   });
+  if (controls) showLayout();
   connect();
 })();

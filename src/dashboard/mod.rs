@@ -167,7 +167,8 @@ fn follow_snapshots(
                 changed = snapshots.changed() => {
                     if changed.is_err() { return; }
                     let snapshot = snapshots.borrow_and_update().clone();
-                    tx.send_replace(Arc::new(Rendered::new(snapshot, context.clone())));
+                    let next = tx.borrow().next(snapshot);
+                    tx.send_replace(Arc::new(next));
                 }
                 () = stop.cancelled() => return,
             }
@@ -203,7 +204,7 @@ fn routes(actions: Arc<actions::Actions>) -> Route {
 /// Pages load only this server's own script, style and icon; no inline script runs, so even
 /// a markup injection that slipped past escaping could not execute.
 const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'";
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
 
 fn respond(content_type: &'static str, bytes: Bytes) -> Response {
     Response::builder().content_type(content_type).header(header::CACHE_CONTROL, "no-store").body(bytes)
@@ -260,10 +261,10 @@ fn negotiated(mut response: Response, gzipped: bool) -> Response {
 }
 
 #[handler]
-fn index(shared: Data<&Arc<Shared>>, req: &Request) -> Response {
+fn index(shared: Data<&Arc<Shared>>, req: &Request, Query(query): Query<view::PageQuery>) -> Response {
     let page = shared.current();
     let gzipped = accepts_gzip(req);
-    let body = if gzipped { page.index_html_gzip() } else { page.index_html() };
+    let body = if gzipped { page.index_html_gzip(&query) } else { page.index_html(&query) };
     match body {
         Some(bytes) => negotiated(html_response(StatusCode::OK, bytes), gzipped),
         None => html(None),
@@ -333,7 +334,7 @@ struct EventsQuery {
 }
 
 #[handler]
-fn events(shared: Data<&Arc<Shared>>, Query(query): Query<EventsQuery>) -> Response {
+fn events(shared: Data<&Arc<Shared>>, req: &Request, Query(query): Query<EventsQuery>) -> Response {
     if let Some(name) = &query.plugin
         && shared.current().plugin_index(name).is_none()
     {
@@ -348,7 +349,8 @@ fn events(shared: Data<&Arc<Shared>>, Query(query): Query<EventsQuery>) -> Respo
             .header(header::CONNECTION, "close")
             .body("too many live dashboard clients; try again later");
     };
-    let stream = sse::stream(shared.pages.clone(), query.plugin, slot, shared.stop.clone());
+    let last_event_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()?.trim().parse().ok());
+    let stream = sse::stream(shared.pages.clone(), query.plugin, last_event_id, slot, shared.stop.clone());
     Response::builder()
         .content_type("text/event-stream")
         .header(header::CACHE_CONTROL, "no-store")

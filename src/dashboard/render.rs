@@ -1,29 +1,39 @@
 //! Rendering once per snapshot: every response body is produced at most once per snapshot,
 //! on first use, and shared (as reference-counted `Bytes`) by every request until the next one.
+//! The live-update frames of `/events` are in [`live`].
 
-use std::sync::{Arc, OnceLock};
+mod live;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use serde::Serialize;
 use tera::{Context, Tera};
 use tracing::error;
 
-use super::api::{ApiMetrics, ApiPlugin};
+use super::api::{ApiMetrics, ApiPlugin, PluginSummary};
 use super::prometheus;
 use super::sse::ClientCap;
-use super::view::{CardView, CrashView, DetailView, SystemView, Thresholds};
+use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Row, SystemView, Thresholds};
 use crate::metrics::Snapshot;
+use live::Live;
 
 /// The templates, compiled into the binary so it runs from any directory.
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 8] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
+    ("controls.html", include_str!("../../templates/controls.html")),
     ("overview.html", include_str!("../../templates/overview.html")),
     ("card.html", include_str!("../../templates/card.html")),
     ("plugin.html", include_str!("../../templates/plugin.html")),
     ("crash.html", include_str!("../../templates/crash.html")),
     ("not_found.html", include_str!("../../templates/not_found.html")),
 ];
+
+/// Index pages for queries other than the default, kept per snapshot: enough for the few
+/// bookmarked views of a team; any further query is rendered per request.
+const CACHED_QUERIES: usize = 8;
 
 /// Parse the embedded templates (autoescaping is on: their names end in `.html`).
 pub fn templates() -> Result<Tera, tera::Error> {
@@ -61,16 +71,27 @@ impl RenderContext {
     }
 }
 
+/// An index page, plain and (on first use) compressed.
+#[derive(Default)]
+struct IndexPage {
+    html: OnceLock<Option<Bytes>>,
+    gzip: OnceLock<Option<Bytes>>,
+}
+
 /// One snapshot and the bodies rendered from it so far.
 pub struct Rendered {
     pub snapshot: Arc<Snapshot>,
     context: Arc<RenderContext>,
+    live: Arc<Live>,
+    /// The previous snapshot's live trees, which this one's deltas are taken against.
+    base: Option<Arc<Live>>,
     api_metrics: OnceLock<Bytes>,
     prometheus: OnceLock<Bytes>,
     prometheus_gzip: OnceLock<Bytes>,
-    index_html: OnceLock<Option<Bytes>>,
-    index_html_gzip: OnceLock<Option<Bytes>>,
-    sse_frame: OnceLock<Bytes>,
+    index_page: IndexPage,
+    queried_pages: Mutex<HashMap<PageQuery, Arc<IndexPage>>>,
+    full_frame: OnceLock<Bytes>,
+    delta_frame: OnceLock<Option<Bytes>>,
     plugins: Vec<PluginBodies>,
 }
 
@@ -79,22 +100,8 @@ pub struct Rendered {
 struct PluginBodies {
     json: OnceLock<Bytes>,
     html: OnceLock<Option<Bytes>>,
-    sse_frame: OnceLock<Bytes>,
-}
-
-/// The SSE payload: the `/api/metrics` JSON plus what the page displays.
-#[derive(Serialize)]
-struct LivePayload<'a> {
-    #[serde(flatten)]
-    api: ApiMetrics<'a>,
-    view: PageView,
-}
-
-#[derive(Serialize)]
-struct PageView {
-    system: SystemView,
-    cards: Vec<CardView>,
-    detail: Option<DetailView>,
+    full_frame: OnceLock<Bytes>,
+    delta_frame: OnceLock<Option<Bytes>>,
 }
 
 /// The two largest bodies (the page and the Prometheus text, hundreds of KB at 100 plugins) are
@@ -115,28 +122,31 @@ fn json_bytes(value: &impl Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
-/// An SSE frame: `id`, `event: snapshot` and the JSON on one `data:` line
-/// (serde_json never emits a raw newline, so one line is always enough).
-fn sse_frame(seq: u64, json: &[u8]) -> Bytes {
-    let mut frame = Vec::with_capacity(json.len() + 40);
-    frame.extend_from_slice(format!("id: {seq}\nevent: snapshot\ndata: ").as_bytes());
-    frame.extend_from_slice(json);
-    frame.extend_from_slice(b"\n\n");
-    Bytes::from(frame)
-}
-
 impl Rendered {
+    /// The first snapshot's bodies: its live updates start with full frames.
     pub fn new(snapshot: Arc<Snapshot>, context: Arc<RenderContext>) -> Rendered {
+        Rendered::with_base(snapshot, context, None)
+    }
+
+    /// The bodies of the snapshot after this one, whose deltas are taken against this one.
+    pub fn next(&self, snapshot: Arc<Snapshot>) -> Rendered {
+        Rendered::with_base(snapshot, self.context.clone(), Some(self.live.clone()))
+    }
+
+    fn with_base(snapshot: Arc<Snapshot>, context: Arc<RenderContext>, base: Option<Arc<Live>>) -> Rendered {
         let plugins = snapshot.plugins.iter().map(|_| PluginBodies::default()).collect();
         Rendered {
+            live: Arc::new(Live::new(snapshot.clone(), context.thresholds)),
+            base,
             snapshot,
             context,
             api_metrics: OnceLock::new(),
             prometheus: OnceLock::new(),
             prometheus_gzip: OnceLock::new(),
-            index_html: OnceLock::new(),
-            index_html_gzip: OnceLock::new(),
-            sse_frame: OnceLock::new(),
+            index_page: IndexPage::default(),
+            queried_pages: Mutex::new(HashMap::new()),
+            full_frame: OnceLock::new(),
+            delta_frame: OnceLock::new(),
             plugins,
         }
     }
@@ -169,26 +179,47 @@ impl Rendered {
         self.plugins[index].json.get_or_init(|| json_bytes(&ApiPlugin::of(&self.snapshot, p))).clone()
     }
 
-    fn cards(&self) -> Vec<CardView> {
-        self.snapshot.plugins.iter().map(|p| CardView::of(&self.snapshot, p, self.context.thresholds)).collect()
-    }
-
-    /// The index page; None if the template failed (logged).
-    pub fn index_html(&self) -> Option<Bytes> {
-        self.index_html
-            .get_or_init(|| {
-                let mut context = Context::new();
-                context.insert("system", &SystemView::of(&self.snapshot.system));
-                context.insert("cards", &self.cards());
-                context.insert("blank_card", &CardView::default());
-                self.context.render_page("dashboard.html", &context)
-            })
-            .clone()
+    /// The index page as `query` lists it; None if the template failed (logged).
+    pub fn index_html(&self, query: &PageQuery) -> Option<Bytes> {
+        self.with_index_page(query, |page| page.html.get_or_init(|| self.render_index(query)).clone())
     }
 
     /// The index page gzip-compressed, for browsers (every one accepts it).
-    pub fn index_html_gzip(&self) -> Option<Bytes> {
-        self.index_html_gzip.get_or_init(|| self.index_html().map(|page| gzip(&page))).clone()
+    pub fn index_html_gzip(&self, query: &PageQuery) -> Option<Bytes> {
+        self.with_index_page(query, |page| {
+            page.gzip.get_or_init(|| page.html.get_or_init(|| self.render_index(query)).as_deref().map(gzip)).clone()
+        })
+    }
+
+    fn with_index_page<T>(&self, query: &PageQuery, body: impl FnOnce(&IndexPage) -> T) -> T {
+        if *query == PageQuery::default() {
+            return body(&self.index_page);
+        }
+        // A poisoned lock only means another request panicked mid-insert: the map is still sound.
+        let mut pages = self.queried_pages.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let page = match pages.get(query) {
+            Some(page) => page.clone(),
+            None if pages.len() < CACHED_QUERIES => pages.entry(query.clone()).or_default().clone(),
+            None => Arc::new(IndexPage::default()),
+        };
+        drop(pages);
+        body(&page)
+    }
+
+    fn render_index(&self, query: &PageQuery) -> Option<Bytes> {
+        let s = &self.snapshot;
+        let cards: Vec<CardView> = s.plugins.iter().map(|p| CardView::of(s, p, self.context.thresholds)).collect();
+        let summaries: Vec<PluginSummary> = s.plugins.iter().map(PluginSummary::of).collect();
+        let rows: Vec<Row> = cards.iter().zip(&summaries).map(|(card, summary)| Row { card, summary }).collect();
+        let shown: Vec<CardPage> =
+            view::listing(query, &rows).into_iter().map(|i| CardPage::of(cards[i].clone(), &s.plugins[i])).collect();
+        let mut context = Context::new();
+        context.insert("system", &SystemView::of(&s.system));
+        context.insert("controls", &query.controls());
+        context.insert("shown", &shown.len());
+        context.insert("cards", &shown);
+        context.insert("blank_card", &CardPage::default());
+        self.context.render_page("dashboard.html", &context)
     }
 
     pub fn plugin_html(&self, index: usize) -> Option<Bytes> {
@@ -196,36 +227,51 @@ impl Rendered {
         self.plugins[index]
             .html
             .get_or_init(|| {
+                let card = CardView::of(&self.snapshot, p, self.context.thresholds);
+                let detail = DetailView::of(p);
                 let mut context = Context::new();
                 context.insert("system", &SystemView::of(&self.snapshot.system));
-                context.insert("card", &CardView::of(&self.snapshot, p, self.context.thresholds));
-                context.insert("detail", &DetailView::of(p));
+                context.insert("card", &CardPage::of(card, p));
+                context.insert("charts", &view::chart_pages(&detail, &p.history));
+                context.insert("detail", &detail);
                 context.insert("blank_crash", &CrashView::default());
                 self.context.render_page("plugin.html", &context)
             })
             .clone()
     }
 
-    /// The SSE frame for the index page (`detail` is null).
-    pub fn sse_frame(&self) -> Bytes {
-        self.sse_frame.get_or_init(|| self.live_frame(None)).clone()
+    /// This snapshot's frame id (`id:` of its SSE frames).
+    pub fn frame_id(&self) -> u64 {
+        self.live.id
     }
 
-    /// The SSE frame for one plugin's detail page.
-    pub fn plugin_sse_frame(&self, index: usize) -> Bytes {
-        self.plugins[index].sse_frame.get_or_init(|| self.live_frame(Some(index))).clone()
+    /// The frame id a client must have received last to be sent this snapshot's delta.
+    pub fn base_frame_id(&self) -> Option<u64> {
+        self.base.as_ref().map(|base| base.id)
     }
 
-    fn live_frame(&self, detail: Option<usize>) -> Bytes {
-        let payload = LivePayload {
-            api: ApiMetrics::of(&self.snapshot),
-            view: PageView {
-                system: SystemView::of(&self.snapshot.system),
-                cards: self.cards(),
-                detail: detail.map(|i| DetailView::of(&self.snapshot.plugins[i])),
-            },
-        };
-        sse_frame(self.snapshot.seq, &json_bytes(&payload))
+    /// The index page's full frame.
+    pub fn full_frame(&self) -> Bytes {
+        self.full_frame.get_or_init(|| self.live.index_full()).clone()
+    }
+
+    /// The index page's delta from the previous snapshot; None when there is none to send
+    /// (the first snapshot, or the plugins changed): send the full frame instead.
+    pub fn delta_frame(&self) -> Option<Bytes> {
+        self.delta_frame.get_or_init(|| self.base.as_ref().and_then(|base| self.live.index_delta(base))).clone()
+    }
+
+    /// One plugin's detail page's full frame.
+    pub fn plugin_full_frame(&self, index: usize) -> Bytes {
+        self.plugins[index].full_frame.get_or_init(|| self.live.detail_full(index)).clone()
+    }
+
+    /// One plugin's detail delta from the previous snapshot, if there is one (as [`Self::delta_frame`]).
+    pub fn plugin_delta_frame(&self, index: usize) -> Option<Bytes> {
+        self.plugins[index]
+            .delta_frame
+            .get_or_init(|| self.base.as_ref().and_then(|base| self.live.detail_delta(index, base)))
+            .clone()
     }
 }
 
@@ -234,7 +280,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::dashboard::view::{ChartView, LabelValue};
+    use crate::dashboard::view::{ChartPage, ChartView, LabelValue};
 
     /// The keys that `html` binds for the script (`data-field`, `data-show`, `data-attr`,
     /// `data-system`).
@@ -273,12 +319,13 @@ mod tests {
     #[test]
     fn every_key_the_page_binds_is_a_field_of_its_view() {
         let tera = templates().expect("the templates parse");
-        let chart = ChartView { key: "cpu", title: "CPU %", max_label: String::new(), points: String::new() };
+        let chart = ChartView { key: "cpu", title: "CPU %", max_label: String::new() };
         let row = LabelValue { label: "Samples", value: String::new() };
         let detail = DetailView { charts: vec![chart.clone()], aggregates: vec![row.clone()], crash_log: Vec::new() };
         let mut context = Context::new();
         context.insert("system", &SystemView::default());
-        context.insert("card", &CardView::default());
+        context.insert("card", &CardPage::default());
+        context.insert("charts", &[ChartPage { chart: chart.clone(), points: String::new() }]);
         context.insert("detail", &detail);
         context.insert("blank_crash", &CrashView::default());
         let page = tera.render("plugin.html", &context).expect("the plugin page renders");

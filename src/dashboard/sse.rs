@@ -1,10 +1,13 @@
-//! `/events`: server-sent events, one `snapshot` event per published snapshot.
+//! `/events`: server-sent events: a full frame (`snapshot`) on connect, then one `delta` per
+//! published snapshot, or a full frame again whenever the client's last frame is not the
+//! delta's base (the frames themselves are made in `render::live`).
 //!
 //! Written by hand rather than with poem's `SSE` type because that type takes each event's
 //! data as an owned `String`: here every client is sent the same pre-encoded frame (`Bytes`,
 //! reference-counted), so 1,000 clients cost one serialisation and no copies. Each client
 //! follows a `watch` receiver, which holds only the latest snapshot: a slow client skips
-//! snapshots instead of queueing them, so it cannot make the host buffer without bound.
+//! snapshots instead of queueing them, so it cannot make the host buffer without bound; having
+//! skipped one, it gets a full frame, never a delta against a snapshot it did not see.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,22 +50,43 @@ impl ClientCap {
     }
 }
 
-/// The byte stream of one client: retry hint, current snapshot at once, then every new one,
-/// with keep-alive comments between; it ends when the server stops.
+/// The frame that brings a client whose last frame was `sent` up to `rendered` (None when it
+/// is already there), noting it as sent. `plugin` selects a detail page's frames.
+fn next_frame(rendered: &Rendered, plugin: Option<&str>, sent: &mut Option<u64>) -> Option<Bytes> {
+    let id = rendered.frame_id();
+    if *sent == Some(id) {
+        return None;
+    }
+    let on_base = sent.is_some() && *sent == rendered.base_frame_id();
+    let frame = match plugin {
+        None => on_base.then(|| rendered.delta_frame()).flatten().unwrap_or_else(|| rendered.full_frame()),
+        // A plugin that vanished from the snapshot simply gets no detail frame (and a full one
+        // should it come back).
+        Some(name) => {
+            let index = rendered.plugin_index(name)?;
+            on_base
+                .then(|| rendered.plugin_delta_frame(index))
+                .flatten()
+                .unwrap_or_else(|| rendered.plugin_full_frame(index))
+        }
+    };
+    *sent = Some(id);
+    Some(frame)
+}
+
+/// The byte stream of one client: retry hint, the current snapshot at once (unless
+/// `last_event_id`, from a resuming browser, says it has it), then every new one, with
+/// keep-alive comments between; it ends when the server stops.
 pub fn stream(
     pages: watch::Receiver<Arc<Rendered>>,
     plugin: Option<String>,
+    last_event_id: Option<u64>,
     slot: OwnedSemaphorePermit,
     stop: CancellationToken,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let frames = WatchStream::new(pages).filter_map(move |rendered| {
-        let frame = match &plugin {
-            None => Some(rendered.sse_frame()),
-            // A plugin that vanished from the snapshot simply gets no more detail frames.
-            Some(name) => rendered.plugin_index(name).map(|i| rendered.plugin_sse_frame(i)),
-        };
-        std::future::ready(frame)
-    });
+    let mut sent = last_event_id;
+    let frames = WatchStream::new(pages)
+        .filter_map(move |rendered| std::future::ready(next_frame(&rendered, plugin.as_deref(), &mut sent)));
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
     keep_alive.reset(); // the first tick would otherwise fire at once
     let keep_alives = IntervalStream::new(keep_alive).map(|_| Bytes::from_static(KEEP_ALIVE_FRAME));
@@ -77,7 +101,58 @@ pub fn stream(
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
+    use crate::dashboard::render::{RenderContext, templates};
+    use crate::dashboard::view::Thresholds;
+    use crate::metrics::{Snapshot, SystemMetrics};
+
+    fn snapshot(seq: u64) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            seq,
+            taken_at: SystemTime::now(),
+            poll_interval: Duration::from_secs(5),
+            plugins: Vec::new(),
+            system: SystemMetrics {
+                bot_uptime: Duration::from_secs(seq),
+                total_plugins: 0,
+                plugins_running: 0,
+                plugins_crashed: 0,
+                total_events: 0,
+                total_memory_mb: 0.0,
+            },
+            host: Default::default(),
+        })
+    }
+
+    fn kind(frame: &Bytes) -> &str {
+        let text = std::str::from_utf8(frame).expect("a frame is text");
+        text.lines().find_map(|l| l.strip_prefix("event: ")).expect("a frame names its event")
+    }
+
+    /// The watch hands a slow client only the latest snapshot: one it skipped means the
+    /// latest's delta does not apply to what it has.
+    #[test]
+    fn a_client_that_skipped_a_snapshot_gets_a_full_frame() {
+        let context = Arc::new(RenderContext {
+            templates: templates().expect("the templates parse"),
+            thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
+            sse_clients: Arc::new(ClientCap::new(1)),
+        });
+        let first = Rendered::new(snapshot(1), context);
+        let second = first.next(snapshot(2));
+        let third = second.next(snapshot(3));
+
+        let mut sent = None;
+        let frame = next_frame(&first, None, &mut sent).expect("a first frame");
+        assert_eq!(kind(&frame), "snapshot");
+        assert!(next_frame(&first, None, &mut sent).is_none(), "nothing new, nothing sent");
+        let skipping = &mut sent.clone();
+        assert_eq!(next_frame(&second, None, &mut sent).as_ref().map(kind), Some("delta"));
+        assert_eq!(next_frame(&third, None, skipping).as_ref().map(kind), Some("snapshot"), "skipped the second");
+        assert_eq!(next_frame(&third, None, &mut sent).as_ref().map(kind), Some("delta"));
+    }
 
     #[test]
     fn a_client_that_leaves_frees_its_slot() {

@@ -1,5 +1,8 @@
 //! What the page shows: snapshot figures formatted once, in Rust, for both the server-side
-//! templates and the live updates (the browser only copies these strings into the page).
+//! templates and the live updates (the browser only copies these strings into the page), and
+//! the chart points the browser draws itself.
+
+mod listing;
 
 use serde::Serialize;
 
@@ -7,9 +10,10 @@ use crate::metrics::history::{Aggregates, Sample, SeriesView};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::{CrashRecord, PluginState};
 use crate::timefmt::{format_duration, format_uptime, rfc3339};
+pub use listing::{PageQuery, Row, listing};
 
 /// Samples drawn in a card's sparkline.
-const SPARK_SAMPLES: usize = 60;
+pub const SPARK_SAMPLES: usize = 60;
 const SPARK_BOX: (f64, f64) = (120.0, 24.0);
 const CHART_BOX: (f64, f64) = (600.0, 120.0);
 
@@ -50,6 +54,8 @@ pub struct CardView {
     pub name: String,
     pub detail_url: String,
     pub state: &'static str,
+    /// `healthy`, `warning`, `error` or `idle`: the card's colour, and what sorts problems first.
+    pub health: &'static str,
     /// The card's CSS classes: its health colour and whether its figures are stale.
     pub classes: String,
     pub badge: String,
@@ -65,8 +71,6 @@ pub struct CardView {
     pub stale: bool,
     pub availability: String,
     pub processes: String,
-    pub cpu_spark: String,
-    pub memory_spark: String,
 }
 
 impl CardView {
@@ -81,12 +85,12 @@ impl CardView {
             PluginState::Crashed | PluginState::Failed => ("error", p.state.as_str().to_owned()),
             PluginState::Starting | PluginState::Stopped => ("idle", p.state.as_str().to_owned()),
         };
-        let recent: Vec<&Sample> = p.history.last(SPARK_SAMPLES).collect();
         let stale = snapshot.is_stale(p);
         CardView {
             name: p.name.clone(),
             detail_url: format!("/plugin/{}", p.name),
             state: p.state.as_str(),
+            health,
             classes: format!("card health-{health}{}", if stale { " is-stale" } else { "" }),
             badge,
             version: p.version.clone(),
@@ -105,10 +109,73 @@ impl CardView {
             stale,
             availability: p.history.availability().map_or_else(|| "—".to_owned(), |a| format!("{:.1}%", a * 100.0)),
             processes: p.processes.to_string(),
+        }
+    }
+}
+
+/// A card as the server renders it: the card and its two sparklines drawn (the live page draws
+/// them itself from the points of the live updates).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CardPage {
+    #[serde(flatten)]
+    pub card: CardView,
+    pub cpu_spark: String,
+    pub memory_spark: String,
+}
+
+impl CardPage {
+    pub fn of(card: CardView, p: &PluginSnapshot) -> Self {
+        let recent: Vec<&Sample> = p.history.last(SPARK_SAMPLES).collect();
+        CardPage {
+            card,
             cpu_spark: polyline(recent.iter().map(|s| f64::from(s.cpu_percent)), SPARK_BOX, 0.0),
             memory_spark: polyline(recent.iter().map(|s| s.memory_mb()), SPARK_BOX, 0.0),
         }
     }
+}
+
+/// One sample as a card's sparklines draw it: CPU %, memory MB.
+pub type SparkPoint = [f64; 2];
+/// One sample as the detail page's charts draw it: CPU %, memory MB, events per minute (the
+/// order of [`DetailView::charts`]).
+pub type ChartPoint = [f64; 3];
+
+/// Chart values keep the precision of `/api/plugin`'s history: finer steps are invisible in a
+/// 120 x 24 sparkline or a 600 x 120 chart, and would only lengthen every live update.
+fn point_value(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// The samples of `history` newer than `after_ms` (all of them without it), oldest first.
+fn samples_after(history: &SeriesView, after_ms: Option<u64>) -> usize {
+    match after_ms {
+        None => history.len(),
+        Some(after) => history.iter().rev().take_while(|s| s.at_ms > after).count(),
+    }
+}
+
+/// The newest sample's time, which the next live update's new points follow.
+pub fn newest_sample_ms(history: &SeriesView) -> Option<u64> {
+    history.iter().next_back().map(|s| s.at_ms)
+}
+
+/// A card's sparkline points: the samples newer than `after_ms`, at most [`SPARK_SAMPLES`].
+pub fn spark_points(history: &SeriesView, after_ms: Option<u64>) -> Vec<SparkPoint> {
+    let new = samples_after(history, after_ms).min(SPARK_SAMPLES);
+    history.last(new).map(|s| [point_value(f64::from(s.cpu_percent)), point_value(s.memory_mb())]).collect()
+}
+
+/// The detail charts' points: the samples newer than `after_ms` (the whole window without it).
+pub fn chart_points(history: &SeriesView, after_ms: Option<u64>) -> Vec<ChartPoint> {
+    let new = samples_after(history, after_ms);
+    let rates = events_per_minute(history);
+    let skip = history.len() - new;
+    history
+        .iter()
+        .zip(rates)
+        .skip(skip)
+        .map(|(s, rate)| [point_value(f64::from(s.cpu_percent)), point_value(s.memory_mb()), point_value(rate)])
+        .collect()
 }
 
 /// "killed by SIGKILL after 3m 12s"
@@ -116,11 +183,19 @@ pub fn crash_reason(crash: &CrashRecord) -> String {
     format!("{} after {}", crash.reason, format_duration(crash.uptime))
 }
 
+/// A detail chart's caption; its points travel separately ([`chart_points`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct ChartView {
     pub key: &'static str,
     pub title: &'static str,
     pub max_label: String,
+}
+
+/// A chart as the server renders it: its caption and its line drawn.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartPage {
+    #[serde(flatten)]
+    pub chart: ChartView,
     pub points: String,
 }
 
@@ -147,17 +222,21 @@ pub struct DetailView {
     pub crash_log: Vec<CrashView>,
 }
 
+/// The values of the detail page's charts, one series per chart, in the order of the charts.
+fn chart_series(history: &SeriesView) -> [Vec<f64>; 3] {
+    let cpu = history.iter().map(|s| f64::from(s.cpu_percent)).collect();
+    let memory = history.iter().map(Sample::memory_mb).collect();
+    [cpu, memory, events_per_minute(history)]
+}
+
 impl DetailView {
     pub fn of(p: &PluginSnapshot) -> Self {
         let history = &p.history;
-        let cpu: Vec<f64> = history.iter().map(|s| f64::from(s.cpu_percent)).collect();
-        let memory: Vec<f64> = history.iter().map(Sample::memory_mb).collect();
-        let events = events_per_minute(history);
+        let [cpu, memory, events] = chart_series(history);
         let chart = |key, title, values: &[f64], unit: fn(f64) -> String| ChartView {
             key,
             title,
             max_label: unit(values.iter().copied().fold(0.0, f64::max)),
-            points: polyline(values.iter().copied(), CHART_BOX, 0.0),
         };
         DetailView {
             charts: vec![
@@ -173,6 +252,17 @@ impl DetailView {
                 .collect(),
         }
     }
+}
+
+/// The detail charts as the server renders them, each line drawn.
+pub fn chart_pages(detail: &DetailView, history: &SeriesView) -> Vec<ChartPage> {
+    let series = chart_series(history);
+    detail
+        .charts
+        .iter()
+        .zip(series)
+        .map(|(chart, values)| ChartPage { chart: chart.clone(), points: polyline(values.into_iter(), CHART_BOX, 0.0) })
+        .collect()
 }
 
 /// The same rows always ("—" before the first sample), so the page's rows never change shape

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::time::Instant;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::DEADLINE;
 
@@ -23,6 +23,10 @@ pub struct Sse {
     pub status: u16,
     headers: Vec<(String, String)>,
     body: BufReader<ureq::BodyReader<'static>>,
+    /// The last full frame with every delta since applied (see [`Sse::next`]).
+    pub state: Value,
+    /// The id of the last event applied.
+    pub last_id: Option<String>,
 }
 
 impl Sse {
@@ -51,7 +55,13 @@ impl Sse {
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
             .collect();
-        Sse { status, headers, body: BufReader::new(response.into_body().into_reader()) }
+        Sse {
+            status,
+            headers,
+            body: BufReader::new(response.into_body().into_reader()),
+            state: Value::Null,
+            last_id: None,
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -106,18 +116,42 @@ impl Sse {
         }
     }
 
-    /// The next `snapshot` event: its id and parsed data.
-    pub fn snapshot(&mut self, deadline: Instant) -> (u64, Value) {
+    /// The next frame that carries an event (retry hints and keep-alive comments skipped),
+    /// as sent: not applied to the state.
+    pub fn event(&mut self, deadline: Instant) -> Frame {
         loop {
             let frame = self.frame(deadline).expect("the stream stays open");
-            if frame.event.as_deref() != Some("snapshot") {
-                continue;
+            if frame.event.is_some() {
+                return frame;
             }
-            let id = frame.id.as_deref().and_then(|id| id.parse().ok()).expect("a snapshot carries a numeric id");
-            let data = frame.data.expect("a snapshot carries data");
-            let value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("snapshot data is not JSON ({e})"));
-            return (id, value);
         }
+    }
+
+    /// The next event, applied to [`Sse::state`]: a `snapshot` replaces it, a `delta` (whose
+    /// base must be the last event applied) patches it. Returns the event as sent.
+    pub fn next(&mut self, deadline: Instant) -> Frame {
+        let frame = self.event(deadline);
+        let text = frame.data.as_deref().expect("an event carries data");
+        let data: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("event data is not JSON ({e}): {text}"));
+        match frame.event.as_deref() {
+            Some("snapshot") => self.state = data,
+            Some("delta") => {
+                let base = data["base"].to_string();
+                assert_eq!(Some(&base), self.last_id.as_ref(), "a delta follows the frame it was taken against");
+                apply_delta(&mut self.state, &data);
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+        self.last_id = frame.id.clone();
+        frame
+    }
+
+    /// The next snapshot, whole (a full frame, or the state after applying a delta): its id
+    /// and data.
+    pub fn snapshot(&mut self, deadline: Instant) -> (u64, Value) {
+        let frame = self.next(deadline);
+        let id = frame.id.as_deref().and_then(|id| id.parse().ok()).expect("a snapshot carries a numeric id");
+        (id, self.state.clone())
     }
 
     /// Read snapshots until one satisfies `check` (or panic after DEADLINE).
@@ -143,4 +177,50 @@ impl Sse {
 fn is_timeout(e: &std::io::Error) -> bool {
     matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)
         || e.to_string().contains("timeout")
+}
+
+/// Apply a delta frame's data to the state a full frame started (docs/api.md, `GET /events`):
+/// the same rules `static/dashboard.js` follows.
+pub fn apply_delta(state: &mut Value, delta: &Value) {
+    if let Some(step) = delta["uptime_step"].as_f64() {
+        for plugin in state["plugins"].as_array_mut().into_iter().flatten() {
+            if let Some(uptime) = plugin["uptime_seconds"].as_f64().filter(|&u| u > 0.0) {
+                plugin["uptime_seconds"] = json!(((uptime + step) * 10.0).round() / 10.0);
+            }
+        }
+    }
+    patch(state, &delta["changes"]);
+    state["timestamp"] = delta["timestamp"].clone();
+    let window = delta["window"].as_u64().expect("a window") as usize;
+    state["window"] = delta["window"].clone();
+    let append = |points: &mut Value, new: &Value| {
+        let points = points.as_array_mut().expect("a list of points");
+        points.extend(new.as_array().expect("new points").iter().cloned());
+        let excess = points.len().saturating_sub(window);
+        points.drain(..excess);
+    };
+    match &delta["points"] {
+        Value::Object(by_plugin) => {
+            for (i, new) in by_plugin {
+                append(&mut state["points"][i.parse::<usize>().expect("a position")], new);
+            }
+        }
+        new => append(&mut state["points"], new),
+    }
+}
+
+/// An object patches (a list by position), anything else replaces.
+fn patch(target: &mut Value, changes: &Value) {
+    for (key, value) in changes.as_object().expect("changes are an object") {
+        let inner = match target {
+            Value::Array(items) => items.get_mut(key.parse::<usize>().expect("a position")),
+            Value::Object(fields) => fields.get_mut(key),
+            other => panic!("a patch for {key} on {other}"),
+        };
+        match inner {
+            Some(inner) if value.is_object() && (inner.is_object() || inner.is_array()) => patch(inner, value),
+            Some(inner) => *inner = value.clone(),
+            None => target[key.as_str()] = value.clone(),
+        }
+    }
 }

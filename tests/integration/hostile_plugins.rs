@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
+use crate::common::sse::apply_delta;
 use crate::common::*;
 
 /// Write a Python plugin into `dir` and return its config entry (restarts off unless `restart`).
@@ -110,6 +111,8 @@ fn sse_frames(port: u16, window: Duration, until: impl Fn(&Value) -> bool) -> (u
     let started = Instant::now();
     let (mut raw, mut buf) = (Vec::new(), [0u8; 64 * 1024]);
     let mut in_window = 0;
+    // The first frame is whole, the rest are deltas against it: the state they build.
+    let mut state = Value::Null;
     while started.elapsed() < DEADLINE {
         match stream.read(&mut buf) {
             Ok(0) => break,
@@ -120,11 +123,15 @@ fn sse_frames(port: u16, window: Duration, until: impl Fn(&Value) -> bool) -> (u
             let frame: Vec<u8> = raw.drain(..end + 2).collect();
             let text = String::from_utf8_lossy(&frame);
             let Some(data) = text.lines().find_map(|l| l.strip_prefix("data: ")) else { continue };
-            let snapshot: Value = serde_json::from_str(data).expect("a snapshot is JSON");
+            let data: Value = serde_json::from_str(data).expect("a frame is JSON");
+            match text.lines().find_map(|l| l.strip_prefix("event: ")) {
+                Some("delta") => apply_delta(&mut state, &data),
+                _ => state = data,
+            }
             if started.elapsed() < window {
                 in_window += 1;
-            } else if until(&snapshot) {
-                return (in_window, Some(snapshot));
+            } else if until(&state) {
+                return (in_window, Some(state));
             }
         }
     }

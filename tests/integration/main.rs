@@ -21,6 +21,7 @@ mod errors;
 mod hostile_chat;
 mod hostile_http;
 mod hostile_plugins;
+mod live_updates;
 mod metrics;
 mod ops;
 mod pages;

@@ -41,7 +41,13 @@ fn page_lists_cards_sorted_by_name_with_the_state_in_words() {
         .iter()
         .map(|n| listed.find(&format!("data-plugin=\"{n}\"")).unwrap_or_else(|| panic!("no card for {n}")))
         .collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "cards sorted by name: {positions:?}");
+    assert!(positions[1] < positions[0] && positions[0] < positions[2], "problems first, then by name: {positions:?}");
+    let by_name = rosey.get("/?sort=name").body;
+    let positions: Vec<usize> = ["alpha", "mid", "zeta"]
+        .iter()
+        .map(|n| by_name.find(&format!("data-plugin=\"{n}\"")).unwrap_or_else(|| panic!("no card for {n}")))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "?sort=name: cards sorted by name: {positions:?}");
 
     let mid = card(&page, "mid");
     assert!(mid.contains("health-error"), "a FAILED card is red: {mid}");

@@ -225,7 +225,7 @@ fn detail_page_shows_charts_aggregates_and_hostile_stderr_literally() {
         let at = page.find(&format!("data-chart=\"{chart}\"")).unwrap_or_else(|| panic!("no {chart} chart"));
         let figure = &page[at..at + page[at..].find("</figure>").unwrap()];
         assert!(figure.contains("<svg") && figure.contains("<polyline"), "{chart} chart is inline SVG");
-        assert!(figure.contains(r#"<polyline data-attr="points:points""#), "live updates redraw it: {figure}");
+        assert!(figure.contains(r#"<polyline data-chart-line"#), "live updates redraw it: {figure}");
     }
     assert!(page.contains("id=\"aggregates\""));
     for label in ["Samples", "CPU avg", "CPU p95", "Memory max"] {

@@ -1,0 +1,227 @@
+//! Which cards the index page lists, in which order and how: the `?q=&state=&sort=&view=`
+//! query. The server render honours it (so it works without JavaScript and can be bookmarked),
+//! and `static/dashboard.js` applies the same rules to the live page; the two must agree, or
+//! the first live update would reshuffle the page.
+
+use serde::{Deserialize, Serialize};
+
+use super::CardView;
+use crate::dashboard::api::PluginSummary;
+
+/// The index page's query. Every field has a default, so `/` is the default listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(default)]
+pub struct PageQuery {
+    /// Show only plugins whose name contains this (ignoring case).
+    pub q: String,
+    pub state: StateFilter,
+    pub sort: SortKey,
+    pub view: Layout,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateFilter {
+    #[default]
+    All,
+    /// Anything that needs a look: not RUNNING, or RUNNING with a warning or stale figures.
+    Problems,
+    NotRunning,
+    /// CRASHED or FAILED.
+    Down,
+    Running,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SortKey {
+    /// Errors, then warnings and stale figures, then STARTING/STOPPED, then the healthy; by name
+    /// within each.
+    #[default]
+    Problems,
+    Name,
+    State,
+    Cpu,
+    Memory,
+    Events,
+    Crashes,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    #[default]
+    Cards,
+    /// One compact row per plugin.
+    Table,
+}
+
+/// One choice of a `<select>` in the page's controls.
+#[derive(Debug, Serialize)]
+pub struct Choice {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+const STATE_CHOICES: [(StateFilter, &str, &str); 5] = [
+    (StateFilter::All, "all", "all"),
+    (StateFilter::Problems, "problems", "needing a look"),
+    (StateFilter::NotRunning, "not-running", "not RUNNING"),
+    (StateFilter::Down, "down", "CRASHED or FAILED"),
+    (StateFilter::Running, "running", "RUNNING"),
+];
+
+const SORT_CHOICES: [(SortKey, &str, &str); 7] = [
+    (SortKey::Problems, "problems", "problems first"),
+    (SortKey::Name, "name", "name"),
+    (SortKey::State, "state", "state"),
+    (SortKey::Cpu, "cpu", "CPU"),
+    (SortKey::Memory, "memory", "memory"),
+    (SortKey::Events, "events", "events"),
+    (SortKey::Crashes, "crashes", "crashes"),
+];
+
+const LAYOUT_CHOICES: [(Layout, &str, &str); 2] =
+    [(Layout::Cards, "cards", "cards"), (Layout::Table, "table", "table")];
+
+fn choices<T: PartialEq + Copy>(all: &[(T, &'static str, &'static str)], current: T) -> Vec<Choice> {
+    all.iter().map(|&(v, value, label)| Choice { value, label, selected: v == current }).collect()
+}
+
+/// The page's controls as the template shows them.
+#[derive(Debug, Serialize)]
+pub struct Controls {
+    pub q: String,
+    pub states: Vec<Choice>,
+    pub sorts: Vec<Choice>,
+    pub layouts: Vec<Choice>,
+    pub table: bool,
+}
+
+impl PageQuery {
+    pub fn controls(&self) -> Controls {
+        Controls {
+            q: self.q.clone(),
+            states: choices(&STATE_CHOICES, self.state),
+            sorts: choices(&SORT_CHOICES, self.sort),
+            layouts: choices(&LAYOUT_CHOICES, self.view),
+            table: self.view == Layout::Table,
+        }
+    }
+}
+
+/// What sorting and filtering look at for one plugin: its card and its `/api/metrics` entry
+/// (the numbers the live page sorts by are the JSON's rounded ones, so both sides agree).
+pub struct Row<'a> {
+    pub card: &'a CardView,
+    pub summary: &'a PluginSummary<'a>,
+}
+
+impl Row<'_> {
+    /// 0 for errors, 1 for warnings and stale figures, 2 for STARTING/STOPPED, 3 for healthy.
+    fn problem_rank(&self) -> u8 {
+        match self.card.health {
+            "error" => 0,
+            "warning" => 1,
+            _ if self.card.stale => 1,
+            "idle" => 2,
+            _ => 3,
+        }
+    }
+
+    fn state_rank(&self) -> u8 {
+        match self.card.state {
+            "FAILED" => 0,
+            "CRASHED" => 1,
+            "STARTING" => 2,
+            "STOPPED" => 3,
+            _ => 4,
+        }
+    }
+
+    fn shown_by(&self, filter: StateFilter) -> bool {
+        match filter {
+            StateFilter::All => true,
+            StateFilter::Problems => self.problem_rank() < 3,
+            StateFilter::NotRunning => self.card.state != "RUNNING",
+            StateFilter::Down => self.card.health == "error",
+            StateFilter::Running => self.card.state == "RUNNING",
+        }
+    }
+}
+
+/// The positions (in name order) of the rows `query` shows, in the order it shows them.
+pub fn listing(query: &PageQuery, rows: &[Row]) -> Vec<usize> {
+    let needle = query.q.to_lowercase();
+    let mut shown: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].shown_by(query.state) && rows[i].card.name.to_lowercase().contains(&needle))
+        .collect();
+    // Highest first for the figures; the position (name order) breaks every tie.
+    let descending = |f: fn(&Row) -> f64| move |a: &usize, b: &usize| f(&rows[*b]).total_cmp(&f(&rows[*a]));
+    match query.sort {
+        SortKey::Name => {}
+        SortKey::Problems => shown.sort_by_key(|&i| rows[i].problem_rank()),
+        SortKey::State => shown.sort_by_key(|&i| rows[i].state_rank()),
+        SortKey::Cpu => shown.sort_by(descending(|r| r.summary.cpu_percent)),
+        SortKey::Memory => shown.sort_by(descending(|r| r.summary.memory_mb)),
+        SortKey::Events => shown.sort_by(descending(|r| r.summary.event_count as f64)),
+        SortKey::Crashes => shown.sort_by(descending(|r| r.summary.crash_count as f64)),
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(name: &str, state: &'static str, health: &'static str) -> CardView {
+        CardView { name: name.to_owned(), state, health, ..CardView::default() }
+    }
+
+    fn summary<'a>(card: &'a CardView, cpu: f64) -> PluginSummary<'a> {
+        PluginSummary {
+            name: &card.name,
+            version: "",
+            pid: None,
+            state: card.state,
+            uptime_seconds: 0.0,
+            cpu_percent: cpu,
+            memory_mb: 0.0,
+            event_count: 0,
+            crash_count: 0,
+        }
+    }
+
+    fn names(cards: &[CardView], order: &[usize]) -> Vec<String> {
+        order.iter().map(|&i| cards[i].name.clone()).collect()
+    }
+
+    #[test]
+    fn problems_come_first_then_names_and_filters_combine() {
+        let cards = vec![
+            card("alpha", "RUNNING", "healthy"),
+            card("beta", "CRASHED", "error"),
+            card("Gamma", "RUNNING", "warning"),
+            card("delta", "STOPPED", "idle"),
+        ];
+        let cpus = [5.0, 0.0, 90.0, 0.0];
+        let summaries: Vec<PluginSummary> = cards.iter().zip(cpus).map(|(c, cpu)| summary(c, cpu)).collect();
+        let rows: Vec<Row> = cards.iter().zip(&summaries).map(|(card, summary)| Row { card, summary }).collect();
+        let order = |query: PageQuery| names(&cards, &listing(&query, &rows));
+
+        assert_eq!(order(PageQuery::default()), ["beta", "Gamma", "delta", "alpha"]);
+        assert_eq!(
+            order(PageQuery { sort: SortKey::Name, ..PageQuery::default() }),
+            ["alpha", "beta", "Gamma", "delta"]
+        );
+        assert_eq!(
+            order(PageQuery { sort: SortKey::Cpu, ..PageQuery::default() }),
+            ["Gamma", "alpha", "beta", "delta"]
+        );
+        assert_eq!(order(PageQuery { state: StateFilter::NotRunning, ..PageQuery::default() }), ["beta", "delta"]);
+        assert_eq!(order(PageQuery { q: "GAM".to_owned(), ..PageQuery::default() }), ["Gamma"]);
+        let running_with_a = PageQuery { q: "a".to_owned(), state: StateFilter::Running, ..PageQuery::default() };
+        assert_eq!(order(running_with_a), ["Gamma", "alpha"]);
+    }
+}
