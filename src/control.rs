@@ -43,12 +43,8 @@ pub struct ConfigReport {
     pub unchanged: Vec<String>,
     /// Keys that changed but take effect only after a restart of the bot (e.g. `dashboard.port`).
     pub needs_restart: Vec<String>,
-    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
+    #[serde(rename = "duration_seconds", serialize_with = "crate::plugins::action::seconds")]
     pub duration: Duration,
-}
-
-fn seconds<S: serde::Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(d.as_secs_f64())
 }
 
 /// Why a config reload changed nothing.
@@ -76,15 +72,25 @@ impl Controls {
         (Controls { requests }, receiver)
     }
 
+    /// Send a request and wait for its answer; `gone` when the host no longer takes requests.
+    async fn ask<T, E>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, E>>) -> ControlRequest,
+        gone: fn() -> E,
+    ) -> Result<T, E> {
+        let (reply, answer) = oneshot::channel();
+        match self.requests.send(request(reply)).await {
+            Ok(()) => answer.await.unwrap_or_else(|_| Err(gone())),
+            Err(_) => Err(gone()),
+        }
+    }
+
     /// Carry out `action` on `plugin` and wait until it has finished; audited.
     pub async fn act(&self, plugin: &str, action: Action, trigger: Trigger) -> Result<ActionReport, ActionError> {
         let started = Instant::now();
-        let (reply, answer) = oneshot::channel();
-        let request = ControlRequest::Act { plugin: plugin.to_owned(), action, trigger: trigger.clone(), reply };
-        let result = match self.requests.send(request).await {
-            Ok(()) => answer.await.unwrap_or(Err(ActionError::ShuttingDown)),
-            Err(_) => Err(ActionError::ShuttingDown),
-        };
+        let request =
+            |reply| ControlRequest::Act { plugin: plugin.to_owned(), action, trigger: trigger.clone(), reply };
+        let result = self.ask(request, || ActionError::ShuttingDown).await;
         let took = started.elapsed().as_secs_f64();
         match &result {
             Ok(report) => info!(
@@ -114,12 +120,8 @@ impl Controls {
     /// Re-read the config file and environment and apply the difference; audited.
     pub async fn reload_config(&self, trigger: Trigger) -> Result<ConfigReport, ConfigReloadError> {
         let started = Instant::now();
-        let (reply, answer) = oneshot::channel();
-        let request = ControlRequest::ReloadConfig { trigger: trigger.clone(), reply };
-        let result = match self.requests.send(request).await {
-            Ok(()) => answer.await.unwrap_or(Err(ConfigReloadError::ShuttingDown)),
-            Err(_) => Err(ConfigReloadError::ShuttingDown),
-        };
+        let request = |reply| ControlRequest::ReloadConfig { trigger: trigger.clone(), reply };
+        let result = self.ask(request, || ConfigReloadError::ShuttingDown).await;
         let took = started.elapsed().as_secs_f64();
         match &result {
             Ok(report) => info!(

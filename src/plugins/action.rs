@@ -138,7 +138,8 @@ pub struct ActionReport {
     pub reason: Option<String>,
 }
 
-fn seconds<S: serde::Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+/// A duration as a JSON number of seconds (`duration_seconds` everywhere in the API).
+pub(crate) fn seconds<S: serde::Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(d.as_secs_f64())
 }
 
