@@ -27,14 +27,14 @@ pub struct ChatMessage<'a> {
 }
 
 impl<'a> ChatMessage<'a> {
-    /// Who said `line`, and what; None for a line with an empty user prefix (`: hi`).
+    /// Who said `line`, and what; None for a blank line or an empty user prefix (`: hi`).
     pub fn split(line: &'a str) -> Option<ChatMessage<'a>> {
         let line = line.trim();
         let (user, text) = match line.split_once(':') {
             Some((user, text)) if !line.starts_with('!') => (user.trim(), text.trim()),
             _ => (CONSOLE_USER, line),
         };
-        (!user.is_empty()).then_some(ChatMessage { user, text })
+        (!user.is_empty() && !text.is_empty()).then_some(ChatMessage { user, text })
     }
 
     /// The command in this message, or None for plain chat.
@@ -96,5 +96,7 @@ mod tests {
         assert_eq!(ChatMessage::split("console: yes"), said(CONSOLE_USER, "yes"));
         assert_eq!(ChatMessage::split("!admin stop a:b"), said(CONSOLE_USER, "!admin stop a:b"));
         assert_eq!(ChatMessage::split(" : yes"), None);
+        assert_eq!(ChatMessage::split("  "), None, "a blank line says nothing (and cancels nothing)");
+        assert_eq!(ChatMessage::split("alice:"), None);
     }
 }
