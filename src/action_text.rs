@@ -48,6 +48,8 @@ impl<'a> ActionSummary<'a> {
         let to = version(to_version);
         let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
         match (action, self.outcome) {
+            // Nothing to do, e.g. a start of a plugin that runs.
+            (_, "done") if !reason.is_empty() => format!("{action} {plugin}: nothing to do{reason}"),
             (_, "rolled_back") => format!("reload of {plugin} rolled back after {took}{reason}; {from} keeps serving"),
             ("reload", "reloaded" | "done") => format!("reloaded {plugin} {from} → {to} in {took}"),
             ("restart", "done") => format!("restarted {plugin} {from} → {to} in {took}"),
@@ -142,6 +144,8 @@ mod tests {
         assert_eq!(summary("restart", "done").line(), "restarted dice 1.0 → 1.1 in 0.84 s");
         assert_eq!(summary("stop", "done").line(), "stopped dice in 0.84 s; it stays STOPPED until started");
         assert_eq!(summary("start", "done").line(), "started dice 1.1 in 0.84 s");
+        let running = ActionSummary { reason: Some("already running"), ..summary("start", "done") };
+        assert_eq!(running.line(), "start dice: nothing to do (already running)");
         let failed = ActionSummary { reason: Some("no such file: ./dice"), ..summary("start", "failed") };
         assert_eq!(failed.line(), "start of dice failed after 0.84 s (no such file: ./dice)");
         assert!(!failed.succeeded());
