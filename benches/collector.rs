@@ -292,6 +292,7 @@ fn snapshot_of_100() -> Snapshot {
                 crash_log: Arc::new(VecDeque::new()),
                 last_sampled_at: Some(now),
                 history: view,
+                operations: Default::default(),
             }
         })
         .collect();

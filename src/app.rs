@@ -11,8 +11,8 @@ use tracing::{info, warn};
 use crate::chat::AtEndOfInput;
 use crate::chat::admin::{AdminDesk, Authority};
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config, ConfigError};
-use crate::control::Controls;
+use crate::config::{self, Config, ConfigError, ConfigFile};
+use crate::control::{self, ConfigReloadError, Controls, Trigger};
 use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
@@ -75,7 +75,7 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|source| Error::Io { context: "starting the runtime", source })?;
             let at_end = if exit_at_eof { AtEndOfInput::Finish } else { AtEndOfInput::KeepRunning };
-            let result = runtime.block_on(async { run(loaded.config, ControlSignals::listen(), at_end).await });
+            let result = runtime.block_on(async { run(loaded.config, file, ControlSignals::listen(), at_end).await });
             // The console reader thread may sit in a blocking read; do not wait for it.
             runtime.shutdown_timeout(std::time::Duration::from_millis(100));
             result
@@ -131,13 +131,17 @@ impl ControlSignals {
         }
     }
 
-    /// The next request to stop; a reload asked for meanwhile is logged and skipped.
-    async fn next_stop(&mut self) -> StopRequest {
+    /// The next request to stop. A reload asked for meanwhile is started and not waited for
+    /// (a stop must not wait behind it); without `controls` (during shutdown) it is ignored.
+    async fn next_stop(&mut self, controls: Option<&Controls>) -> StopRequest {
         loop {
-            match self.recv().await {
-                ControlEvent::Stop(signal) => return StopRequest { signal, at_once: false },
-                ControlEvent::StopNow(signal) => return StopRequest { signal, at_once: true },
-                ControlEvent::Reload => reload(),
+            match (self.recv().await, controls) {
+                (ControlEvent::Stop(signal), _) => return StopRequest { signal, at_once: false },
+                (ControlEvent::StopNow(signal), _) => return StopRequest { signal, at_once: true },
+                (ControlEvent::Reload, Some(controls)) => {
+                    tokio::spawn(reload_config(controls.clone()));
+                }
+                (ControlEvent::Reload, None) => warn!("SIGHUP received while shutting down; ignored"),
             }
         }
     }
@@ -150,16 +154,27 @@ struct StopRequest {
     at_once: bool,
 }
 
-/// Where a configuration reload will hook in; until then SIGHUP (and a closed terminal) must
-/// not stop the bot.
-fn reload() {
-    warn!("SIGHUP received: config reload is not supported yet; ignored (stop with SIGINT or SIGTERM)");
+/// SIGHUP reloads the configuration; an invalid file changes nothing and logs every problem.
+async fn reload_config(controls: Controls) {
+    info!("SIGHUP received; reloading the config");
+    // Controls writes the audit line; the problems get one log line each here.
+    if let Err(ConfigReloadError::Invalid(error)) = controls.reload_config(Trigger::Signal("SIGHUP")).await {
+        for problem in error.to_string().lines() {
+            tracing::error!("config reload refused: {problem}");
+        }
+    }
 }
 
 /// Run the bot until a stop signal (or, with [`AtEndOfInput::Finish`], the end of console
 /// input), then stop every component in reverse start order; a second signal during that kills
-/// the plugins at once instead of waiting out their grace.
-pub async fn run(config: Config, mut signals: ControlSignals, at_end: AtEndOfInput) -> Result<(), Error> {
+/// the plugins at once instead of waiting out their grace. `file` is read again on every
+/// config reload (SIGHUP, `POST /api/reload`).
+pub async fn run(
+    config: Config,
+    file: ConfigFile,
+    mut signals: ControlSignals,
+    at_end: AtEndOfInput,
+) -> Result<(), Error> {
     let rosey_exe =
         std::env::current_exe().map_err(|source| Error::Io { context: "locating the rosey executable", source })?;
     // Bound before any plugin starts: a port in use must not start and stop every plugin.
@@ -171,26 +186,29 @@ pub async fn run(config: Config, mut signals: ControlSignals, at_end: AtEndOfInp
     };
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     info!(plugins = config.plugins.len(), "starting");
-    let host = PluginHost::start(config.plugins, Launcher { rosey_exe }, reply_tx);
+    let host = PluginHost::start(config.plugins.clone(), Launcher { rosey_exe }, reply_tx);
+    let (controls, control_requests) = Controls::channel();
 
-    let collector = Collector::new(host.handles(), config.metrics);
+    let collector = Collector::new(host.registry(), config.metrics);
     let snapshots = collector.subscribe();
     let collector_stop = CancellationToken::new();
     let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
     let dashboard_url = config.dashboard.enabled.then(|| remote::local_url(&config.dashboard));
-    // Served once the host side of the actions is in (branch `reload`); until then they wait.
-    let (controls, _requests) = Controls::channel();
-    let desk = AdminDesk::new(Authority::console(), controls, snapshots.clone(), dashboard_url);
-    let dashboard = bound.map(|bound| Dashboard::start(bound, &config.dashboard, snapshots));
+    let desk = AdminDesk::new(Authority::console(), controls.clone(), snapshots.clone(), dashboard_url);
+    let dashboard = bound.map(|bound| Dashboard::start(bound, &config.dashboard, snapshots, controls.clone()));
 
     let chat_stop = CancellationToken::new();
-    let chat = chat::run_console(host.handles().to_vec(), reply_rx, desk, at_end, chat_stop.clone());
+    let chat = chat::run_console(host.registry(), reply_rx, desk, at_end, chat_stop.clone());
     let mut chat_task = tokio::spawn(chat);
 
-    // Never await inside a log macro: a filtered-out level skips evaluating its arguments.
     let kill = host.kill_switch();
+    let control_stop = CancellationToken::new();
+    let load: control::LoadConfig = Box::new(move || config::load(&file).map(|loaded| loaded.config));
+    let control_task = tokio::spawn(control::serve(host, control_requests, load, config, control_stop.clone()));
+
+    // Never await inside a log macro: a filtered-out level skips evaluating its arguments.
     tokio::select! {
-        request = signals.next_stop() => {
+        request = signals.next_stop(Some(&controls)) => {
             if request.at_once {
                 info!("{} received; stopping now (plugins are killed without their grace period)", request.signal);
                 kill.cancel();
@@ -203,7 +221,7 @@ pub async fn run(config: Config, mut signals: ControlSignals, at_end: AtEndOfInp
         _ = &mut chat_task => info!("shutting down"),
     }
     let second_signal = tokio::spawn(async move {
-        let second = signals.next_stop().await;
+        let second = signals.next_stop(None).await;
         warn!("{} received again; killing the plugins now", second.signal);
         kill.cancel();
     });
@@ -212,7 +230,11 @@ pub async fn run(config: Config, mut signals: ControlSignals, at_end: AtEndOfInp
     }
     collector_stop.cancel();
     let _ = collector_task.await;
-    host.stop().await;
+    control_stop.cancel();
+    match control_task.await {
+        Ok(host) => host.stop().await,
+        Err(e) => tracing::error!("the control task failed ({e}); plugins are stopped as the bot exits"),
+    }
     second_signal.abort();
     info!("stopped");
     Ok(())

@@ -8,13 +8,17 @@
 //! so no caller ever holds the host or a lock on it. Progress is seen the usual way: the
 //! plugin's status changes and the next snapshot shows it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::ConfigError;
+use crate::config::{Config, ConfigError};
+use crate::plugins::PluginHost;
 pub use crate::plugins::action::{Action, ActionError, ActionOutcome, ActionReport, Trigger};
 
 /// Requests waiting for the host; a caller beyond this waits its turn.
@@ -148,6 +152,171 @@ impl Controls {
     }
 }
 
+/// Reads the configuration again (the file and the environment), as at start-up.
+pub type LoadConfig = Box<dyn Fn() -> Result<Config, ConfigError> + Send>;
+
+/// Serve [`ControlRequest`]s with `host` until `stop`; then hand the host back to be stopped.
+/// Each action runs in its supervisor, so a slow reload of one plugin holds up nothing else;
+/// this task only checks, dispatches and keeps the set of plugins. `running` is the config the
+/// bot started with: dashboard and metrics settings that differ from it need a restart.
+pub async fn serve(
+    mut host: PluginHost,
+    mut requests: mpsc::Receiver<ControlRequest>,
+    load: LoadConfig,
+    running: Config,
+    stop: CancellationToken,
+) -> PluginHost {
+    let reloading_config = Arc::new(AtomicBool::new(false));
+    loop {
+        let request = tokio::select! {
+            request = requests.recv() => request,
+            () = stop.cancelled() => None,
+        };
+        match request {
+            None => return host,
+            Some(ControlRequest::Act { plugin, action, trigger, reply }) => {
+                match dispatch(&host, &load, &plugin, action, &trigger) {
+                    Ok(answer) => {
+                        tokio::spawn(async move {
+                            let _ = reply.send(answer.await.map_err(|_| ActionError::ShuttingDown));
+                        });
+                    }
+                    Err(error) => _ = reply.send(Err(error)),
+                }
+            }
+            Some(ControlRequest::ReloadConfig { reply, .. }) => {
+                if reloading_config.swap(true, Ordering::SeqCst) {
+                    let _ = reply.send(Err(ConfigReloadError::Busy));
+                    continue;
+                }
+                let started = Instant::now();
+                match load() {
+                    Err(error) => {
+                        reloading_config.store(false, Ordering::SeqCst);
+                        let _ = reply.send(Err(ConfigReloadError::Invalid(error)));
+                    }
+                    Ok(config) => {
+                        let plan = apply(&mut host, &running, config);
+                        let done = reloading_config.clone();
+                        tokio::spawn(async move {
+                            let report = plan.finish(started).await;
+                            done.store(false, Ordering::SeqCst);
+                            let _ = reply.send(Ok(report));
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Hand an action to the host; a reload first re-reads the plugin's entry from the file.
+fn dispatch(
+    host: &PluginHost,
+    load: &LoadConfig,
+    plugin: &str,
+    action: Action,
+    trigger: &Trigger,
+) -> Result<oneshot::Receiver<ActionReport>, ActionError> {
+    if host.handle(plugin).is_none() {
+        return Err(ActionError::UnknownPlugin(plugin.to_owned()));
+    }
+    let entry = match action {
+        Action::Reload => {
+            let config = load().map_err(|e| ActionError::InvalidConfig(e.to_string()))?;
+            let entry = config.plugins.into_iter().find(|p| p.name.as_str() == plugin);
+            Some(entry.ok_or_else(|| ActionError::NotInConfig(plugin.to_owned()))?)
+        }
+        Action::Restart | Action::Stop | Action::Start => None,
+    };
+    host.act(plugin, action, entry, trigger)
+}
+
+/// A config reload under way: what was decided at once, and the reloads still running.
+struct Plan {
+    report: ConfigReport,
+    reloads: Vec<(String, Result<oneshot::Receiver<ActionReport>, ActionError>)>,
+}
+
+impl Plan {
+    async fn finish(mut self, started: Instant) -> ConfigReport {
+        for (plugin, reload) in self.reloads {
+            let report = match reload {
+                Ok(answer) => answer.await.map_err(|_| ActionError::ShuttingDown),
+                Err(error) => Err(error),
+            };
+            self.report.reloaded.push(report.unwrap_or_else(|error| ActionReport {
+                plugin,
+                action: Action::Reload,
+                outcome: ActionOutcome::Failed,
+                from_version: None,
+                to_version: None,
+                duration: Duration::ZERO,
+                reason: Some(error.to_string()),
+            }));
+        }
+        self.report.duration = started.elapsed();
+        self.report
+    }
+}
+
+/// Start new plugins, remove the ones gone from the file, hot-reload the changed ones.
+fn apply(host: &mut PluginHost, running: &Config, config: Config) -> Plan {
+    let mut report = ConfigReport {
+        started: Vec::new(),
+        removed: Vec::new(),
+        reloaded: Vec::new(),
+        unchanged: Vec::new(),
+        needs_restart: needs_restart(running, &config),
+        duration: Duration::ZERO,
+    };
+    let wanted = |name: &str| config.plugins.iter().any(|p| p.name.as_str() == name);
+    for handle in host.handles().iter().filter(|h| !wanted(h.name())) {
+        host.remove(handle.name());
+        report.removed.push(handle.name().to_owned());
+    }
+    let mut reloads = Vec::new();
+    let order: Vec<String> = config.plugins.iter().map(|p| p.name.to_string()).collect();
+    for entry in config.plugins {
+        let name = entry.name.to_string();
+        match host.handle(&name).map(|h| *h.config() == entry) {
+            None => {
+                host.add(entry);
+                report.started.push(name);
+            }
+            Some(true) => report.unchanged.push(name),
+            Some(false) => {
+                let answer = host.act(&name, Action::Reload, Some(entry), &Trigger::Config);
+                reloads.push((name, answer));
+            }
+        }
+    }
+    host.arrange(&order.iter().map(String::as_str).collect::<Vec<_>>());
+    Plan { report, reloads }
+}
+
+/// The settings that differ from the running ones but only take effect at start.
+fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
+    let (a, b) = (&running.dashboard, &new.dashboard);
+    let same_auth = match (&a.auth, &b.auth) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.username == y.username && x.password == y.password,
+        _ => false,
+    };
+    let changes = [
+        ("dashboard.enabled", a.enabled != b.enabled),
+        ("dashboard.host", a.host != b.host),
+        ("dashboard.port", a.port != b.port),
+        ("dashboard.warn_cpu_percent", a.warn_cpu_percent != b.warn_cpu_percent),
+        ("dashboard.warn_memory_mb", a.warn_memory_mb != b.warn_memory_mb),
+        ("dashboard.max_sse_clients", a.max_sse_clients != b.max_sse_clients),
+        ("dashboard.auth", !same_auth),
+        ("metrics.poll_interval", running.metrics.poll_interval != new.metrics.poll_interval),
+        ("metrics.history_duration", running.metrics.history_duration != new.metrics.history_duration),
+    ];
+    changes.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key.to_owned()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +353,20 @@ mod tests {
             controls.reload_config(Trigger::Signal("SIGHUP")).await,
             Err(ConfigReloadError::ShuttingDown)
         ));
+    }
+
+    #[test]
+    fn settings_that_need_a_re_bind_are_named() {
+        let load = |json: &str| {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let path = dir.path().join("rosey.json");
+            std::fs::write(&path, json).expect("written");
+            let named_by = crate::config::NamedBy::Flag;
+            crate::config::load(&crate::config::ConfigFile::Named { path, named_by }).expect("valid").config
+        };
+        let running = load(r#"{"dashboard": {"port": 8080}}"#);
+        assert!(needs_restart(&running, &load(r#"{"dashboard": {"port": 8080}}"#)).is_empty());
+        let moved = load(r#"{"dashboard": {"port": 9090, "host": "127.0.0.1"}, "metrics": {"poll_interval": 1}}"#);
+        assert_eq!(needs_restart(&running, &moved), ["dashboard.host", "dashboard.port", "metrics.poll_interval"]);
     }
 }

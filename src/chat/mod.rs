@@ -11,16 +11,15 @@ pub mod console;
 pub mod parse;
 pub mod router;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
 use crate::plugins::routing::HOST_NAME;
 use crate::plugins::stream::Line;
-use crate::plugins::{ChatReply, PluginHandle};
+use crate::plugins::{ChatReply, PluginList};
 use admin::AdminDesk;
 use console::{MAX_CHAT_LINE, print_reply};
 pub use parse::{CONSOLE_USER, ChatCommand, ChatMessage, parse_message};
@@ -45,7 +44,7 @@ pub enum AtEndOfInput {
 /// `!admin` commands. With [`AtEndOfInput::Finish`], returns once input has ended and its
 /// replies are printed (or have stopped coming).
 pub async fn run_console(
-    plugins: Vec<Arc<PluginHandle>>,
+    plugins: watch::Receiver<PluginList>,
     mut replies: mpsc::Receiver<ChatReply>,
     mut desk: AdminDesk,
     at_end: AtEndOfInput,

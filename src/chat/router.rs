@@ -7,16 +7,16 @@
 //! routed or answered as unknown: a command typed while a plugin (re)starts is not lost.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::parse::ChatCommand;
 use crate::logging::LogBudget;
 use crate::plugins::protocol::HostMessage;
 use crate::plugins::routing::{CommandTable, HOST_NAME, Owner};
-use crate::plugins::{ChatReply, PluginHandle, PluginState, SendError};
+use crate::plugins::{ChatReply, PluginHandle, PluginList, PluginState, SendError};
 
 /// How long a new process may take to say hello before its silence means "no commands".
 pub const HELLO_WAIT: Duration = Duration::from_secs(5);
@@ -35,7 +35,10 @@ struct Held {
 
 /// Sends each command to the plugin that handles it, counting one event per routed command.
 pub struct Router {
-    plugins: Vec<Arc<PluginHandle>>,
+    /// The host's current plugins (a config reload adds and removes some).
+    registry: watch::Receiver<PluginList>,
+    /// The list the table was built from.
+    plugins: PluginList,
     table: CommandTable,
     held: VecDeque<Held>,
     next_id: u64,
@@ -46,9 +49,11 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(plugins: Vec<Arc<PluginHandle>>) -> Router {
+    pub fn new(mut registry: watch::Receiver<PluginList>) -> Router {
+        let plugins = registry.borrow_and_update().clone();
         let table = CommandTable::build(&plugins);
         let mut router = Router {
+            registry,
             plugins,
             table,
             held: VecDeque::new(),
@@ -119,7 +124,11 @@ impl Router {
     }
 
     fn refresh(&mut self) {
-        if !self.table.is_current(&self.plugins) {
+        let replaced = self.registry.has_changed().unwrap_or(false);
+        if replaced {
+            self.plugins = self.registry.borrow_and_update().clone();
+        }
+        if replaced || !self.table.is_current(&self.plugins) {
             self.table = CommandTable::build(&self.plugins);
             self.warn_new_conflicts();
         }

@@ -8,7 +8,7 @@ use super::numbers::compact;
 use super::report::{ConfigProblem, ValueSource};
 use super::schema::{BasicAuth, Config, MetricsConfig, RawAuth, RawConfig, RawPlugin};
 use crate::plugins::builtin::Builtin;
-use crate::plugins::spec::{Launch, PluginConfig, PluginName, RestartPolicy};
+use crate::plugins::spec::{Launch, PluginConfig, PluginName, ReloadPolicy, RestartPolicy};
 
 /// Collects problems, each with the source of its key.
 struct Problems<'a> {
@@ -140,5 +140,9 @@ fn check_plugin(index: usize, raw: &RawPlugin, problems: &mut Problems) -> Optio
         version: raw.version.clone(),
         commands: raw.commands.clone(),
         restart: RestartPolicy::from(&raw.restart),
+        reload: ReloadPolicy {
+            ready_timeout: raw.reload_timeout.duration(),
+            drain_timeout: raw.drain_timeout.duration(),
+        },
     })
 }

@@ -155,4 +155,20 @@ mod tests {
         assert_eq!(before[0], after[0]);
         assert_ne!(before[1], after[1]);
     }
+
+    #[test]
+    fn reload_timeouts_have_defaults_and_a_range() {
+        let (_, config) =
+            load_json(r#"{"plugins": [{"name": "a", "builtin": "8ball", "drain_timeout": 2.5}]}"#).expect("valid");
+        let reload = config.plugins[0].reload;
+        assert_eq!((reload.ready_timeout.as_secs_f64(), reload.drain_timeout.as_secs_f64()), (10.0, 2.5));
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "reload_timeout": 0}]}"#),
+            ["plugins[0].reload_timeout: expected a number of seconds > 0, found 0"]
+        );
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "drain_timeout": 7200}]}"#),
+            ["plugins[0].drain_timeout: expected a number of seconds from 0.1 to 3600 (1 hour), found 7200"]
+        );
+    }
 }

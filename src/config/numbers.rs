@@ -48,6 +48,15 @@ impl SecondsRange for DelayRange {
     const EXPECTED: &'static str = "a number of seconds from 0 to 86400 (1 day)";
 }
 
+/// `reload_timeout` and `drain_timeout`: above zero (a reload needs some time), up to an hour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReloadRange;
+impl SecondsRange for ReloadRange {
+    const MIN: f64 = 0.1;
+    const MAX: f64 = 3_600.0;
+    const EXPECTED: &'static str = "a number of seconds from 0.1 to 3600 (1 hour)";
+}
+
 /// A number of seconds within `R`'s range, kept as written (for `rosey config`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seconds<R> {

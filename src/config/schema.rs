@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::numbers::{DelayRange, HistoryRange, NonNegative, PollRange, Seconds};
-use crate::plugins::spec::{PluginConfig, RestartPolicy};
+use super::numbers::{DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
+use crate::plugins::spec::{PluginConfig, ReloadPolicy, RestartPolicy};
 
 /// The configuration as written: defaults, file and environment merged, not yet checked.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -68,7 +68,7 @@ pub struct RawMetrics {
     pub history_duration: Seconds<HistoryRange>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawPlugin {
     /// Text, not yet a `PluginName`: every message about this plugin quotes it as written.
@@ -86,6 +86,8 @@ pub struct RawPlugin {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
     pub restart: RawRestart,
+    pub reload_timeout: Seconds<ReloadRange>,
+    pub drain_timeout: Seconds<ReloadRange>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +119,25 @@ impl Default for RawMetrics {
         RawMetrics {
             poll_interval: Seconds::builtin(Duration::from_secs(5)),
             history_duration: Seconds::builtin(Duration::from_secs(3600)),
+        }
+    }
+}
+
+impl Default for RawPlugin {
+    /// The plugins' own default reload policy, so the two cannot drift apart.
+    fn default() -> Self {
+        let reload = ReloadPolicy::default();
+        RawPlugin {
+            name: String::new(),
+            builtin: None,
+            command: None,
+            env: BTreeMap::new(),
+            cwd: None,
+            version: None,
+            commands: Vec::new(),
+            restart: RawRestart::default(),
+            reload_timeout: Seconds::builtin(reload.ready_timeout),
+            drain_timeout: Seconds::builtin(reload.drain_timeout),
         }
     }
 }

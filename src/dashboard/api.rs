@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::metrics::history::{Aggregates, Stats};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::CrashRecord;
+use crate::plugins::action::ReloadRecord;
 use crate::plugins::routing::CommandConflict;
 use crate::timefmt::rfc3339;
 
@@ -142,6 +143,32 @@ impl<'a> CrashJson<'a> {
     }
 }
 
+/// One entry of a plugin's `reload_log`.
+#[derive(Debug, Serialize)]
+pub struct ReloadJson<'a> {
+    pub at: String,
+    pub trigger: &'static str,
+    pub from_version: Option<&'a str>,
+    pub to_version: Option<&'a str>,
+    pub duration_seconds: f64,
+    pub outcome: &'static str,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> ReloadJson<'a> {
+    fn of(r: &'a ReloadRecord) -> Self {
+        ReloadJson {
+            at: rfc3339(r.at),
+            trigger: r.trigger,
+            from_version: r.from_version.as_deref(),
+            to_version: r.to_version.as_deref(),
+            duration_seconds: round(r.duration.as_secs_f64(), 3),
+            outcome: r.outcome.as_str(),
+            reason: r.reason.as_deref(),
+        }
+    }
+}
+
 /// `GET /api/plugin/{name}`.
 #[derive(Debug, Serialize)]
 pub struct ApiPlugin<'a> {
@@ -169,6 +196,9 @@ pub struct ApiPlugin<'a> {
     pub dropped_commands: u64,
     pub commands: &'a [String],
     pub command_conflicts: &'a [CommandConflict],
+    /// An operator's action under way, in words.
+    pub activity: Option<&'a str>,
+    pub reload_log: Vec<ReloadJson<'a>>,
 }
 
 impl<'a> ApiPlugin<'a> {
@@ -220,6 +250,8 @@ impl<'a> ApiPlugin<'a> {
             dropped_commands: p.dropped_commands,
             commands: &p.commands,
             command_conflicts: &p.command_conflicts,
+            activity: p.operations.activity.as_deref(),
+            reload_log: p.operations.reload_log.iter().map(ReloadJson::of).collect(),
         }
     }
 }

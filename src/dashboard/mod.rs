@@ -4,6 +4,7 @@
 //! once for the current snapshot; they never sample and never take a lock the collector
 //! holds. Optional HTTP basic auth guards every route but `/health`.
 
+pub mod actions;
 pub mod api;
 mod memory;
 pub mod prometheus;
@@ -21,7 +22,7 @@ use poem::http::{StatusCode, header};
 use poem::web::headers::authorization::Basic;
 use poem::web::headers::{Authorization, HeaderMapExt};
 use poem::web::{Data, Path, Query};
-use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
+use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler, post};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{BasicAuth, DashboardConfig};
+use crate::control::Controls;
 use crate::limits;
 use crate::metrics::Snapshot;
 use render::{RenderContext, Rendered};
@@ -98,6 +100,7 @@ impl Dashboard {
         bound: BoundDashboard,
         config: &DashboardConfig,
         snapshots: watch::Receiver<Arc<Snapshot>>,
+        controls: Controls,
     ) -> Dashboard {
         let BoundDashboard { listener, templates, local_addr } = bound;
         // The first snapshot lists every configured plugin, each holding descriptors of its own.
@@ -114,7 +117,8 @@ impl Dashboard {
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
         let shared = Arc::new(Shared { pages, context, stop: stop.clone() });
         let auth = config.auth.clone().map(Arc::new);
-        let app = routes().data(shared).around(move |ep, req| guard(ep, req, auth.clone()));
+        let actions = actions::Actions::new(controls, config.auth.is_some());
+        let app = routes(actions).data(shared).around(move |ep, req| guard(ep, req, auth.clone()));
         let server = tokio::spawn(server::serve(listener, app, caps.connections, stop.clone(), SHUTDOWN_TIMEOUT));
         Dashboard { stop, server, renderer, local_addr }
     }
@@ -172,9 +176,16 @@ fn follow_snapshots(
     (rx, task)
 }
 
-/// Every route the dashboard serves. Any other path is 404; a method other than GET/HEAD is 405.
-fn routes() -> Route {
+/// Every route the dashboard serves. Any other path is 404; a method other than GET/HEAD is 405
+/// (POST only on the action routes).
+fn routes(actions: Arc<actions::Actions>) -> Route {
+    let act = || post(actions::plugin_action).data(actions.clone());
     Route::new()
+        .at("/api/plugin/:name/reload", act())
+        .at("/api/plugin/:name/restart", act())
+        .at("/api/plugin/:name/stop", act())
+        .at("/api/plugin/:name/start", act())
+        .at("/api/reload", post(actions::reload_config).data(actions.clone()))
         .at("/", get(index))
         .at("/plugin/:name", get(plugin_page))
         .at("/events", get(events))
@@ -349,6 +360,7 @@ fn events(shared: Data<&Arc<Shared>>, Query(query): Query<EventsQuery>) -> Respo
 /// `nosniff` on every response, errors included (a 404 that echoes a requested name must never
 /// be sniffed as HTML).
 async fn guard<E: Endpoint>(ep: Arc<E>, req: Request, auth: Option<Arc<BasicAuth>>) -> poem::Result<Response> {
+    let action_route = is_action_path(req.uri().path());
     let allowed = match &auth {
         None => true,
         Some(auth) => req.uri().path() == "/health" || authorized(&req, auth),
@@ -366,10 +378,20 @@ async fn guard<E: Endpoint>(ep: Arc<E>, req: Request, auth: Option<Arc<BasicAuth
     };
     response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
     if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-        // Every route is read-only; RFC 9110 requires a 405 to say what is allowed.
-        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        // RFC 9110 requires a 405 to say what is allowed.
+        let allow = if action_route { "POST" } else { "GET, HEAD" };
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
     }
     Ok(response)
+}
+
+/// The action routes, which take POST only.
+fn is_action_path(path: &str) -> bool {
+    path == "/api/reload"
+        || path
+            .strip_prefix("/api/plugin/")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(_, action)| action.parse::<crate::control::Action>().is_ok())
 }
 
 fn authorized(req: &Request, auth: &BasicAuth) -> bool {

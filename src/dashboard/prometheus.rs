@@ -159,6 +159,13 @@ pub fn render(snapshot: &Snapshot, sse_clients: usize) -> String {
         "counter",
         |p| p.dropped_commands as f64,
     );
+    w.header("rosey_plugin_reloads_total", "Finished reloads of the plugin, by outcome", "counter");
+    for p in &snapshot.plugins {
+        for (outcome, count) in p.operations.reloads.by_outcome() {
+            let labels = format!("plugin=\"{}\",outcome=\"{}\"", p.name, outcome.as_str());
+            w.value("rosey_plugin_reloads_total", &labels, count as f64);
+        }
+    }
 
     w.single("rosey_sse_clients", "Connected dashboard live-update clients", "gauge", sse_clients as f64);
 

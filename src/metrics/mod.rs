@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::config::MetricsConfig;
+use crate::plugins::action::{ReloadCounts, ReloadRecord};
 use crate::plugins::routing::{CommandConflict, CommandTable};
-use crate::plugins::{CrashRecord, PluginCounters, PluginHandle, PluginState};
+use crate::plugins::{CrashRecord, PluginCounters, PluginHandle, PluginList, PluginState};
 use crate::timefmt::unix_ms;
 use history::{Sample, Series, SeriesView};
 use sampler::{HostUsage, Sampler, TreeUsage};
@@ -57,6 +58,17 @@ pub struct PluginSnapshot {
     pub crash_log: Arc<VecDeque<CrashRecord>>,
     pub last_sampled_at: Option<SystemTime>,
     pub history: SeriesView,
+    pub operations: Operations,
+}
+
+/// The operator's actions on one plugin: what is under way and how its reloads went.
+#[derive(Debug, Clone, Default)]
+pub struct Operations {
+    /// In words, e.g. "draining old pid 1234"; None when nothing is under way.
+    pub activity: Option<String>,
+    /// Newest first.
+    pub reload_log: Arc<VecDeque<ReloadRecord>>,
+    pub reloads: ReloadCounts,
 }
 
 impl PluginSnapshot {
@@ -154,9 +166,11 @@ type ReadTrees = fn(&mut Sampler, &[u32]) -> (HashMap<u32, TreeUsage>, HostUsage
 
 /// Samples plugins and publishes snapshots.
 pub struct Collector {
+    /// The host's current plugins; `tracked` follows it (plugins come and go on a config reload).
+    registry: watch::Receiver<PluginList>,
     tracked: Vec<Tracked>,
-    /// In configuration order, for the command table.
-    routing: Vec<Arc<PluginHandle>>,
+    /// The registry's list as last followed: configuration order, for the command table.
+    routing: PluginList,
     /// None after it failed: a new one is made at the next sampling.
     sampler: Option<Sampler>,
     read_trees: ReadTrees,
@@ -171,25 +185,12 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(handles: &[Arc<PluginHandle>], config: MetricsConfig) -> Collector {
-        let mut tracked: Vec<Tracked> = handles
-            .iter()
-            .enumerate()
-            .map(|(config_index, handle)| Tracked {
-                handle: handle.clone(),
-                config_index,
-                series: Series::new(config.history_capacity()),
-                usage: TreeUsage::default(),
-                usage_pid: None,
-                last_sampled_at: None,
-                recorded_crashes: 0,
-            })
-            .collect();
-        tracked.sort_by(|a, b| a.handle.name().cmp(b.handle.name()));
+    pub fn new(registry: watch::Receiver<PluginList>, config: MetricsConfig) -> Collector {
         let sampler = Sampler::new().map_err(|e| warn!("cannot read process figures: {e}")).ok();
         let mut collector = Collector {
-            tracked,
-            routing: handles.to_vec(),
+            registry,
+            tracked: Vec::new(),
+            routing: PluginList::from([]),
             sampler,
             read_trees: Sampler::sample,
             host: HostUsage::default(),
@@ -206,8 +207,36 @@ impl Collector {
                 host: HostUsage::default(),
             })),
         };
+        collector.follow_registry();
         collector.publish_snapshot();
         collector
+    }
+
+    /// Track the plugins the host has now: new ones start with an empty history, removed ones
+    /// are forgotten, the others keep theirs. The host also wakes the collector (`changed`)
+    /// when it changes the list, so the next snapshot shows it.
+    fn follow_registry(&mut self) {
+        if !self.registry.has_changed().unwrap_or(false) && !self.tracked.is_empty() {
+            return;
+        }
+        let current = self.registry.borrow_and_update().clone();
+        let mut old = std::mem::take(&mut self.tracked);
+        for (config_index, handle) in current.iter().enumerate() {
+            match old.iter().position(|t| Arc::ptr_eq(&t.handle, handle)) {
+                Some(i) => self.tracked.push(Tracked { config_index, ..old.swap_remove(i) }),
+                None => self.tracked.push(Tracked {
+                    handle: handle.clone(),
+                    config_index,
+                    series: Series::new(self.config.history_capacity()),
+                    usage: TreeUsage::default(),
+                    usage_pid: None,
+                    last_sampled_at: None,
+                    recorded_crashes: 0,
+                }),
+            }
+        }
+        self.tracked.sort_by(|a, b| a.handle.name().cmp(b.handle.name()));
+        self.routing = current;
     }
 
     /// Receivers always see the latest snapshot only: a slow reader skips, never queues.
@@ -255,6 +284,7 @@ impl Collector {
     /// A sampler that fails (panics) is replaced at the next sampling; until one succeeds the
     /// figures keep their last values and the cards turn stale.
     async fn sample(&mut self) {
+        self.follow_registry();
         let sampler = match self.sampler.take() {
             Some(sampler) => sampler,
             None => match Sampler::new() {
@@ -321,6 +351,7 @@ impl Collector {
     }
 
     fn publish_snapshot(&mut self) {
+        self.follow_registry();
         self.seq += 1;
         let taken_at = SystemTime::now();
         let commands = CommandTable::build(&self.routing);
@@ -356,7 +387,7 @@ fn plugin_snapshot(t: &Tracked, commands: &CommandTable, clock: (Instant, System
     let now = Instant::now();
     PluginSnapshot {
         name: t.handle.name().to_owned(),
-        version: PluginHandle::version(&status, &t.handle.config),
+        version: status.version(),
         state: status.state,
         pid: status.process.map(|p| p.pid),
         uptime: status.process.map_or(Duration::ZERO, |p| now.duration_since(p.started)),
@@ -380,6 +411,7 @@ fn plugin_snapshot(t: &Tracked, commands: &CommandTable, clock: (Instant, System
         crash_log: status.crash_log.clone(),
         last_sampled_at: t.last_sampled_at,
         history: t.series.view(),
+        operations: Operations { activity: status.activity, reload_log: status.reload_log, reloads: status.reloads },
     }
 }
 
@@ -412,7 +444,8 @@ mod tests {
     #[tokio::test]
     async fn a_sampler_that_panics_is_replaced() {
         let config = MetricsConfig { poll_interval: Duration::from_secs(1), history_duration: Duration::from_secs(60) };
-        let mut collector = Collector::new(&[], config);
+        let (_registry, plugins) = watch::channel(PluginList::from([]));
+        let mut collector = Collector::new(plugins, config);
         collector.read_trees = panicking_read;
         collector.sample().await;
         assert!(collector.sampler.is_none(), "the failed sampler is dropped");

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -143,6 +143,46 @@ pub(crate) fn seconds<S: serde::Serializer>(d: &Duration, serializer: S) -> Resu
     serializer.serialize_f64(d.as_secs_f64())
 }
 
+/// One finished reload, as a plugin's reload log keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadRecord {
+    pub at: SystemTime,
+    /// [`Trigger::kind`] of who asked.
+    pub trigger: &'static str,
+    pub from_version: Option<String>,
+    pub to_version: Option<String>,
+    pub duration: Duration,
+    pub outcome: ActionOutcome,
+    pub reason: Option<String>,
+}
+
+/// Finished reloads of one plugin, by outcome (`rosey_plugin_reloads_total`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadCounts {
+    pub reloaded: u64,
+    pub rolled_back: u64,
+    pub failed: u64,
+}
+
+impl ReloadCounts {
+    pub fn count(&mut self, outcome: ActionOutcome) {
+        match outcome {
+            ActionOutcome::Reloaded => self.reloaded += 1,
+            ActionOutcome::RolledBack => self.rolled_back += 1,
+            ActionOutcome::Failed | ActionOutcome::Done => self.failed += 1,
+        }
+    }
+
+    /// Every outcome a reload can have, with its count.
+    pub fn by_outcome(&self) -> [(ActionOutcome, u64); 3] {
+        [
+            (ActionOutcome::Reloaded, self.reloaded),
+            (ActionOutcome::RolledBack, self.rolled_back),
+            (ActionOutcome::Failed, self.failed),
+        ]
+    }
+}
+
 /// Why an action was not carried out at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
@@ -152,6 +192,12 @@ pub enum ActionError {
     Busy { plugin: String, running: Action },
     #[error("the bot is shutting down")]
     ShuttingDown,
+    /// A reload re-reads the plugin's entry from the config file, which is now invalid.
+    #[error("the config file is invalid, nothing was changed:\n{0}")]
+    InvalidConfig(String),
+    /// A reload found no entry for the plugin in the config file.
+    #[error("Plugin {0} is no longer in the config file; reload the config to remove it")]
+    NotInConfig(String),
 }
 
 #[cfg(test)]

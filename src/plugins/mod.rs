@@ -1,14 +1,18 @@
 //! Plugins: each one a supervised OS child process, its observable status and its counters.
 //!
 //! [`PluginHost::start`] spawns one supervisor task per configured plugin
-//! ([`supervisor`]). A supervisor owns its child process: it starts it, feeds it commands,
-//! reads its replies and stderr, notices when it dies and restarts it with backoff. Everything
+//! ([`supervisor`]). A supervisor owns its child processes: it starts one, feeds it commands,
+//! reads its replies and stderr, notices when it dies and restarts it with backoff, and carries
+//! out the operator's actions (reload beside the old process, restart, stop, start). Everything
 //! other components may look at is published through a [`PluginHandle`]: the current
 //! [`PluginStatus`] (a `watch` channel, so a crash is visible at once) and lock-free counters.
-//! The host adopts whatever its plugins leave behind ([`tree`]) and kills it when they stop.
+//! The set of plugins can change while the bot runs (a config reload): readers follow the
+//! host's [`PluginList`] registry. The host adopts whatever its plugins leave behind ([`tree`])
+//! and kills it when they stop.
 
 pub mod action;
 pub mod builtin;
+mod host;
 pub mod protocol;
 pub mod routing;
 pub mod spec;
@@ -19,22 +23,24 @@ pub mod tree;
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{mpsc, watch};
 
+use action::{ReloadCounts, ReloadRecord};
+pub use host::{PluginHost, PluginList};
 use protocol::HostMessage;
-use spec::PluginConfig;
+use spec::{PluginConfig, PluginName};
 
 /// How many commands may wait for a plugin before new ones are dropped (and counted).
 pub const COMMAND_QUEUE: usize = 256;
 /// How many unexpected exits each plugin remembers.
 pub const CRASH_LOG_LEN: usize = 10;
+/// How many finished reloads each plugin remembers.
+pub const RELOAD_LOG_LEN: usize = 20;
 
 /// Lifecycle state of a plugin, as shown everywhere (JSON, Prometheus, page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -151,10 +157,17 @@ pub struct PluginStatus {
     pub next_restart_at: Option<Instant>,
     /// Newest first.
     pub crash_log: Arc<VecDeque<CrashRecord>>,
+    /// The config entry the current process runs with (a reload may change it).
+    pub config: Arc<PluginConfig>,
+    /// An operator's action under way, in words ("reloading…", "draining old pid 1234").
+    pub activity: Option<String>,
+    /// Finished reloads, newest first.
+    pub reload_log: Arc<VecDeque<ReloadRecord>>,
+    pub reloads: ReloadCounts,
 }
 
 impl PluginStatus {
-    fn new() -> Self {
+    fn new(config: Arc<PluginConfig>) -> Self {
         PluginStatus {
             state: PluginState::Starting,
             process: None,
@@ -167,7 +180,16 @@ impl PluginStatus {
             restart_attempt: 0,
             next_restart_at: None,
             crash_log: Arc::new(VecDeque::new()),
+            config,
+            activity: None,
+            reload_log: Arc::new(VecDeque::new()),
+            reloads: ReloadCounts::default(),
         }
+    }
+
+    /// The version to show: reported by the plugin, else configured, else "unknown".
+    pub fn version(&self) -> String {
+        self.reported_version.clone().or_else(|| self.config.version.clone()).unwrap_or_else(|| "unknown".to_owned())
     }
 
     pub fn last_crash(&self) -> Option<&CrashRecord> {
@@ -216,15 +238,26 @@ pub enum SendError {
 
 /// The shared face of one plugin: its status, counters and command queue.
 pub struct PluginHandle {
-    pub config: PluginConfig,
+    name: PluginName,
     status: watch::Sender<PluginStatus>,
     pub counters: PluginCounters,
-    commands: mpsc::Sender<HostMessage>,
+    /// The queue of the process that gets new commands. A reload swaps it: the lock is held
+    /// only for a `try_send` or the swap, so every command goes to exactly one process.
+    commands: Mutex<mpsc::Sender<HostMessage>>,
 }
 
 impl PluginHandle {
+    fn new(config: PluginConfig, commands: mpsc::Sender<HostMessage>) -> PluginHandle {
+        PluginHandle {
+            name: config.name.clone(),
+            status: watch::Sender::new(PluginStatus::new(Arc::new(config))),
+            counters: PluginCounters::default(),
+            commands: Mutex::new(commands),
+        }
+    }
+
     pub fn name(&self) -> &str {
-        self.config.name.as_str()
+        self.name.as_str()
     }
 
     /// A copy of the current status.
@@ -232,9 +265,14 @@ impl PluginHandle {
         self.status.borrow().clone()
     }
 
-    /// The version to show: reported by the plugin, else configured, else "unknown".
-    pub fn version(status: &PluginStatus, config: &PluginConfig) -> String {
-        status.reported_version.clone().or_else(|| config.version.clone()).unwrap_or_else(|| "unknown".to_owned())
+    /// The config entry of the current process.
+    pub fn config(&self) -> Arc<PluginConfig> {
+        self.status.borrow().config.clone()
+    }
+
+    /// From now on, commands go to `queue`; returns the queue they went to until now.
+    fn route_to(&self, queue: mpsc::Sender<HostMessage>) -> mpsc::Sender<HostMessage> {
+        std::mem::replace(&mut *self.commands.lock().unwrap_or_else(PoisonError::into_inner), queue)
     }
 
     /// Queue a command without waiting; a full queue drops it (counted), never stalls the caller.
@@ -246,7 +284,8 @@ impl PluginHandle {
             PluginCounters::bump(&self.counters.dropped_commands);
             return Err(SendError::Closed);
         }
-        match self.commands.try_send(message) {
+        let sent = self.commands.lock().unwrap_or_else(PoisonError::into_inner).try_send(message);
+        match sent {
             Ok(()) => {
                 PluginCounters::bump(&self.counters.events);
                 Ok(())
@@ -268,83 +307,11 @@ pub struct Launcher {
     pub rosey_exe: PathBuf,
 }
 
-/// All plugins and their supervisors.
-pub struct PluginHost {
-    handles: Vec<Arc<PluginHandle>>,
-    changed: Arc<Notify>,
-    supervisors: JoinSet<()>,
-    stop: CancellationToken,
-    /// Cancelled to SIGKILL the plugins still inside their stop grace period.
-    kill: CancellationToken,
-    reaper: Arc<tree::Reaper>,
-    reaper_task: JoinHandle<()>,
-}
-
-impl PluginHost {
-    /// Spawn every plugin. Replies are sent to `replies`.
-    pub fn start(configs: Vec<PluginConfig>, launcher: Launcher, replies: mpsc::Sender<ChatReply>) -> PluginHost {
-        let changed = Arc::new(Notify::new());
-        let stop = CancellationToken::new();
-        let kill = CancellationToken::new();
-        let reaper = tree::Reaper::adopt_orphans();
-        let reaper_task = tokio::spawn(reaper.clone().run(stop.clone()));
-        let mut supervisors = JoinSet::new();
-        let mut handles = Vec::with_capacity(configs.len());
-        for config in configs {
-            let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
-            let handle = Arc::new(PluginHandle {
-                config,
-                status: watch::Sender::new(PluginStatus::new()),
-                counters: PluginCounters::default(),
-                commands: command_tx,
-            });
-            let supervisor = supervisor::Supervisor {
-                link: supervisor::HostLink {
-                    handle: handle.clone(),
-                    changed: changed.clone(),
-                    replies: replies.clone(),
-                },
-                launcher: launcher.clone(),
-                commands: command_rx,
-                reaper: reaper.clone(),
-                stop: stop.clone(),
-                kill: kill.clone(),
-            };
-            supervisors.spawn(supervisor.run());
-            handles.push(handle);
-        }
-        PluginHost { handles, changed, supervisors, stop, kill, reaper, reaper_task }
-    }
-
-    pub fn handles(&self) -> &[Arc<PluginHandle>] {
-        &self.handles
-    }
-
-    /// Notified whenever any plugin changes state.
-    pub fn changed(&self) -> Arc<Notify> {
-        self.changed.clone()
-    }
-
-    /// Cancelling this SIGKILLs at once the plugins still inside their stop grace period.
-    pub fn kill_switch(&self) -> CancellationToken {
-        self.kill.clone()
-    }
-
-    /// Stop every plugin (SIGTERM, grace period, SIGKILL) and wait for the supervisors; then
-    /// kill whatever the plugins left behind.
-    pub async fn stop(mut self) {
-        self.stop.cancel();
-        while self.supervisors.join_next().await.is_some() {}
-        let _ = self.reaper_task.await;
-        self.reaper.kill_all_orphans().await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plugins::builtin::Builtin;
-    use crate::plugins::spec::{Launch, PluginName, RestartPolicy};
+    use crate::plugins::spec::{Launch, PluginName, ReloadPolicy, RestartPolicy};
 
     /// A handle with no supervisor behind it (tests change its status directly).
     pub(super) fn handle(
@@ -352,23 +319,27 @@ mod tests {
         commands: &[&str],
         queue: usize,
     ) -> (PluginHandle, mpsc::Receiver<HostMessage>) {
+        named_handle("p", launch, commands, queue)
+    }
+
+    pub(super) fn named_handle(
+        name: &str,
+        launch: Launch,
+        commands: &[&str],
+        queue: usize,
+    ) -> (PluginHandle, mpsc::Receiver<HostMessage>) {
         let config = PluginConfig {
-            name: PluginName::new("p").expect("a valid name"),
+            name: PluginName::new(name).expect("a valid name"),
             launch,
             env: Default::default(),
             cwd: None,
             version: None,
             commands: commands.iter().map(|c| c.to_string()).collect(),
             restart: RestartPolicy::default(),
+            reload: ReloadPolicy::default(),
         };
         let (tx, rx) = mpsc::channel(queue);
-        let handle = PluginHandle {
-            config,
-            status: watch::Sender::new(PluginStatus::new()),
-            counters: PluginCounters::default(),
-            commands: tx,
-        };
-        (handle, rx)
+        (PluginHandle::new(config, tx), rx)
     }
 
     fn command(id: u64) -> HostMessage {
@@ -397,5 +368,19 @@ mod tests {
         // Starting (a restart under way) queues: the process exists and will read its input.
         plugin.status.send_modify(|s| s.state = PluginState::Starting);
         assert_eq!(plugin.send(command(2)), Ok(()));
+    }
+
+    #[test]
+    fn after_a_switch_every_command_goes_to_the_new_queue_and_the_old_one_ends() {
+        let (plugin, mut old) = handle(Launch::Builtin(Builtin::DiceRoller), &[], 8);
+        plugin.status.send_modify(|s| s.state = PluginState::Running);
+        assert_eq!(plugin.send(command(1)), Ok(()));
+        let (queue, mut new) = mpsc::channel(8);
+        drop(plugin.route_to(queue));
+        assert_eq!(plugin.send(command(2)), Ok(()));
+        assert!(matches!(old.try_recv(), Ok(HostMessage::Command { id: 1, .. })), "what it had stays");
+        assert!(matches!(old.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)), "then it ends");
+        assert!(matches!(new.try_recv(), Ok(HostMessage::Command { id: 2, .. })));
+        assert_eq!(PluginCounters::get(&plugin.counters.events), 2, "counted once each");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::PluginHandle;
-use crate::plugins::spec::Launch;
+use crate::plugins::spec::{Launch, PluginConfig};
 
 /// The name the host answers under in chat, and in conflicts over its own commands.
 pub const HOST_NAME: &str = "rosey";
@@ -48,22 +48,54 @@ pub struct CommandTable {
     /// Keyed by the lower-cased name.
     routes: BTreeMap<String, Route>,
     conflicts: Vec<CommandConflict>,
-    /// The announced lists the table was built from, to tell when it is out of date.
-    announced: Vec<Arc<[String]>>,
+    /// What the table was built from, to tell when it is out of date.
+    sources: Vec<Claims>,
+}
+
+/// Where one plugin's commands come from: its config entry (a reload may replace it) and its
+/// latest hello.
+#[derive(Debug)]
+struct Claims {
+    config: Arc<PluginConfig>,
+    announced: Arc<[String]>,
+}
+
+impl Claims {
+    fn of(handle: &PluginHandle) -> Claims {
+        let status = handle.status.borrow();
+        Claims { config: status.config.clone(), announced: status.announced_commands.clone() }
+    }
+
+    fn is_current(&self, handle: &PluginHandle) -> bool {
+        let status = handle.status.borrow();
+        Arc::ptr_eq(&status.config, &self.config) && Arc::ptr_eq(&status.announced_commands, &self.announced)
+    }
+
+    /// Built-in commands first, then the config entry's, then the hello's.
+    fn commands(&self) -> impl Iterator<Item = &str> {
+        let builtin: &[&str] = match &self.config.launch {
+            Launch::Builtin(builtin) => builtin.commands(),
+            Launch::Command { .. } => &[],
+        };
+        builtin
+            .iter()
+            .copied()
+            .chain(self.config.commands.iter().map(String::as_str))
+            .chain(self.announced.iter().map(String::as_str))
+    }
 }
 
 impl CommandTable {
     /// The table for `handles`, given in configuration order.
     pub fn build(handles: &[Arc<PluginHandle>]) -> CommandTable {
-        let announced: Vec<Arc<[String]>> =
-            handles.iter().map(|h| h.status.borrow().announced_commands.clone()).collect();
+        let sources: Vec<Claims> = handles.iter().map(|h| Claims::of(h)).collect();
         let mut routes = BTreeMap::new();
         let mut claims: BTreeMap<String, Vec<String>> = BTreeMap::new();
         routes.insert(HELP_COMMAND.to_owned(), Route { owner: Owner::Host, spelling: HELP_COMMAND.to_owned() });
         claims.insert(HELP_COMMAND.to_owned(), vec![HOST_NAME.to_owned()]);
-        for (index, (handle, announced)) in handles.iter().zip(&announced).enumerate() {
+        for (index, (handle, source)) in handles.iter().zip(&sources).enumerate() {
             let mut own = BTreeSet::new();
-            for command in claimed_commands(handle, announced) {
+            for command in source.commands() {
                 let key = command.to_ascii_lowercase();
                 // A plugin listing a command twice (config and hello) is no conflict.
                 if command.is_empty() || !own.insert(key.clone()) {
@@ -84,13 +116,12 @@ impl CommandTable {
                 claimed_by,
             })
             .collect();
-        CommandTable { routes, conflicts, announced }
+        CommandTable { routes, conflicts, sources }
     }
 
-    /// Was the table built from the plugins' current hellos?
+    /// Was the table built from the plugins' current config entries and hellos?
     pub fn is_current(&self, handles: &[Arc<PluginHandle>]) -> bool {
-        self.announced.len() == handles.len()
-            && handles.iter().zip(&self.announced).all(|(h, a)| Arc::ptr_eq(&h.status.borrow().announced_commands, a))
+        self.sources.len() == handles.len() && handles.iter().zip(&self.sources).all(|(h, c)| c.is_current(h))
     }
 
     /// Who answers `command`, and the name to send it under.
@@ -118,28 +149,14 @@ impl CommandTable {
     }
 }
 
-/// Built-in commands first, then the config entry's, then the hello's.
-fn claimed_commands<'a>(handle: &'a PluginHandle, announced: &'a [String]) -> impl Iterator<Item = &'a str> {
-    let builtin: &[&str] = match &handle.config.launch {
-        Launch::Builtin(builtin) => builtin.commands(),
-        Launch::Command { .. } => &[],
-    };
-    builtin
-        .iter()
-        .copied()
-        .chain(handle.config.commands.iter().map(String::as_str))
-        .chain(announced.iter().map(String::as_str))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plugins::builtin::Builtin;
-    use crate::plugins::tests::handle;
+    use crate::plugins::tests::named_handle;
 
     fn plugin(name: &str, launch: Launch, configured: &[&str], announced: &[&str]) -> Arc<PluginHandle> {
-        let (mut handle, _rx) = handle(launch, configured, 1);
-        handle.config.name = crate::plugins::spec::PluginName::new(name).expect("a valid name");
+        let (handle, _rx) = named_handle(name, launch, configured, 1);
         let announced: Arc<[String]> = announced.iter().map(|c| c.to_string()).collect();
         handle.status.send_modify(|s| s.announced_commands = announced);
         Arc::new(handle)

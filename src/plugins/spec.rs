@@ -58,6 +58,7 @@ pub struct PluginConfig {
     /// Commands routed to it even if it never says hello.
     pub commands: Vec<String>,
     pub restart: RestartPolicy,
+    pub reload: ReloadPolicy,
 }
 
 /// How a plugin's process is started.
@@ -100,6 +101,21 @@ impl Default for RestartPolicy {
             max_delay: Duration::from_secs(30),
             reset_window: Duration::from_secs(60),
         }
+    }
+}
+
+/// How long a reload waits for the new process and for the old one to finish its work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReloadPolicy {
+    /// The new process must say hello within this (`reload_timeout`).
+    pub ready_timeout: Duration,
+    /// The old process gets this long to answer what it already received (`drain_timeout`).
+    pub drain_timeout: Duration,
+}
+
+impl Default for ReloadPolicy {
+    fn default() -> Self {
+        ReloadPolicy { ready_timeout: Duration::from_secs(10), drain_timeout: Duration::from_secs(30) }
     }
 }
 

@@ -10,6 +10,7 @@ mod common;
 #[path = "../e2e_support/mod.rs"]
 mod e2e_support;
 
+mod actions;
 mod api;
 mod auth;
 mod browser;
@@ -26,5 +27,6 @@ mod pages;
 mod plugin_story;
 mod plugins;
 mod prometheus_e2e;
+mod reload;
 mod smoke;
 mod sse;

@@ -1,113 +1,246 @@
 //! The supervisor of one plugin: run one process generation after another ([`process`]),
-//! restarting after a crash with backoff, until the host stops it.
+//! restarting after a crash with backoff, and carry out the operator's orders ([`orders`]):
+//! reload (a new generation beside the old one), restart, stop, start. It runs until the
+//! host stops it or the plugin is removed.
 
+mod orders;
 mod process;
+mod spawn;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::action::{Action, ActionReport};
+use super::host::Claim;
 use super::protocol::HostMessage;
+use super::spec::PluginConfig;
 use super::tree::Reaper;
-use super::{CRASH_LOG_LEN, CrashRecord, Launcher, PluginState};
+use super::{CRASH_LOG_LEN, CrashRecord, ExitReason, Launcher, PluginState, ProcessInfo};
 use crate::plugins::spec::RestartPolicy;
 pub(super) use process::HostLink;
-use process::{Exit, Generation, Outcome};
+use process::{Exit, Generation, Outcome, Voice};
+
+/// An action for the supervisor, with the plugin's claim (freed when the order is done).
+pub(in crate::plugins) struct Order {
+    pub action: Action,
+    /// For a reload: the plugin's entry as the config file has it now.
+    pub config: Option<Arc<PluginConfig>>,
+    /// Who asked, as the reload log says it.
+    pub trigger: &'static str,
+    pub reply: oneshot::Sender<ActionReport>,
+    pub claim: Claim,
+}
 
 pub(super) struct Supervisor {
-    pub link: HostLink,
+    pub link: Arc<HostLink>,
     pub launcher: Launcher,
-    pub commands: mpsc::Receiver<HostMessage>,
+    pub orders: mpsc::Receiver<Order>,
     pub reaper: Arc<Reaper>,
+    /// Cancelled when the host stops or the plugin is removed.
     pub stop: CancellationToken,
     /// Cancelled when the operator will not wait for the stop grace period.
     pub kill: CancellationToken,
 }
 
-impl Supervisor {
-    pub async fn run(mut self) {
-        let policy = self.link.handle.config.restart;
-        loop {
-            let Outcome::Exited(Exit { reason, uptime, stderr_tail }) = self.run_generation().await else {
-                self.link.publish(|s| {
-                    s.state = PluginState::Stopped;
-                    s.process = None;
-                    s.next_restart_at = None;
-                });
-                return;
-            };
-            let name = self.link.handle.name();
-            let previous = self.link.handle.status.borrow().restart_attempt;
-            let Restart { attempt, give_up, delay } = Restart::after_crash(&policy, previous, uptime);
-            if give_up {
-                error!(
-                    plugin = name,
-                    "{reason} after {:.1}s; giving up after {} consecutive crashes",
-                    uptime.as_secs_f64(),
-                    attempt
-                );
-            } else {
-                warn!(
-                    plugin = name,
-                    "{reason} after {:.1}s; restart {attempt} in {:.1}s",
-                    uptime.as_secs_f64(),
-                    delay.as_secs_f64()
-                );
-            }
-            let record = CrashRecord { at: SystemTime::now(), reason, uptime, stderr_tail };
-            self.link.publish(|s| {
-                let mut log = (*s.crash_log).clone();
-                log.push_front(record);
-                log.truncate(CRASH_LOG_LEN);
-                s.crash_log = Arc::new(log);
-                s.crash_count += 1;
-                s.restart_attempt = attempt;
-                s.process = None;
-                s.state = if give_up { PluginState::Failed } else { PluginState::Crashed };
-                // checked: a policy may ask for a delay longer than an `Instant` can hold.
-                s.next_restart_at = if give_up { None } else { Instant::now().checked_add(delay) };
-            });
-            if give_up {
-                // FAILED stays visible until the host stops; nothing more to supervise.
-                self.stop.cancelled().await;
-                return;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.stop.cancelled() => {
-                    self.link.publish(|s| { s.state = PluginState::Stopped; s.next_restart_at = None; });
-                    return;
-                }
-            }
-            self.link.publish(|s| s.restart_count += 1);
-        }
+/// How a generation's task ended: its outcome, and its command queue for the next one.
+struct Finished {
+    outcome: Outcome,
+    commands: mpsc::Receiver<HostMessage>,
+}
+
+/// A running generation, driven by its own task so that two can run side by side.
+struct Live {
+    info: ProcessInfo,
+    voice: Arc<Voice>,
+    config: Arc<PluginConfig>,
+    /// This generation's own stop and kill (children of the supervisor's).
+    stop: CancellationToken,
+    kill: CancellationToken,
+    finished: Pin<Box<dyn Future<Output = Finished> + Send>>,
+}
+
+impl Live {
+    /// Stop it the normal way and wait for it.
+    async fn stop(self) -> mpsc::Receiver<HostMessage> {
+        self.stop.cancel();
+        self.finished.await.commands
     }
 
-    /// Start a process and run it to its end.
-    async fn run_generation(&mut self) -> Outcome {
+    /// Kill it at once (a reload's new process that failed) and wait for it.
+    async fn kill(self) {
+        self.kill.cancel();
+        self.stop().await;
+    }
+}
+
+/// Where a plugin is between events.
+enum Phase {
+    Running(Live),
+    /// CRASHED: waiting to start again.
+    Backoff {
+        until: tokio::time::Instant,
+        commands: mpsc::Receiver<HostMessage>,
+    },
+    /// FAILED or STOPPED: waiting for an order.
+    Idle {
+        commands: mpsc::Receiver<HostMessage>,
+    },
+}
+
+impl Supervisor {
+    pub async fn run(mut self, commands: mpsc::Receiver<HostMessage>) {
+        let config = self.link.handle.config();
+        let mut phase = self.start(config, commands);
+        loop {
+            phase = match phase {
+                Phase::Running(mut live) => tokio::select! {
+                    finished = &mut live.finished => self.after_exit(finished),
+                    Some(order) = self.orders.recv() => self.obey_running(live, order).await,
+                    () = self.stop.cancelled() => {
+                        // The generation's token is a child of ours: it is stopping already.
+                        live.finished.await;
+                        break;
+                    }
+                },
+                Phase::Backoff { until, commands } => tokio::select! {
+                    () = tokio::time::sleep_until(until) => {
+                        self.link.publish(|s| s.restart_count += 1);
+                        self.start(self.link.handle.config(), commands)
+                    }
+                    Some(order) = self.orders.recv() => self.obey_idle(commands, order).await,
+                    () = self.stop.cancelled() => break,
+                },
+                Phase::Idle { commands } => tokio::select! {
+                    Some(order) = self.orders.recv() => self.obey_idle(commands, order).await,
+                    () = self.stop.cancelled() => break,
+                },
+            };
+        }
+        // FAILED stays visible until the host stops.
+        self.link.publish(|s| {
+            if s.state != PluginState::Failed {
+                s.state = PluginState::Stopped;
+            }
+            s.process = None;
+            s.next_restart_at = None;
+            s.activity = None;
+        });
+    }
+
+    /// Spawn a generation with `config` on its own task; it speaks for the plugin at once
+    /// when `current`. Nothing is published.
+    fn launch(
+        &self,
+        config: Arc<PluginConfig>,
+        mut commands: mpsc::Receiver<HostMessage>,
+        current: bool,
+    ) -> Result<Live, (Exit, mpsc::Receiver<HostMessage>)> {
+        let generation = match Generation::spawn(&config, &self.launcher, &self.reaper, current) {
+            Ok(generation) => generation,
+            Err(error) => return Err((Exit::spawn_failed(&error), commands)),
+        };
+        let (info, voice) = (generation.info(), generation.voice());
+        let (stop, kill) = (self.stop.child_token(), self.kill.child_token());
+        let (link, task_stop, task_kill) = (self.link.clone(), stop.clone(), kill.clone());
+        let task = tokio::spawn(async move {
+            let outcome = generation.run(&link, &mut commands, &task_stop, &task_kill).await;
+            Finished { outcome, commands }
+        });
+        let finished = Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                // The generation's task owned the queue; a new one takes its place.
+                let (_, commands) = mpsc::channel(1);
+                let reason = ExitReason::SpawnFailed(format!("the task running the process failed: {e}"));
+                Finished {
+                    outcome: Outcome::Exited(Exit { reason, uptime: Duration::ZERO, stderr_tail: Vec::new() }),
+                    commands,
+                }
+            })
+        });
+        info!(plugin = self.link.handle.name(), pid = info.pid, "started");
+        Ok(Live { info, voice, config, stop, kill, finished })
+    }
+
+    /// Start a generation that is the plugin's only one.
+    fn start(&self, config: Arc<PluginConfig>, commands: mpsc::Receiver<HostMessage>) -> Phase {
         if self.stop.is_cancelled() {
-            return Outcome::Stopped;
+            return Phase::Idle { commands };
         }
         self.link.publish(|s| {
             s.state = PluginState::Starting;
             s.next_restart_at = None;
+            s.config = config.clone();
         });
-        let generation = match Generation::spawn(&self.link, &self.launcher, &self.reaper) {
-            Ok(generation) => generation,
-            Err(error) => return Outcome::Exited(Exit::spawn_failed(&error)),
+        match self.launch(config, commands, true) {
+            Ok(live) => {
+                let process = live.info;
+                self.link.publish(|s| {
+                    s.state = PluginState::Running;
+                    s.process = Some(process);
+                    s.said_hello = false;
+                    s.loaded_at = Some(process.started_at);
+                });
+                Phase::Running(live)
+            }
+            Err((exit, commands)) => self.after_exit(Finished { outcome: Outcome::Exited(exit), commands }),
+        }
+    }
+
+    /// Record how a generation ended; schedule a restart, give up, or stay stopped.
+    fn after_exit(&self, finished: Finished) -> Phase {
+        let Finished { outcome, commands } = finished;
+        let Outcome::Exited(Exit { reason, uptime, stderr_tail }) = outcome else {
+            self.link.publish(|s| {
+                s.state = PluginState::Stopped;
+                s.process = None;
+                s.next_restart_at = None;
+            });
+            return Phase::Idle { commands };
         };
-        let process = generation.info();
-        info!(plugin = self.link.handle.name(), pid = process.pid, "started");
+        let policy = self.link.handle.config().restart;
+        let name = self.link.handle.name();
+        let previous = self.link.handle.status.borrow().restart_attempt;
+        let Restart { attempt, give_up, delay } = Restart::after_crash(&policy, previous, uptime);
+        if give_up {
+            error!(
+                plugin = name,
+                "{reason} after {:.1}s; giving up after {} consecutive crashes",
+                uptime.as_secs_f64(),
+                attempt
+            );
+        } else {
+            warn!(
+                plugin = name,
+                "{reason} after {:.1}s; restart {attempt} in {:.1}s",
+                uptime.as_secs_f64(),
+                delay.as_secs_f64()
+            );
+        }
+        let record = CrashRecord { at: SystemTime::now(), reason, uptime, stderr_tail };
+        // checked: a policy may ask for a delay longer than an `Instant` can hold.
+        let restart_at = if give_up { None } else { Instant::now().checked_add(delay) };
         self.link.publish(|s| {
-            s.state = PluginState::Running;
-            s.process = Some(process);
-            s.said_hello = false;
-            s.loaded_at = Some(process.started_at);
+            let mut log = (*s.crash_log).clone();
+            log.push_front(record);
+            log.truncate(CRASH_LOG_LEN);
+            s.crash_log = Arc::new(log);
+            s.crash_count += 1;
+            s.restart_attempt = attempt;
+            s.process = None;
+            s.state = if give_up { PluginState::Failed } else { PluginState::Crashed };
+            s.next_restart_at = restart_at;
         });
-        generation.run(&self.link, &mut self.commands, &self.stop, &self.kill).await
+        match restart_at {
+            Some(at) => Phase::Backoff { until: at.into(), commands },
+            // A delay beyond what a clock can hold is never reached: the plugin waits for an order.
+            None => Phase::Idle { commands },
+        }
     }
 }
 

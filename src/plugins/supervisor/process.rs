@@ -4,21 +4,21 @@
 //! started beside the old one) without either knowing of the other.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
-use tokio::sync::{Notify, mpsc};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::spawn::{SpawnError, command_for};
 use crate::logging::LogBudget;
 use crate::plugins::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage};
-use crate::plugins::spec::Launch;
+use crate::plugins::spec::PluginConfig;
 use crate::plugins::stream::{Line, LineSplitter};
 use crate::plugins::tree::{Family, Reaper};
 use crate::plugins::{ChatReply, ExitReason, Launcher, PluginCounters, PluginHandle, PluginStatus, ProcessInfo};
@@ -29,7 +29,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const STDERR_TAIL_LINES: usize = 20;
 const STDERR_LINE_BYTES: usize = 512;
 /// After the process exits, how long its pipes may take to drain.
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+const PIPE_DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// While an old process is drained, how often the host looks whether it has answered everything.
+const DRAIN_CHECK: Duration = Duration::from_millis(20);
 /// Requests remembered for matching replies to the user who asked.
 const PENDING_REQUESTS: usize = 256;
 /// Log lines per second per plugin stream before further lines are only counted.
@@ -43,9 +45,19 @@ pub(in crate::plugins) struct HostLink {
     pub handle: Arc<PluginHandle>,
     pub changed: Arc<Notify>,
     pub replies: mpsc::Sender<ChatReply>,
+    /// Has any process of this plugin said hello? One that never did is not waited for.
+    said_hello: AtomicBool,
 }
 
 impl HostLink {
+    pub fn new(handle: Arc<PluginHandle>, changed: Arc<Notify>, replies: mpsc::Sender<ChatReply>) -> HostLink {
+        HostLink { handle, changed, replies, said_hello: AtomicBool::new(false) }
+    }
+
+    pub fn speaks_protocol(&self) -> bool {
+        self.said_hello.load(Ordering::Relaxed)
+    }
+
     /// Change the status and tell the collector.
     pub fn publish(&self, change: impl FnOnce(&mut PluginStatus)) {
         self.handle.status.send_modify(change);
@@ -66,76 +78,29 @@ impl HostLink {
     }
 }
 
-/// Why a plugin process could not be started; each names what is missing.
-#[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
-    #[error("working directory {dir:?} does not exist")]
-    MissingDirectory { dir: PathBuf },
-    #[error("working directory {dir:?} is not a directory")]
-    NotADirectory { dir: PathBuf },
-    #[error("program {program:?} not found")]
-    MissingProgram { program: PathBuf },
-    #[error("program {program:?} not found in PATH")]
-    NotInPath { program: PathBuf },
-    #[error("program {program:?} exists but cannot be run: its #! interpreter or a library it needs is missing")]
-    MissingInterpreter { program: PathBuf },
-    #[error("cannot run program {program:?}: {source}")]
-    Other { program: PathBuf, source: std::io::Error },
+/// What a process said in its hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Greeting {
+    pub version: Option<String>,
+    pub commands: Arc<[String]>,
 }
 
-impl SpawnError {
-    /// Tell apart the causes the OS reports all as "No such file or directory".
-    fn explain(program: &Path, cwd: Option<&Path>, source: std::io::Error) -> SpawnError {
-        if let Some(dir) = cwd {
-            match std::fs::metadata(dir) {
-                Err(_) => return SpawnError::MissingDirectory { dir: dir.to_owned() },
-                Ok(meta) if !meta.is_dir() => return SpawnError::NotADirectory { dir: dir.to_owned() },
-                Ok(_) => {}
-            }
-        }
-        if source.kind() != std::io::ErrorKind::NotFound {
-            return SpawnError::Other { program: program.to_owned(), source };
-        }
-        let program = program.to_owned();
-        if program.components().count() == 1 && program.is_relative() {
-            return SpawnError::NotInPath { program };
-        }
-        // A relative path with a slash is looked up from the plugin's working directory.
-        let resolved = cwd.map_or_else(|| program.clone(), |dir| dir.join(&program));
-        if resolved.exists() {
-            SpawnError::MissingInterpreter { program }
-        } else {
-            SpawnError::MissingProgram { program }
-        }
-    }
+/// What one process has said, and whether it speaks for the plugin. During a reload the new
+/// process is not current until the switch (its hello must not change the status if it is
+/// rolled back) and the old one stops being current at the switch.
+pub(super) struct Voice {
+    pub current: AtomicBool,
+    pub hello: watch::Sender<Option<Greeting>>,
 }
 
-fn command_for(handle: &PluginHandle, launcher: &Launcher) -> (Command, PathBuf) {
-    let config = &handle.config;
-    let (program, mut cmd) = match &config.launch {
-        Launch::Builtin(builtin) => {
-            let mut cmd = Command::new(&launcher.rosey_exe);
-            cmd.arg("plugin").arg(builtin.name());
-            (launcher.rosey_exe.clone(), cmd)
-        }
-        Launch::Command { program, args } => {
-            let mut cmd = Command::new(program);
-            cmd.args(args);
-            (PathBuf::from(program), cmd)
-        }
-    };
-    cmd.envs(&config.env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group: the host signals the plugin and everything it started at once,
-        // and a Ctrl-C in the host's terminal reaches only the host, which then stops plugins in order.
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(cwd) = &config.cwd {
-        cmd.current_dir(cwd);
+impl Voice {
+    pub fn is_current(&self) -> bool {
+        self.current.load(Ordering::SeqCst)
     }
-    (cmd, program)
+
+    pub fn set_current(&self, current: bool) {
+        self.current.store(current, Ordering::SeqCst);
+    }
 }
 
 /// How one generation ended.
@@ -178,27 +143,51 @@ pub(super) struct Generation {
     family: Family,
     /// Recent requests, to address replies to the user who asked.
     pending: Mutex<VecDeque<Pending>>,
+    voice: Arc<Voice>,
+    reset_window: Duration,
+    drain_timeout: Duration,
 }
 
 impl Generation {
-    /// Start the plugin's program.
-    pub fn spawn(link: &HostLink, launcher: &Launcher, reaper: &Arc<Reaper>) -> Result<Generation, SpawnError> {
-        let (mut command, program) = command_for(&link.handle, launcher);
-        let cwd = link.handle.config.cwd.as_deref();
-        let child = reaper.spawn(&mut command).map_err(|e| SpawnError::explain(&program, cwd, e))?;
+    /// Start the plugin's program as `config` says; `current` when it speaks for the plugin
+    /// from the start (not a reload's new process).
+    pub fn spawn(
+        config: &PluginConfig,
+        launcher: &Launcher,
+        reaper: &Arc<Reaper>,
+        current: bool,
+    ) -> Result<Generation, SpawnError> {
+        let (mut command, program) = command_for(config, launcher);
+        let child = reaper.spawn(&mut command).map_err(|e| SpawnError::explain(&program, config.cwd.as_deref(), e))?;
         // Invariant: `id()` is None only once the child has been reaped, and nothing has waited yet.
         let pid = child.id().expect("a just-spawned child has not been reaped");
         let info = ProcessInfo { pid, started: Instant::now(), started_at: SystemTime::now() };
-        Ok(Generation { child, info, family: Family::new(pid, reaper.clone()), pending: Mutex::new(VecDeque::new()) })
+        Ok(Generation {
+            child,
+            info,
+            family: Family::new(pid, reaper.clone()),
+            pending: Mutex::new(VecDeque::new()),
+            voice: Arc::new(Voice { current: AtomicBool::new(current), hello: watch::Sender::new(None) }),
+            reset_window: config.restart.reset_window,
+            drain_timeout: config.reload.drain_timeout,
+        })
     }
 
     pub fn info(&self) -> ProcessInfo {
         self.info
     }
 
+    pub fn voice(&self) -> Arc<Voice> {
+        self.voice.clone()
+    }
+
     /// Feed the process from `commands` until it exits or `stop` asks it to (then terminate it:
     /// SIGTERM, a grace period cut short by `kill`, SIGKILL). Either way, everything it started
     /// is killed before this returns.
+    ///
+    /// When `commands` closes (a reload switched the plugin to a new process), the process is
+    /// drained: its input is closed once the queue is written, and it is terminated as soon as
+    /// every command it received is answered, or after `drain_timeout`.
     pub async fn run(
         mut self,
         link: &HostLink,
@@ -212,14 +201,15 @@ impl Generation {
             let pending = &self.pending;
             // Boxed so that it can be dropped, closing the plugin's stdin, before a stop.
             let mut writer = Box::pin(async {
-                if let Some(stdin) = stdin {
-                    write_commands(pending, commands, stdin).await;
+                match stdin {
+                    Some(stdin) => write_commands(pending, commands, stdin).await,
+                    None => QueueEnd::InputClosed,
                 }
             });
             let readers = async {
                 let messages = async {
                     if let Some(stdout) = stdout {
-                        read_messages(link, pending, stdout).await;
+                        read_messages(link, &self.voice, pending, stdout).await;
                     }
                 };
                 let logs = async {
@@ -234,13 +224,39 @@ impl Generation {
             let mut refresh = tokio::time::interval(TREE_REFRESH);
             // Once the process has stayed up for the reset window, its earlier crashes no longer
             // count towards giving up; say so at once rather than at the next crash.
-            let reset_window = tokio::time::sleep(link.handle.config.restart.reset_window);
+            let reset_window = tokio::time::sleep(self.reset_window);
             tokio::pin!(reset_window);
             let mut reset_pending = link.handle.status.borrow().restart_attempt > 0;
+            let mut draining = false;
+            let drain_deadline = tokio::time::sleep(Duration::ZERO);
+            tokio::pin!(drain_deadline);
+            let mut drain_check = tokio::time::interval(DRAIN_CHECK);
             let ending = loop {
                 tokio::select! {
                     status = self.child.wait() => break Ending::Exited(status),
-                    () = &mut writer, if writing => writing = false,
+                    end = &mut writer, if writing => {
+                        writing = false;
+                        if end == QueueEnd::Switched {
+                            draining = true;
+                            drain_deadline.as_mut().reset(tokio::time::Instant::now() + self.drain_timeout);
+                        }
+                    }
+                    _ = drain_check.tick(), if draining => {
+                        if lock(pending).is_empty() {
+                            info!(plugin = link.name(), pid = self.info.pid, "old process drained");
+                            break Ending::StopRequested;
+                        }
+                    }
+                    () = &mut drain_deadline, if draining => {
+                        let unanswered = lock(pending).len();
+                        warn!(
+                            plugin = link.name(),
+                            pid = self.info.pid,
+                            "old process still owes {unanswered} replies after drain_timeout ({}s); stopping it",
+                            self.drain_timeout.as_secs_f64()
+                        );
+                        break Ending::StopRequested;
+                    }
                     () = &mut readers, if reading => reading = false,
                     _ = refresh.tick() => self.family.refresh(),
                     () = &mut reset_window, if reset_pending => {
@@ -259,7 +275,7 @@ impl Generation {
             self.family.signal(Signal::SIGKILL);
             // Let the readers take what the process wrote before it died, but not forever.
             if reading {
-                let _ = tokio::time::timeout(DRAIN_TIMEOUT, &mut readers).await;
+                let _ = tokio::time::timeout(PIPE_DRAIN_TIMEOUT, &mut readers).await;
             }
             ending
         };
@@ -313,12 +329,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Write queued commands to the plugin's stdin, until it closes its input or the queue ends.
+/// Why the writer stopped feeding the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueEnd {
+    /// The process closed its input (it is exiting).
+    InputClosed,
+    /// The queue closed: new commands go to another process now.
+    Switched,
+}
+
+/// Write queued commands to the plugin's stdin, until it closes its input or the queue ends
+/// (then its input is closed: the end of its work).
 async fn write_commands(
     pending: &Mutex<VecDeque<Pending>>,
     commands: &mut mpsc::Receiver<HostMessage>,
     mut stdin: ChildStdin,
-) {
+) -> QueueEnd {
     while let Some(message) = commands.recv().await {
         let HostMessage::Command { id, user, .. } = &message;
         {
@@ -331,13 +357,14 @@ async fn write_commands(
         let line = message.to_line();
         if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
             // The process closed its input (it is exiting); the supervisor sees the exit.
-            return;
+            return QueueEnd::InputClosed;
         }
     }
+    QueueEnd::Switched
 }
 
 /// Reads protocol messages from the plugin's stdout.
-async fn read_messages(link: &HostLink, pending: &Mutex<VecDeque<Pending>>, stdout: ChildStdout) {
+async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<Pending>>, stdout: ChildStdout) {
     let mut reader = BufReader::new(stdout);
     let mut lines = LineSplitter::new(MAX_LINE_BYTES);
     let mut budget = LogBudget::new(LOG_LINES_PER_SECOND, Duration::from_secs(1));
@@ -347,7 +374,7 @@ async fn read_messages(link: &HostLink, pending: &Mutex<VecDeque<Pending>>, stdo
             Line::NotUtf8(_) => "line is not UTF-8".to_owned(),
             Line::Text(text) if text.trim().is_empty() => continue,
             Line::Text(text) => match PluginMessage::parse(&text) {
-                Ok(message) => match handle_message(link, pending, message, &mut budget) {
+                Ok(message) => match handle_message(link, voice, pending, message, &mut budget) {
                     Ok(()) => continue,
                     Err(problem) => problem,
                 },
@@ -363,23 +390,32 @@ async fn read_messages(link: &HostLink, pending: &Mutex<VecDeque<Pending>>, stdo
 
 fn handle_message(
     link: &HostLink,
+    voice: &Voice,
     pending: &Mutex<VecDeque<Pending>>,
     message: PluginMessage,
     budget: &mut LogBudget,
 ) -> Result<(), String> {
     match message {
         PluginMessage::Hello { version, commands } => {
+            link.said_hello.store(true, Ordering::Relaxed);
+            let greeting = Greeting { version: version.clone(), commands: Arc::from(commands.clone()) };
+            voice.hello.send_if_modified(|known| {
+                let news = known.as_ref() != Some(&greeting);
+                *known = Some(greeting);
+                news
+            });
             let shown = version.clone();
             // A hello that repeats what is known changes nothing: no snapshot, no log line.
-            let changed = link.publish_if(|s| {
-                if s.said_hello && s.reported_version == version && *s.announced_commands == *commands {
-                    return false;
-                }
-                s.said_hello = true;
-                s.reported_version = version;
-                s.announced_commands = Arc::from(commands.clone());
-                true
-            });
+            let changed = voice.is_current()
+                && link.publish_if(|s| {
+                    if s.said_hello && s.reported_version == version && *s.announced_commands == *commands {
+                        return false;
+                    }
+                    s.said_hello = true;
+                    s.reported_version = version;
+                    s.announced_commands = Arc::from(commands.clone());
+                    true
+                });
             if changed && let Some(suppressed) = budget.admit() {
                 info!(plugin = link.name(), version = shown.as_deref().unwrap_or("?"), ?commands, "hello{suppressed}");
             }
@@ -439,22 +475,5 @@ mod tests {
         let s = "ab🦀".to_owned(); // the crab is 4 bytes, starting at byte 2
         assert_eq!(truncate_utf8(s.clone(), 3), "ab");
         assert_eq!(truncate_utf8(s.clone(), 6), s);
-    }
-
-    #[test]
-    fn spawn_errors_name_what_is_missing() {
-        let enoent = || std::io::Error::from(std::io::ErrorKind::NotFound);
-        let temp = tempfile::tempdir().expect("a temporary directory");
-        let dir = temp.path().to_owned();
-        let missing_dir = dir.join("nope");
-        let error = SpawnError::explain(Path::new("python3"), Some(&missing_dir), enoent());
-        assert_eq!(error.to_string(), format!("working directory {missing_dir:?} does not exist"));
-        let error = SpawnError::explain(Path::new("/nonexistent/prog"), None, enoent());
-        assert_eq!(error.to_string(), "program \"/nonexistent/prog\" not found");
-        let error = SpawnError::explain(Path::new("no-such-tool"), Some(&dir), enoent());
-        assert_eq!(error.to_string(), "program \"no-such-tool\" not found in PATH");
-        let script = dir.join("script.sh");
-        std::fs::write(&script, "#!/nonexistent/sh\n").expect("the temp dir is writable");
-        assert!(matches!(SpawnError::explain(&script, None, enoent()), SpawnError::MissingInterpreter { .. }));
     }
 }

@@ -1,0 +1,241 @@
+//! The operator's orders to one plugin's supervisor: blue-green reload, restart, stop, start.
+//!
+//! A reload starts a new generation beside the running one. The new one is ready when it says
+//! hello (within `reload_timeout`), or, for a plugin that never speaks the protocol, when it is
+//! still alive after [`READY_WITHOUT_HELLO`]. Then the plugin's command queue is swapped in one
+//! step: every command from that instant goes to the new process; the old one's queue closes,
+//! it answers what it already received and is stopped (see [`process`](super::process)). If
+//! the new one exits or is not ready in time, it is killed and the old one never noticed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::process::Outcome;
+use super::{Live, Order, Phase, Supervisor};
+use crate::plugins::action::{Action, ActionOutcome, ActionReport, ReloadRecord};
+use crate::plugins::protocol::HostMessage;
+use crate::plugins::spec::PluginConfig;
+use crate::plugins::{COMMAND_QUEUE, PluginState, RELOAD_LOG_LEN};
+
+/// A plugin that has never said hello is ready when its new process is still alive after this.
+pub const READY_WITHOUT_HELLO: Duration = Duration::from_secs(2);
+/// Stderr lines quoted in the reason of a failed start.
+const REASON_STDERR_LINES: usize = 5;
+
+/// How an order went, before it becomes a report.
+struct Done {
+    outcome: ActionOutcome,
+    from_version: Option<String>,
+    reason: Option<String>,
+}
+
+impl Supervisor {
+    /// Carry out `order` while a generation runs.
+    pub(super) async fn obey_running(&mut self, live: Live, order: Order) -> Phase {
+        let started = Instant::now();
+        let from_version = Some(self.link.handle.status.borrow().version());
+        let (phase, outcome, reason) = match order.action {
+            Action::Stop => (self.stop_live(live).await, ActionOutcome::Done, None),
+            Action::Start => (Phase::Running(live), ActionOutcome::Done, Some("already running".to_owned())),
+            Action::Restart => {
+                self.publish_activity(Some(format!("restarting: stopping pid {}", live.info.pid)));
+                let config = live.config.clone();
+                let commands = live.stop().await;
+                self.start_ready(config, commands).await
+            }
+            Action::Reload => {
+                let config = order.config.clone().unwrap_or_else(|| live.config.clone());
+                self.reload(live, config).await
+            }
+        };
+        self.answer(order, started, Done { outcome, from_version, reason });
+        phase
+    }
+
+    /// Carry out `order` while no process runs (CRASHED, FAILED or STOPPED).
+    pub(super) async fn obey_idle(&mut self, commands: mpsc::Receiver<HostMessage>, order: Order) -> Phase {
+        let started = Instant::now();
+        let from_version = Some(self.link.handle.status.borrow().version());
+        let (phase, outcome, reason) = match order.action {
+            Action::Stop => {
+                self.link.publish(|s| {
+                    if s.state != PluginState::Failed {
+                        s.state = PluginState::Stopped;
+                    }
+                    s.next_restart_at = None;
+                });
+                (Phase::Idle { commands }, ActionOutcome::Done, None)
+            }
+            // A fresh start: earlier crashes no longer count towards giving up.
+            Action::Start | Action::Restart | Action::Reload => {
+                self.link.publish(|s| s.restart_attempt = 0);
+                let config = order.config.clone().unwrap_or_else(|| self.link.handle.config());
+                let (phase, outcome, reason) = self.start_ready(config, commands).await;
+                let outcome = match (order.action, outcome) {
+                    (Action::Reload, ActionOutcome::Done) => ActionOutcome::Reloaded,
+                    (_, outcome) => outcome,
+                };
+                (phase, outcome, reason)
+            }
+        };
+        self.answer(order, started, Done { outcome, from_version, reason });
+        phase
+    }
+
+    /// Report to whoever asked; a reload also goes into the plugin's reload log.
+    fn answer(&self, order: Order, started: Instant, done: Done) {
+        let duration = started.elapsed();
+        let to_version = match done.outcome {
+            ActionOutcome::RolledBack | ActionOutcome::Failed => None,
+            ActionOutcome::Done | ActionOutcome::Reloaded => Some(self.link.handle.status.borrow().version()),
+        };
+        let report = ActionReport {
+            plugin: self.link.handle.name().to_owned(),
+            action: order.action,
+            outcome: done.outcome,
+            from_version: done.from_version,
+            to_version,
+            duration,
+            reason: done.reason,
+        };
+        let record = (order.action == Action::Reload).then(|| ReloadRecord {
+            at: SystemTime::now(),
+            trigger: order.trigger,
+            from_version: report.from_version.clone(),
+            to_version: report.to_version.clone(),
+            duration,
+            outcome: report.outcome,
+            reason: report.reason.clone(),
+        });
+        self.link.publish(|s| {
+            s.activity = None;
+            if let Some(record) = record {
+                s.reloads.count(record.outcome);
+                let mut log = (*s.reload_log).clone();
+                log.push_front(record);
+                log.truncate(RELOAD_LOG_LEN);
+                s.reload_log = Arc::new(log);
+            }
+        });
+        // Free the plugin before answering, so the caller may act again at once.
+        drop(order.claim);
+        let _ = order.reply.send(report);
+    }
+
+    fn publish_activity(&self, activity: Option<String>) {
+        self.link.publish(|s| s.activity = activity);
+    }
+
+    async fn stop_live(&self, live: Live) -> Phase {
+        self.publish_activity(Some(format!("stopping pid {}", live.info.pid)));
+        let commands = live.stop().await;
+        self.link.publish(|s| {
+            s.state = PluginState::Stopped;
+            s.process = None;
+            s.next_restart_at = None;
+        });
+        Phase::Idle { commands }
+    }
+
+    /// Start the plugin's only generation and wait until it is ready.
+    async fn start_ready(
+        &self,
+        config: Arc<PluginConfig>,
+        commands: mpsc::Receiver<HostMessage>,
+    ) -> (Phase, ActionOutcome, Option<String>) {
+        self.publish_activity(Some("starting…".to_owned()));
+        let timeout = config.reload.ready_timeout;
+        match self.start(config, commands) {
+            Phase::Running(mut live) => match self.ready(&mut live, timeout).await {
+                // A process that exited is picked up by the main loop as a crash.
+                Err(reason) => (Phase::Running(live), ActionOutcome::Failed, Some(reason)),
+                Ok(()) => (Phase::Running(live), ActionOutcome::Done, None),
+            },
+            phase => {
+                let reason = self.link.handle.status.borrow().last_crash().map(|c| c.reason.to_string());
+                (phase, ActionOutcome::Failed, reason)
+            }
+        }
+    }
+
+    /// Blue-green: a new generation with `config` beside `old`, switch when it is ready, then
+    /// drain `old`; or roll back.
+    async fn reload(&mut self, old: Live, config: Arc<PluginConfig>) -> (Phase, ActionOutcome, Option<String>) {
+        let name = self.link.handle.name().to_owned();
+        self.publish_activity(Some("reloading…".to_owned()));
+        let (queue, commands) = mpsc::channel(COMMAND_QUEUE);
+        let timeout = config.reload.ready_timeout;
+        let mut new = match self.launch(config.clone(), commands, false) {
+            Ok(new) => new,
+            Err((exit, _)) => {
+                warn!(plugin = name, "reload rolled back: {}", exit.reason);
+                return (Phase::Running(old), ActionOutcome::RolledBack, Some(exit.reason.to_string()));
+            }
+        };
+        self.publish_activity(Some(format!(
+            "reloading: new pid {} starting beside pid {}",
+            new.info.pid, old.info.pid
+        )));
+        if let Err(reason) = self.ready(&mut new, timeout).await {
+            warn!(plugin = name, pid = new.info.pid, "reload rolled back: {reason}");
+            new.kill().await;
+            return (Phase::Running(old), ActionOutcome::RolledBack, Some(reason));
+        }
+
+        // The switch. The new process speaks for the plugin before the queue moves, so a hello
+        // it sends meanwhile is published either by its reader or by the lines below.
+        new.voice.set_current(true);
+        old.voice.set_current(false);
+        drop(self.link.handle.route_to(queue));
+        let greeting = new.voice.hello.borrow().clone();
+        let (process, old_pid) = (new.info, old.info.pid);
+        self.link.publish(|s| {
+            s.state = PluginState::Running;
+            s.process = Some(process);
+            s.loaded_at = Some(process.started_at);
+            s.config = config;
+            s.said_hello = greeting.is_some();
+            s.reported_version = greeting.as_ref().and_then(|g| g.version.clone());
+            s.announced_commands = greeting.map_or_else(|| Arc::from([]), |g| g.commands);
+            s.activity = Some(format!("draining old pid {old_pid}"));
+        });
+        info!(plugin = name, pid = process.pid, old_pid, "switched to the new process; draining the old one");
+        // The old generation sees its queue close, answers what it has, and stops.
+        let _ = old.finished.await;
+        (Phase::Running(new), ActionOutcome::Reloaded, None)
+    }
+
+    /// Wait until `live` is ready: it says hello within `timeout` or, if this plugin has never
+    /// said hello, it is still alive after [`READY_WITHOUT_HELLO`]. Err says why not.
+    async fn ready(&self, live: &mut Live, timeout: Duration) -> Result<(), String> {
+        let mut hello = live.voice.hello.subscribe();
+        let quiet = READY_WITHOUT_HELLO.min(timeout);
+        let waited_for = if self.link.speaks_protocol() { "hello" } else { "the first seconds" };
+        tokio::select! {
+            _ = hello.wait_for(Option::is_some) => Ok(()),
+            () = tokio::time::sleep(quiet), if !self.link.speaks_protocol() => Ok(()),
+            () = tokio::time::sleep(timeout) => Err(format!("no hello within {}s", timeout.as_secs_f64())),
+            finished = &mut live.finished => {
+                let reason = match &finished.outcome {
+                    Outcome::Exited(exit) => {
+                        let mut reason = format!("{} before {waited_for}", exit.reason);
+                        let tail = &exit.stderr_tail[exit.stderr_tail.len().saturating_sub(REASON_STDERR_LINES)..];
+                        if !tail.is_empty() {
+                            reason.push_str("; stderr: ");
+                            reason.push_str(&tail.join(" | "));
+                        }
+                        reason
+                    }
+                    Outcome::Stopped => format!("stopped before {waited_for}"),
+                };
+                // Put the ending back for whoever handles it next (the main loop: a crash).
+                live.finished = Box::pin(std::future::ready(finished));
+                Err(reason)
+            }
+            () = self.stop.cancelled() => Err("the bot is shutting down".to_owned()),
+        }
+    }
+}
