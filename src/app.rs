@@ -71,11 +71,12 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             let loaded = config::load(&file)?;
             logging::init();
             loaded.log_summary();
-            limits::raise_open_files_limit();
+            let open_files = limits::raise_open_files_limit();
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|source| Error::Io { context: "starting the runtime", source })?;
             let at_end = if exit_at_eof { AtEndOfInput::Finish } else { AtEndOfInput::KeepRunning };
-            let result = runtime.block_on(async { run(loaded.config, file, ControlSignals::listen(), at_end).await });
+            let result = runtime
+                .block_on(async { run(loaded.config, file, ControlSignals::listen(), at_end, open_files).await });
             // The console reader thread may sit in a blocking read; do not wait for it.
             runtime.shutdown_timeout(std::time::Duration::from_millis(100));
             result
@@ -174,6 +175,7 @@ pub async fn run(
     file: ConfigFile,
     mut signals: ControlSignals,
     at_end: AtEndOfInput,
+    open_files: Option<limits::InheritedLimit>,
 ) -> Result<(), Error> {
     let rosey_exe =
         std::env::current_exe().map_err(|source| Error::Io { context: "locating the rosey executable", source })?;
@@ -186,7 +188,7 @@ pub async fn run(
     };
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     info!(plugins = config.plugins.len(), "starting");
-    let host = PluginHost::start(config.plugins.clone(), Launcher { rosey_exe }, reply_tx);
+    let host = PluginHost::start(config.plugins.clone(), Launcher { rosey_exe, open_files }, reply_tx);
     let (controls, control_requests) = Controls::channel();
 
     let collector = Collector::new(host.registry(), config.metrics);

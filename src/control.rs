@@ -105,7 +105,7 @@ impl Controls {
                 outcome = %report.outcome,
                 reason = report.reason.as_deref().unwrap_or(""),
                 duration_seconds = took,
-                "action finished"
+                "audit: action finished"
             ),
             Err(error) => warn!(
                 target: AUDIT_TARGET,
@@ -115,7 +115,7 @@ impl Controls {
                 outcome = "refused",
                 reason = %error,
                 duration_seconds = took,
-                "action refused"
+                "audit: action refused"
             ),
         }
         result
@@ -127,6 +127,21 @@ impl Controls {
         let request = |reply| ControlRequest::ReloadConfig { trigger: trigger.clone(), reply };
         let result = self.ask(request, || ConfigReloadError::ShuttingDown).await;
         let took = started.elapsed().as_secs_f64();
+        if let Ok(report) = &result {
+            // Each plugin the new config reloaded gets its own line, as any other action does.
+            for each in &report.reloaded {
+                info!(
+                    target: AUDIT_TARGET,
+                    who = %Trigger::Config,
+                    action = %each.action,
+                    plugin = each.plugin,
+                    outcome = %each.outcome,
+                    reason = each.reason.as_deref().unwrap_or(""),
+                    duration_seconds = each.duration.as_secs_f64(),
+                    "audit: action finished"
+                );
+            }
+        }
         match &result {
             Ok(report) => info!(
                 target: AUDIT_TARGET,
@@ -134,10 +149,10 @@ impl Controls {
                 action = "reload-config",
                 started = ?report.started,
                 removed = ?report.removed,
-                reloaded = report.reloaded.len(),
+                reloaded = ?report.reloaded.iter().map(|r| r.plugin.as_str()).collect::<Vec<_>>(),
                 needs_restart = ?report.needs_restart,
                 duration_seconds = took,
-                "config reloaded"
+                "audit: config reloaded"
             ),
             Err(error) => warn!(
                 target: AUDIT_TARGET,
@@ -145,7 +160,7 @@ impl Controls {
                 action = "reload-config",
                 outcome = "refused",
                 duration_seconds = took,
-                "config reload refused: {error}"
+                "audit: config reload refused: {error}"
             ),
         }
         result

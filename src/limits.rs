@@ -17,22 +17,50 @@ const RESERVED_FOR_THE_BOT: u64 = 64;
 /// A plugin holds three pipes open for its life (stdin, stdout, stderr).
 const PER_PLUGIN: u64 = 3;
 
-/// Raise the soft open-files limit to the hard limit. Failing is not fatal: the dashboard then
-/// fits its connection caps into the limit there is.
-pub fn raise_open_files_limit() {
+/// The soft open-files limit the bot was started with, when it raised it: plugins get it back
+/// (see [`restore_in_child`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InheritedLimit(u64);
+
+/// Raise the soft open-files limit to the hard limit; the limit it had, when it was raised.
+/// Failing is not fatal: the dashboard then fits its connection caps into the limit there is.
+pub fn raise_open_files_limit() -> Option<InheritedLimit> {
     let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok(limits) => limits,
         Err(e) => {
             warn!("cannot read the open-files limit (RLIMIT_NOFILE): {e}");
-            return;
+            return None;
         }
     };
     if soft >= hard {
-        return;
+        return None;
     }
     match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => debug!("open-files limit raised from {soft} to {hard}"),
-        Err(e) => warn!("cannot raise the open-files limit from {soft} to {hard}: {e}"),
+        Ok(()) => {
+            debug!("open-files limit raised from {soft} to {hard}");
+            Some(InheritedLimit(soft))
+        }
+        Err(e) => {
+            warn!("cannot raise the open-files limit from {soft} to {hard}: {e}");
+            None
+        }
+    }
+}
+
+/// In a plugin's process, between fork and exec: put the soft limit back to what the bot was
+/// given. The raise is for the bot's own connections; a plugin runs under the limit its
+/// operator chose (programs that `select()` break above 1,024 descriptors), as Go's
+/// `os/exec` does for its children.
+pub fn restore_in_child(command: &mut tokio::process::Command, inherited: InheritedLimit) {
+    let InheritedLimit(soft) = inherited;
+    // SAFETY: the closure runs in the forked child before exec; it only makes the getrlimit
+    // and setrlimit system calls (async-signal-safe), allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+            setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard)?;
+            Ok(())
+        });
     }
 }
 

@@ -8,6 +8,7 @@ use super::numbers::compact;
 use super::report::{ConfigProblem, ValueSource};
 use super::schema::{BasicAuth, Config, MetricsConfig, RawAuth, RawConfig, RawPlugin};
 use crate::plugins::builtin::Builtin;
+use crate::plugins::routing::HOST_NAME;
 use crate::plugins::spec::{Launch, PluginConfig, PluginName, ReloadPolicy, RestartPolicy};
 
 /// Collects problems, each with the source of its key.
@@ -46,7 +47,13 @@ impl RawConfig {
         let mut seen = HashMap::new();
         for (index, raw) in self.plugins.iter().enumerate() {
             let plugin = check_plugin(index, raw, &mut problems);
-            if let Some(first) = seen.get(&raw.name) {
+            if raw.name.eq_ignore_ascii_case(HOST_NAME) {
+                // Its replies would read like the host's own answers in chat.
+                problems.add(
+                    format!("plugins[{index}].name"),
+                    format!("plugin name \"{}\" is reserved for the bot's own chat answers", raw.name),
+                );
+            } else if let Some(first) = seen.get(&raw.name) {
                 problems.add(
                     format!("plugins[{index}].name"),
                     format!(

@@ -305,6 +305,8 @@ impl PluginHandle {
 #[derive(Debug, Clone)]
 pub struct Launcher {
     pub rosey_exe: PathBuf,
+    /// The open-files limit plugins get back when the bot raised its own.
+    pub open_files: Option<crate::limits::InheritedLimit>,
 }
 
 #[cfg(test)]

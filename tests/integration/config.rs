@@ -273,6 +273,12 @@ fn plugin_mistakes_name_the_plugin() {
            of a-z A-Z 0-9 . _ - (not . or ..)"],
     );
     assert_fixture_error(
+        "reserved_plugin_name.json",
+        &[
+            "config error: plugins[0].name from {path}: plugin name \"Rosey\" is reserved for the bot's own chat answers",
+        ],
+    );
+    assert_fixture_error(
         "duplicate_plugins.json",
         &["config error: plugins[1].name from {path}: duplicate plugin name \"dice\" (plugins[0] has it too): \
            names must be unique"],

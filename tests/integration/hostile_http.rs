@@ -143,3 +143,14 @@ fn the_soft_open_files_limit_is_raised_to_the_hard_limit() {
     let rosey = RoseyBuilder::new().plugins(json!([])).open_files(OpenFiles { soft: 256, hard }).start();
     assert_eq!(open_files_of(rosey.child.id()), (hard, hard));
 }
+
+#[test]
+fn plugins_get_the_open_files_limit_the_bot_was_started_with() {
+    let (_, our_hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("RLIMIT_NOFILE is readable");
+    let hard = our_hard.min(4096);
+    assert!(hard > 256, "this test needs a hard open-files limit above 256 (it is {our_hard})");
+    let sleeper = json!({ "name": "sleeper", "command": ["sleep", "600"] });
+    let rosey = RoseyBuilder::new().plugins(json!([sleeper])).open_files(OpenFiles { soft: 256, hard }).start();
+    let pid = rosey.wait_for_state("sleeper", "RUNNING")["pid"].as_u64().expect("a pid") as u32;
+    assert_eq!(open_files_of(pid), (256, hard), "the raise is the bot's, not its plugins'");
+}

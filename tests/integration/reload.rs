@@ -232,6 +232,16 @@ fn sighup_applies_added_removed_and_changed_entries_and_a_broken_edit_changes_no
     assert_eq!(reloaded["reload_log"][0]["trigger"], "config");
     assert_eq!(reloaded["reload_log"][0]["outcome"], "reloaded");
     assert_ne!(reloaded["pid"], before["pid"], "a new process runs the new entry");
+    wait_for("an audit line for the reloaded plugin", DEADLINE, || {
+        let log = rosey.stderr_text();
+        log.lines()
+            .any(|l| {
+                l.contains("audit: action finished")
+                    && l.contains("plugin=\"versioned\"")
+                    && l.contains("outcome=reloaded")
+            })
+            .then_some(())
+    });
     let gone = request("GET", &rosey.url("/api/plugin/8ball"), &[("authorization", AUTH)]).expect("GET");
     assert_eq!(gone.status, 404, "a removed plugin leaves the API");
     wait_for("the removed plugin's process to stop", DEADLINE, || {

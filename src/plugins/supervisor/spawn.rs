@@ -5,6 +5,7 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
+use crate::limits;
 use crate::plugins::Launcher;
 use crate::plugins::spec::{Launch, PluginConfig};
 
@@ -75,6 +76,9 @@ pub(super) fn command_for(config: &PluginConfig, launcher: &Launcher) -> (Comman
         .kill_on_drop(true);
     if let Some(cwd) = &config.cwd {
         cmd.current_dir(cwd);
+    }
+    if let Some(inherited) = launcher.open_files {
+        limits::restore_in_child(&mut cmd, inherited);
     }
     (cmd, program)
 }
