@@ -150,7 +150,11 @@ fn read_replies(rosey: &mut Child, seen: Arc<Mutex<Seen>>) -> std::thread::JoinH
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
 }
 
 fn plugin(base: &str) -> Option<Value> {

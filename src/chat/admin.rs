@@ -182,7 +182,7 @@ impl AdminDesk {
         };
         heard.taken = true;
         if !self.authority.permits(user) {
-            warn!(target: AUDIT_TARGET, who = %Trigger::Console { user: user.to_owned() }, command = ?command.args, outcome = "refused", "!admin refused: not an admin");
+            warn!(target: AUDIT_TARGET, who = %Trigger::Console { user: user.to_owned() }, command = ?command.args, outcome = "refused", "audit: !admin refused: not an admin");
             heard
                 .replies
                 .push(reply(user, format!("!{ADMIN_COMMAND} is for the operator only; {user} may not use it")));

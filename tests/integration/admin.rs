@@ -35,14 +35,9 @@ fn ask(rosey: &mut Rosey, line: &str, prefix: &str) -> String {
     after(rosey, from, prefix)
 }
 
-/// The audit lines (`action finished` / `action refused` / `!admin refused`) in the log.
+/// The audit lines in the log (each starts `audit: `).
 fn audit_lines(rosey: &Rosey) -> Vec<String> {
-    rosey
-        .stderr_text()
-        .lines()
-        .filter(|l| l.contains("action finished") || l.contains("refused"))
-        .map(str::to_owned)
-        .collect()
+    rosey.stderr_text().lines().filter(|l| l.contains("audit: ")).map(str::to_owned).collect()
 }
 
 #[test]
@@ -135,7 +130,8 @@ fn chat_users_other_than_the_operator_are_refused_and_logged() {
     rosey.say("alice: yes");
     ask(&mut rosey, "!admin list", "[rosey] @console 1 plugins:");
     assert_eq!(rosey.pid_of("versioned"), pid, "nothing was done");
-    let refusals: Vec<String> = audit_lines(&rosey).into_iter().filter(|l| l.contains("!admin refused")).collect();
+    let refusals: Vec<String> =
+        audit_lines(&rosey).into_iter().filter(|l| l.contains("audit: !admin refused")).collect();
     assert_eq!(refusals.len(), 3, "{refusals:#?}");
     assert!(
         refusals[0].contains(r#"who=console user "alice""#) && refusals[0].contains("stop versioned"),
