@@ -1,12 +1,15 @@
 //! Start-up and shutdown: components start in data-flow order (plugins, collector, dashboard,
 //! chat) and stop in reverse, each waited for before the next.
 
+use std::time::Duration;
+
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::chat::AtEndOfInput;
+use crate::chat::admin::{AdminDesk, Authority};
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError, ConfigFile};
 use crate::control::{self, ConfigReloadError, Controls, Trigger};
@@ -14,6 +17,7 @@ use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
 use crate::plugins::{Launcher, PluginHost};
+use crate::remote::{self, ReloadTarget};
 use crate::{chat, limits, logging};
 
 /// Replies waiting to be printed before a plugin's further replies are dropped.
@@ -30,14 +34,16 @@ pub enum Error {
     UnknownBuiltin(String),
     #[error("error: {context}: {source}")]
     Io { context: &'static str, source: std::io::Error },
+    #[error("{0}")]
+    Remote(#[from] remote::RemoteError),
 }
 
 impl Error {
     /// 2 for configuration and usage errors, 1 for failures at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::UnknownBuiltin(_) => 2,
-            Error::Dashboard(_) | Error::Io { .. } => 1,
+            Error::Config(_) | Error::UnknownBuiltin(_) | Error::Remote(remote::RemoteError::DashboardDisabled) => 2,
+            Error::Dashboard(_) | Error::Io { .. } | Error::Remote(_) => 1,
         }
     }
 }
@@ -55,6 +61,11 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             let json = serde_json::to_string_pretty(&loaded.raw.redacted()).unwrap_or_default();
             println!("{json}");
             Ok(())
+        }
+        Command::Reload { plugin, timeout } => {
+            let dashboard = config::load_dashboard(&file)?;
+            let target = plugin.map_or(ReloadTarget::Config, ReloadTarget::Plugin);
+            Ok(remote::reload(&dashboard, &target, Duration::from_secs(timeout))?)
         }
         Command::Run { exit_at_eof } => {
             let loaded = config::load(&file)?;
@@ -184,10 +195,13 @@ pub async fn run(
     let snapshots = collector.subscribe();
     let collector_stop = CancellationToken::new();
     let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
+    let dashboard_url = config.dashboard.enabled.then(|| remote::local_url(&config.dashboard));
+    let desk = AdminDesk::new(Authority::console(), controls.clone(), snapshots.clone(), dashboard_url);
     let dashboard = bound.map(|bound| Dashboard::start(bound, &config.dashboard, snapshots, controls.clone()));
 
     let chat_stop = CancellationToken::new();
-    let mut chat_task = tokio::spawn(chat::run_console(host.registry(), reply_rx, at_end, chat_stop.clone()));
+    let chat = chat::run_console(host.registry(), reply_rx, desk, at_end, chat_stop.clone());
+    let mut chat_task = tokio::spawn(chat);
 
     let kill = host.kill_switch();
     let control_stop = CancellationToken::new();

@@ -1,4 +1,4 @@
-//! The command line: `rosey [--config PATH] [run | config | plugin NAME]`.
+//! The command line: `rosey [--config PATH] [run | config | reload [NAME] | plugin NAME]`.
 
 use std::path::PathBuf;
 
@@ -6,6 +6,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{ConfigFile, NamedBy};
+use crate::plugins::spec::{InvalidPluginName, PluginName};
 
 /// Shown after the options: the environment the bot reads.
 const ENVIRONMENT: &str = "\
@@ -71,9 +72,25 @@ pub enum Command {
     },
     /// Print the effective configuration (defaults < file < ROSEY_* environment) as JSON.
     Config,
+    /// Ask the running bot to re-read its config file (as SIGHUP does), or to hot-reload one
+    /// plugin; print what changed. The bot is reached through its dashboard API, at the address
+    /// and with the credentials (dashboard.auth) of this config. Exit codes: 0 done, 1 refused,
+    /// rolled back or not reachable, 2 configuration or usage error.
+    Reload {
+        /// Reload only this plugin (blue-green: its new process starts beside the old one)
+        #[arg(value_parser = plugin_name)]
+        plugin: Option<PluginName>,
+        /// How long to wait for the bot's answer, in seconds
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        timeout: u64,
+    },
     /// Run a built-in plugin on stdin/stdout (this is how the bot starts its built-ins).
     Plugin {
         /// dice-roller or 8ball
         name: String,
     },
+}
+
+fn plugin_name(text: &str) -> Result<PluginName, InvalidPluginName> {
+    PluginName::new(text)
 }

@@ -6,6 +6,7 @@
 //! commands to the plugins; [`app`] starts and stops everything in order; [`config`] and
 //! [`cli`] are what the operator controls, [`control`] how actions reach the running plugins; [`timefmt`] is how times read everywhere.
 
+pub mod action_text;
 pub mod app;
 pub mod chat;
 pub mod cli;
@@ -16,4 +17,5 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod plugins;
+pub mod remote;
 pub mod timefmt;

@@ -2,9 +2,11 @@
 //!
 //! Until a chat-network connector exists, the console is the chat: each stdin line is a message
 //! (`alice: !roll 2d6`, or a bare `!roll 2d6` from user `console`, [`parse`]) and each reply is
-//! printed on stdout ([`console`]). [`router`] decides who answers. End of stdin is not a
-//! shutdown (the bot keeps serving its dashboard) unless the caller asks for one.
+//! printed on stdout ([`console`]). [`admin`] looks at each message first (the operator's
+//! `!admin` commands and their confirmations); [`router`] decides who answers the rest. End of
+//! stdin is not a shutdown (the bot keeps serving its dashboard) unless the caller asks for one.
 
+pub mod admin;
 pub mod console;
 pub mod parse;
 pub mod router;
@@ -18,8 +20,9 @@ use tracing::{info, trace, warn};
 use crate::plugins::routing::HOST_NAME;
 use crate::plugins::stream::Line;
 use crate::plugins::{ChatReply, PluginList};
+use admin::AdminDesk;
 use console::{MAX_CHAT_LINE, print_reply};
-pub use parse::{CONSOLE_USER, ChatCommand, parse_message};
+pub use parse::{CONSOLE_USER, ChatCommand, ChatMessage, parse_message};
 use router::Router;
 
 /// How often held commands are looked at again while a plugin's hello is awaited.
@@ -37,11 +40,13 @@ pub enum AtEndOfInput {
     Finish,
 }
 
-/// Read chat from stdin until `stop`; print replies on stdout. With [`AtEndOfInput::Finish`],
-/// returns once input has ended and its replies are printed (or have stopped coming).
+/// Read chat from stdin until `stop`; print replies on stdout; `desk` answers the operator's
+/// `!admin` commands. With [`AtEndOfInput::Finish`], returns once input has ended and its
+/// replies are printed (or have stopped coming).
 pub async fn run_console(
     plugins: watch::Receiver<PluginList>,
     mut replies: mpsc::Receiver<ChatReply>,
+    mut desk: AdminDesk,
     at_end: AtEndOfInput,
     stop: CancellationToken,
 ) {
@@ -52,7 +57,7 @@ pub async fn run_console(
     let mut last_reply = Instant::now();
     let mut hold_check = tokio::time::interval(HOLD_CHECK);
     loop {
-        if !stdin_open && at_end == AtEndOfInput::Finish && !router.is_holding() {
+        if !stdin_open && at_end == AtEndOfInput::Finish && !router.is_holding() && !desk.is_busy() {
             let all_answered = answered >= router.delivered;
             if all_answered || last_reply.elapsed() >= DRAIN_QUIET {
                 info!(answered, asked = router.delivered, "end of console input; stopping (--exit-at-eof)");
@@ -62,7 +67,7 @@ pub async fn run_console(
         tokio::select! {
             line = lines.recv(), if stdin_open => match line {
                 Some(line) => {
-                    if let Some(reply) = handle_line(&mut router, line) {
+                    for reply in handle_line(&mut router, &mut desk, line) {
                         print_reply(&reply);
                     }
                 }
@@ -80,6 +85,7 @@ pub async fn run_console(
                 last_reply = Instant::now();
                 print_reply(&reply);
             }
+            reply = desk.finished(), if desk.is_busy() => print_reply(&reply),
             _ = hold_check.tick(), if router.is_holding() || (!stdin_open && at_end == AtEndOfInput::Finish) => {
                 for reply in router.release_held(Instant::now()) {
                     print_reply(&reply);
@@ -90,17 +96,24 @@ pub async fn run_console(
     }
 }
 
-fn handle_line(router: &mut Router, line: Line) -> Option<ChatReply> {
+fn handle_line(router: &mut Router, desk: &mut AdminDesk, line: Line) -> Vec<ChatReply> {
     trace!(?line, "console input");
-    match line {
-        Line::Text(text) => router.route(parse_message(&text)?, Instant::now()),
+    let text = match line {
+        Line::Text(text) => text,
         // A stray byte must not cost the whole line (or, as once, all further input).
-        Line::NotUtf8(_) => router.route(parse_message(&line.lossy())?, Instant::now()),
+        Line::NotUtf8(_) => line.lossy().into_owned(),
         Line::TooLong { len, start } => {
             warn!("a chat line of {len} bytes is over the {MAX_CHAT_LINE}-byte limit; ignored");
-            let command = parse_message(&String::from_utf8_lossy(&start))?;
+            let Some(command) = parse_message(&String::from_utf8_lossy(&start)) else { return Vec::new() };
             let text = format!("your message of {len} bytes is over the {MAX_CHAT_LINE}-byte limit; ignored");
-            Some(ChatReply { plugin: HOST_NAME.to_owned(), user: Some(command.user), text })
+            return vec![ChatReply { plugin: HOST_NAME.to_owned(), user: Some(command.user), text }];
         }
+    };
+    let Some(message) = ChatMessage::split(&text) else { return Vec::new() };
+    let now = Instant::now();
+    let mut heard = desk.hear(message, now);
+    if !heard.taken {
+        heard.replies.extend(message.command().and_then(|command| router.route(command, now)));
     }
+    heard.replies
 }

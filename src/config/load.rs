@@ -17,7 +17,7 @@ use super::report::{
     ConfigError, ConfigProblem, NamedBy, ValueSource, display_key, follows_from, key_message, sort_by_key, split_key,
     unreadable_message,
 };
-use super::schema::{Config, RawConfig};
+use super::schema::{Config, DashboardConfig, RawConfig};
 
 /// The config file read when none is named.
 pub const DEFAULT_CONFIG_FILE: &str = "rosey.json";
@@ -79,6 +79,38 @@ impl Loaded {
 
 /// Merge defaults, the config file and the `ROSEY_*` environment; check the result.
 pub fn load(file: &ConfigFile) -> Result<Loaded, ConfigError> {
+    let Layers { figment, absolute, env_problems, not_config_env } = layers(file)?;
+    let base = absolute.as_deref().and_then(Path::parent);
+    let (raw, config) = load_figment(&figment, base, env_problems)?;
+    Ok(Loaded { config, raw, file: absolute, not_config_env })
+}
+
+/// The `dashboard` section alone, from the same layers as [`load`]: what a client of the
+/// running bot needs (`rosey reload`), even while another section of the file is broken (the
+/// bot then reports those problems itself).
+pub fn load_dashboard(file: &ConfigFile) -> Result<DashboardConfig, ConfigError> {
+    let Layers { figment, absolute, .. } = layers(file)?;
+    let base = absolute.as_deref().and_then(Path::parent);
+    let alone = figment.find_value("dashboard").ok().map(|section| {
+        Figment::from(Serialized::defaults(RawConfig::default())).merge(Serialized::default("dashboard", section))
+    });
+    match alone.map(|alone| load_figment(&alone, base, Vec::new())) {
+        Some(Ok((_, config))) => Ok(config.dashboard),
+        // The whole load names each problem with the file or variable it came from.
+        _ => load(file).map(|loaded| loaded.config.dashboard),
+    }
+}
+
+/// The layers of a config, merged but not yet read.
+struct Layers {
+    figment: Figment,
+    /// The file read, as an absolute path; None when there was no default file.
+    absolute: Option<PathBuf>,
+    env_problems: Vec<ConfigProblem>,
+    not_config_env: Vec<String>,
+}
+
+fn layers(file: &ConfigFile) -> Result<Layers, ConfigError> {
     let path = file.path();
     let found = path.is_file();
     if !found && let ConfigFile::Named { path, named_by } = file {
@@ -96,10 +128,7 @@ pub fn load(file: &ConfigFile) -> Result<Loaded, ConfigError> {
     }
     let (env_problems, not_config_env) = env::survey();
     let absolute = found.then(|| std::path::absolute(path).unwrap_or_else(|_| path.to_owned()));
-    let figment = build_figment(found.then_some(path));
-    let base = absolute.as_deref().and_then(Path::parent);
-    let (raw, config) = load_figment(&figment, base, env_problems)?;
-    Ok(Loaded { config, raw, file: absolute, not_config_env })
+    Ok(Layers { figment: build_figment(found.then_some(path)), absolute, env_problems, not_config_env })
 }
 
 fn build_figment(file: Option<&Path>) -> Figment {

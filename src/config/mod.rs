@@ -19,7 +19,7 @@ mod numbers;
 mod report;
 mod schema;
 
-pub use load::{ConfigFile, DEFAULT_CONFIG_FILE, Loaded, load};
+pub use load::{ConfigFile, DEFAULT_CONFIG_FILE, Loaded, load, load_dashboard};
 pub use report::{ConfigError, ConfigProblem, NamedBy, ValueSource};
 pub use schema::{BasicAuth, Config, DashboardConfig, MetricsConfig, RawConfig};
 

@@ -11,10 +11,12 @@ mod common;
 mod e2e_support;
 
 mod actions;
+mod admin;
 mod api;
 mod auth;
 mod browser;
 mod chat;
+mod cli_reload;
 mod config;
 mod docs;
 mod errors;

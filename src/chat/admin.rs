@@ -1,0 +1,465 @@
+//! `!admin`: the operator's commands in chat. `status`, `list` and `metrics` answer from the
+//! latest metrics snapshot; `reload`, `restart`, `stop`, `start` and `reload-config` ask the
+//! running bot through [`Controls`] (which writes the audit line) and answer when the action has
+//! finished, without holding up the chat meanwhile. `stop` and `restart` take the plugin down,
+//! so they wait for a `yes` from the same user within [`CONFIRM_WITHIN`]; anything else that
+//! user says first cancels them.
+//!
+//! Who may use `!admin` is a property of the chat source, an [`Authority`]: on the console only
+//! its own user (see [`Authority::console`]); a chat network would bring its list of admins.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::warn;
+
+use super::parse::{CONSOLE_USER, ChatMessage};
+use crate::action_text::{ActionSummary, ConfigSummary};
+use crate::control::{AUDIT_TARGET, Action, ConfigReloadError, Controls, Trigger};
+use crate::metrics::Snapshot;
+use crate::plugins::ChatReply;
+use crate::plugins::routing::HOST_NAME;
+
+mod status;
+
+/// The chat command the operator's commands go under.
+pub const ADMIN_COMMAND: &str = "admin";
+/// How long a `stop` or `restart` waits for its `yes`.
+pub const CONFIRM_WITHIN: Duration = Duration::from_secs(30);
+
+/// Who may give `!admin` commands on one chat source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    admins: BTreeSet<String>,
+}
+
+impl Authority {
+    /// The console is the operator's own terminal: a line without a `name:` prefix (or with the
+    /// prefix `console`) is the operator's. Any other prefix stands for another chat user, so
+    /// `alice: !admin stop dice` is alice asking, and refused.
+    pub fn console() -> Authority {
+        Authority::of([CONSOLE_USER])
+    }
+
+    /// Exactly these users (a chat network's configured admins).
+    pub fn of<S: Into<String>>(admins: impl IntoIterator<Item = S>) -> Authority {
+        Authority { admins: admins.into_iter().map(Into::into).collect() }
+    }
+
+    pub fn permits(&self, user: &str) -> bool {
+        self.admins.contains(user)
+    }
+}
+
+/// One `!admin` command, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    Help,
+    /// Every plugin, or one.
+    Status(Option<String>),
+    List,
+    Metrics,
+    Act {
+        action: Action,
+        plugin: String,
+    },
+    ReloadConfig,
+}
+
+/// An `!admin` line that names no command, in words for its sender.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Usage {
+    #[error("unknown !admin command {0:?}; !admin help lists them")]
+    Unknown(String),
+    #[error("!admin {0} needs a plugin name: !admin {0} NAME")]
+    NoPlugin(Action),
+    #[error("!admin {command} takes {takes}; {extra:?} is one word too many")]
+    TooMany { command: String, takes: &'static str, extra: String },
+}
+
+impl AdminCommand {
+    /// The words after `!admin`. Subcommands ignore ASCII case; plugin names do not.
+    pub fn parse(args: &str) -> Result<AdminCommand, Usage> {
+        let mut words = args.split_whitespace();
+        let Some(first) = words.next() else { return Ok(AdminCommand::Help) };
+        let sub = first.to_ascii_lowercase();
+        let name = words.next().map(str::to_owned);
+        let too_many = |takes, extra: Option<&str>| match extra {
+            Some(extra) => Err(Usage::TooMany { command: sub.clone(), takes, extra: extra.to_owned() }),
+            None => Ok(()),
+        };
+        let command = match (sub.as_str(), sub.parse::<Action>()) {
+            (_, Ok(action)) => {
+                let plugin = name.ok_or(Usage::NoPlugin(action))?;
+                too_many("one plugin name", words.next())?;
+                return Ok(AdminCommand::Act { action, plugin });
+            }
+            ("status", _) => {
+                too_many("at most one plugin name", words.next())?;
+                return Ok(AdminCommand::Status(name));
+            }
+            ("help", _) => AdminCommand::Help,
+            ("list", _) => AdminCommand::List,
+            ("metrics", _) => AdminCommand::Metrics,
+            ("reload-config", _) => AdminCommand::ReloadConfig,
+            _ => return Err(Usage::Unknown(first.to_owned())),
+        };
+        too_many("no arguments", name.as_deref())?;
+        Ok(command)
+    }
+}
+
+/// A `stop` or `restart` waiting for its `yes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pending {
+    action: Action,
+    plugin: String,
+    expires_at: Instant,
+}
+
+/// What the admin desk made of one chat message.
+#[derive(Debug, Default)]
+pub struct Heard {
+    /// Its answers, at once (an action's outcome comes later, from [`AdminDesk::finished`]).
+    pub replies: Vec<ChatReply>,
+    /// It was for the desk; otherwise it goes on to the plugins as usual.
+    pub taken: bool,
+}
+
+/// What the desk needs to answer and act.
+pub struct AdminDesk {
+    authority: Authority,
+    controls: Controls,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// Where the operator finds the dashboard; None when it is disabled.
+    dashboard_url: Option<String>,
+    pending: HashMap<String, Pending>,
+    running: JoinSet<ChatReply>,
+}
+
+impl AdminDesk {
+    pub fn new(
+        authority: Authority,
+        controls: Controls,
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+        dashboard_url: Option<String>,
+    ) -> AdminDesk {
+        AdminDesk { authority, controls, snapshots, dashboard_url, pending: HashMap::new(), running: JoinSet::new() }
+    }
+
+    /// Look at one chat message before it is routed: a `yes` to a pending confirmation, an
+    /// `!admin` command, or (passed on) anything else, which cancels the sender's confirmation.
+    pub fn hear(&mut self, message: ChatMessage<'_>, now: Instant) -> Heard {
+        let user = message.user;
+        let mut heard = Heard::default();
+        if let Some(pending) = self.pending.remove(user) {
+            let live = now < pending.expires_at;
+            if message.text.eq_ignore_ascii_case("yes") {
+                heard.taken = true;
+                heard.replies.push(if live {
+                    self.start(pending.action, pending.plugin, user)
+                } else {
+                    let secs = CONFIRM_WITHIN.as_secs();
+                    reply(
+                        user,
+                        format!(
+                            "{} {}: not confirmed within {secs} s; nothing was done",
+                            pending.action, pending.plugin
+                        ),
+                    )
+                });
+                return heard;
+            }
+            if live {
+                heard.replies.push(reply(user, format!("{} {} cancelled", pending.action, pending.plugin)));
+            }
+        }
+        let Some(command) = message.command().filter(|c| c.command.eq_ignore_ascii_case(ADMIN_COMMAND)) else {
+            return heard;
+        };
+        heard.taken = true;
+        if !self.authority.permits(user) {
+            warn!(target: AUDIT_TARGET, who = %Trigger::Console { user: user.to_owned() }, command = ?command.args, outcome = "refused", "audit: !admin refused: not an admin");
+            heard
+                .replies
+                .push(reply(user, format!("!{ADMIN_COMMAND} is for the operator only; {user} may not use it")));
+            return heard;
+        }
+        heard.replies.push(match AdminCommand::parse(&command.args) {
+            Err(usage) => reply(user, usage.to_string()),
+            Ok(command) => self.obey(command, user, now),
+        });
+        heard
+    }
+
+    /// Are actions under way (their outcomes still to be answered)?
+    pub fn is_busy(&self) -> bool {
+        !self.running.is_empty()
+    }
+
+    /// The answer of the next action to finish; waits forever while none runs.
+    pub async fn finished(&mut self) -> ChatReply {
+        loop {
+            match self.running.join_next().await {
+                Some(Ok(reply)) => return reply,
+                Some(Err(e)) => warn!("an !admin action's task ended without an answer: {e}"),
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn obey(&mut self, command: AdminCommand, user: &str, now: Instant) -> ChatReply {
+        let snapshot = self.snapshots.borrow().clone();
+        match command {
+            AdminCommand::Help => reply(user, status::HELP.to_owned()),
+            AdminCommand::Status(None) => reply(user, status::overview(&snapshot)),
+            AdminCommand::Status(Some(name)) => reply(user, status::plugin(&snapshot, &name)),
+            AdminCommand::List => reply(user, status::list(&snapshot)),
+            AdminCommand::Metrics => reply(user, status::metrics(&snapshot, self.dashboard_url.as_deref())),
+            AdminCommand::Act { action: action @ (Action::Stop | Action::Restart), plugin } => {
+                let why = match action {
+                    Action::Stop => "it stays STOPPED, its commands unanswered, until !admin start",
+                    _ => "its commands get the \"not running\" reply while it restarts",
+                };
+                let secs = CONFIRM_WITHIN.as_secs();
+                let text = format!("{action} {plugin}? {why}; type yes within {secs} s to confirm");
+                self.pending.insert(user.to_owned(), Pending { action, plugin, expires_at: now + CONFIRM_WITHIN });
+                reply(user, text)
+            }
+            AdminCommand::Act { action, plugin } => self.start(action, plugin, user),
+            AdminCommand::ReloadConfig => {
+                let (controls, trigger, asker) = (self.controls.clone(), trigger(user), user.to_owned());
+                self.running.spawn(async move {
+                    let text = match controls.reload_config(trigger).await {
+                        Ok(report) => ConfigSummary::of(&report).lines().join("\n"),
+                        Err(ConfigReloadError::Invalid(problems)) => {
+                            format!("config reload refused, nothing was changed:\n{problems}")
+                        }
+                        Err(e) => format!("config reload refused: {e}"),
+                    };
+                    reply(&asker, text)
+                });
+                reply(user, "reloading the config…".to_owned())
+            }
+        }
+    }
+
+    /// Ask for `action` on `plugin`; its outcome is answered when it has finished.
+    fn start(&mut self, action: Action, plugin: String, user: &str) -> ChatReply {
+        let ack = format!("{} {plugin}…", under_way(action));
+        let (controls, trigger, asker) = (self.controls.clone(), trigger(user), user.to_owned());
+        self.running.spawn(async move {
+            let text = match controls.act(&plugin, action, trigger).await {
+                Ok(report) => ActionSummary::of(&report).line(),
+                Err(e) => format!("cannot {action} {plugin}: {e}"),
+            };
+            reply(&asker, text)
+        });
+        reply(user, ack)
+    }
+}
+
+fn under_way(action: Action) -> &'static str {
+    match action {
+        Action::Reload => "reloading",
+        Action::Restart => "restarting",
+        Action::Stop => "stopping",
+        Action::Start => "starting",
+    }
+}
+
+fn trigger(user: &str) -> Trigger {
+    Trigger::Console { user: user.to_owned() }
+}
+
+fn reply(user: &str, text: String) -> ChatReply {
+    ChatReply { plugin: HOST_NAME.to_owned(), user: Some(user.to_owned()), text }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::control::{ActionOutcome, ActionReport, ControlRequest};
+    use crate::metrics::SystemMetrics;
+
+    fn act(action: Action, plugin: &str) -> Result<AdminCommand, Usage> {
+        Ok(AdminCommand::Act { action, plugin: plugin.into() })
+    }
+
+    #[test]
+    fn admin_commands_parse_with_their_plugin_names() {
+        assert_eq!(AdminCommand::parse(""), Ok(AdminCommand::Help));
+        assert_eq!(AdminCommand::parse("help"), Ok(AdminCommand::Help));
+        assert_eq!(AdminCommand::parse("status"), Ok(AdminCommand::Status(None)));
+        assert_eq!(AdminCommand::parse(" status  dice-roller "), Ok(AdminCommand::Status(Some("dice-roller".into()))));
+        assert_eq!(AdminCommand::parse("list"), Ok(AdminCommand::List));
+        assert_eq!(AdminCommand::parse("metrics"), Ok(AdminCommand::Metrics));
+        assert_eq!(AdminCommand::parse("reload-config"), Ok(AdminCommand::ReloadConfig));
+        assert_eq!(AdminCommand::parse("reload Dice"), act(Action::Reload, "Dice"), "names keep their case");
+        assert_eq!(AdminCommand::parse("STOP dice"), act(Action::Stop, "dice"), "subcommands ignore case");
+        assert_eq!(AdminCommand::parse("restart dice"), act(Action::Restart, "dice"));
+        assert_eq!(AdminCommand::parse("start dice"), act(Action::Start, "dice"));
+    }
+
+    #[test]
+    fn a_wrong_admin_command_says_how_to_write_it() {
+        assert_eq!(AdminCommand::parse("stop"), Err(Usage::NoPlugin(Action::Stop)));
+        assert_eq!(Usage::NoPlugin(Action::Stop).to_string(), "!admin stop needs a plugin name: !admin stop NAME");
+        assert_eq!(AdminCommand::parse("frob x"), Err(Usage::Unknown("frob".into())));
+        let extra = AdminCommand::parse("stop a b").expect_err("two names");
+        assert_eq!(extra.to_string(), "!admin stop takes one plugin name; \"b\" is one word too many");
+        assert!(matches!(AdminCommand::parse("list all"), Err(Usage::TooMany { .. })));
+        assert!(matches!(AdminCommand::parse("status a b"), Err(Usage::TooMany { .. })));
+    }
+
+    #[test]
+    fn on_the_console_only_its_own_user_is_the_operator() {
+        let console = Authority::console();
+        assert!(console.permits(CONSOLE_USER));
+        assert!(!console.permits("alice"));
+        assert!(!console.permits("Console"));
+        let network = Authority::of(["owner", "op"]);
+        assert!(network.permits("op") && !network.permits(CONSOLE_USER));
+    }
+
+    fn empty_snapshot() -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            seq: 1,
+            taken_at: SystemTime::now(),
+            poll_interval: Duration::from_secs(1),
+            plugins: Vec::new(),
+            system: SystemMetrics {
+                bot_uptime: Duration::from_secs(75),
+                total_plugins: 0,
+                plugins_running: 0,
+                plugins_crashed: 0,
+                total_events: 0,
+                total_memory_mb: 0.0,
+            },
+            host: Default::default(),
+        })
+    }
+
+    fn desk() -> (AdminDesk, mpsc::Receiver<ControlRequest>) {
+        let (controls, requests) = Controls::channel();
+        let (_, snapshots) = watch::channel(empty_snapshot());
+        let url = Some("http://127.0.0.1:8080/".to_owned());
+        (AdminDesk::new(Authority::console(), controls, snapshots, url), requests)
+    }
+
+    fn say(desk: &mut AdminDesk, line: &str, now: Instant) -> (bool, Vec<String>) {
+        let heard = desk.hear(ChatMessage::split(line).expect("a message"), now);
+        (
+            heard.taken,
+            heard.replies.into_iter().map(|r| format!("@{} {}", r.user.unwrap_or_default(), r.text)).collect(),
+        )
+    }
+
+    /// Answer the next action request as done; the action and who asked.
+    async fn serve_one(requests: &mut mpsc::Receiver<ControlRequest>) -> (Action, String, Trigger) {
+        let Some(ControlRequest::Act { plugin, action, trigger, reply }) = requests.recv().await else {
+            panic!("expected an action request");
+        };
+        let report = ActionReport {
+            plugin: plugin.clone(),
+            action,
+            outcome: ActionOutcome::Done,
+            from_version: Some("1".into()),
+            to_version: None,
+            duration: Duration::from_millis(250),
+            reason: None,
+        };
+        reply.send(Ok(report)).expect("the desk waits");
+        (action, plugin, trigger)
+    }
+
+    #[tokio::test]
+    async fn stop_waits_for_yes_then_asks_the_bot_and_answers_the_outcome() {
+        let (mut desk, mut requests) = desk();
+        let t0 = Instant::now();
+        let (taken, replies) = say(&mut desk, "!admin stop dice", t0);
+        assert!(taken);
+        assert_eq!(
+            replies,
+            [
+                "@console stop dice? it stays STOPPED, its commands unanswered, until !admin start; type yes within 30 s to confirm"
+            ]
+        );
+        assert!(requests.try_recv().is_err(), "nothing is done before the yes");
+        assert_eq!(say(&mut desk, "yes", t0 + Duration::from_secs(29)), (true, vec!["@console stopping dice…".into()]));
+        let asked = serve_one(&mut requests).await;
+        assert_eq!(asked, (Action::Stop, "dice".into(), Trigger::Console { user: CONSOLE_USER.into() }));
+        let outcome = desk.finished().await;
+        assert_eq!(outcome.text, "stopped dice in 0.25 s; it stays STOPPED until started");
+        assert!(!desk.is_busy());
+    }
+
+    #[tokio::test]
+    async fn a_late_yes_does_nothing() {
+        let (mut desk, mut requests) = desk();
+        let t0 = Instant::now();
+        say(&mut desk, "console: !admin restart dice", t0);
+        let (taken, replies) = say(&mut desk, "YES", t0 + CONFIRM_WITHIN);
+        assert!(taken);
+        assert_eq!(replies, ["@console restart dice: not confirmed within 30 s; nothing was done"]);
+        assert!(!desk.is_busy());
+        assert!(requests.try_recv().is_err());
+        assert_eq!(say(&mut desk, "yes", t0 + CONFIRM_WITHIN), (false, vec![]), "a yes with nothing pending is chat");
+    }
+
+    #[tokio::test]
+    async fn anything_else_cancels_and_is_still_routed() {
+        let (mut desk, mut requests) = desk();
+        let t0 = Instant::now();
+        say(&mut desk, "!admin stop dice", t0);
+        let (taken, replies) = say(&mut desk, "!roll 1d6", t0);
+        assert!(!taken, "the command goes on to its plugin");
+        assert_eq!(replies, ["@console stop dice cancelled"]);
+        assert_eq!(say(&mut desk, "yes", t0), (false, vec![]));
+        assert!(requests.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn reload_and_start_need_no_yes() {
+        let (mut desk, mut requests) = desk();
+        assert_eq!(say(&mut desk, "!ADMIN reload dice", Instant::now()).1, ["@console reloading dice…"]);
+        assert_eq!(serve_one(&mut requests).await.0, Action::Reload);
+        assert_eq!(say(&mut desk, "!admin start dice", Instant::now()).1, ["@console starting dice…"]);
+        assert_eq!(serve_one(&mut requests).await.0, Action::Start);
+    }
+
+    #[tokio::test]
+    async fn other_chat_users_are_refused_and_cannot_confirm() {
+        let (mut desk, mut requests) = desk();
+        let t0 = Instant::now();
+        let (taken, replies) = say(&mut desk, "alice: !admin stop dice", t0);
+        assert!(taken);
+        assert_eq!(replies, ["@alice !admin is for the operator only; alice may not use it"]);
+        say(&mut desk, "!admin stop dice", t0);
+        assert_eq!(say(&mut desk, "alice: yes", t0), (false, vec![]), "alice's yes is not the operator's");
+        assert!(requests.try_recv().is_err());
+        assert_eq!(say(&mut desk, "yes", t0).1, ["@console stopping dice…"], "the operator's confirmation stands");
+    }
+
+    #[tokio::test]
+    async fn status_list_and_metrics_answer_at_once() {
+        let (mut desk, _requests) = desk();
+        let now = Instant::now();
+        assert_eq!(say(&mut desk, "!admin list", now).1, ["@console no plugins are configured"]);
+        assert_eq!(
+            say(&mut desk, "!admin status nope", now).1,
+            ["@console no plugin named \"nope\"; !admin list shows them"]
+        );
+        let metrics = say(&mut desk, "!admin metrics", now).1.join("\n");
+        assert!(metrics.starts_with("@console up 1m; 0/0 plugins running, 0 down; 0 events"), "{metrics}");
+        assert!(metrics.contains("dashboard: http://127.0.0.1:8080/ "), "{metrics}");
+        assert!(!desk.is_busy());
+    }
+}

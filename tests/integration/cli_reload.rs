@@ -1,0 +1,122 @@
+//! `rosey reload [NAME]` (issue 15, item 4): the CLI asks the running bot through its API, with
+//! the address and credentials of the same config file, and says what happened; exit 0 done,
+//! 1 refused or not reachable, 2 configuration or usage error.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use crate::admin::wait_until_running;
+use crate::common::*;
+use crate::reload::{AUTH, Deployable, bot_with_actions, get_json, wait_for_plugin};
+
+/// `rosey --config FILE reload ARGS`, run beside the file.
+fn reload(config_path: &Path, args: &[&str]) -> Output {
+    let dir = config_path.parent().expect("the config file has a directory");
+    let config = config_path.display().to_string();
+    let mut all = vec!["--config", config.as_str(), "reload"];
+    all.extend_from_slice(args);
+    run_rosey(dir, &all, &[])
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write_config(rosey: &Rosey, config: &Value) {
+    std::fs::write(&rosey.config_path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+}
+
+#[test]
+fn rosey_reload_applies_the_edited_file_and_prints_each_change() {
+    let plugin = Deployable::new("versioned", "1");
+    let rosey = bot_with_actions(json!([plugin.entry(), { "name": "8ball", "builtin": "8ball" }]));
+    wait_for_plugin(&rosey, "version 1 running", "versioned", |p| p["version"] == "1");
+
+    let mut config = rosey.config.clone();
+    config["plugins"] = json!([plugin.entry(), { "name": "dice-roller", "builtin": "dice-roller" }]);
+    write_config(&rosey, &config);
+    let out = reload(&rosey.config_path, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("config reloaded in "), "{stdout}");
+    assert_eq!(
+        lines[1..],
+        ["started dice-roller (new in the config)", "removed 8ball (gone from the config)", "unchanged: versioned"]
+    );
+    wait_until_running(&rosey, "dice-roller", &[("authorization", AUTH)]);
+    let names: Vec<Value> =
+        get_json(&rosey, "/api/metrics")["plugins"].as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
+    assert!(!names.contains(&json!("8ball")), "{names:?}");
+
+    plugin.deploy("2");
+    let out = reload(&rosey.config_path, &["versioned"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    assert!(line.starts_with("reloaded versioned 1 → 2 in "), "{line}");
+}
+
+#[test]
+fn an_invalid_config_is_refused_with_every_problem_and_nothing_changes() {
+    let plugin = Deployable::new("versioned", "1");
+    let rosey = bot_with_actions(json!([plugin.entry()]));
+    let pid = wait_for_plugin(&rosey, "running", "versioned", |p| p["state"] == "RUNNING")["pid"].clone();
+
+    let mut config = rosey.config.clone();
+    config["plugins"] = json!([plugin.entry(), { "name": "bad name!", "builtin": "8ball" }, { "name": "x" }]);
+    write_config(&rosey, &config);
+    let out = reload(&rosey.config_path, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: the bot refused the new config; nothing was changed:\n"), "{stderr}");
+    assert!(stderr.contains("plugins[1].name"), "each problem names its key: {stderr}");
+    assert!(stderr.contains("plugins[2]"), "every problem is listed: {stderr}");
+    assert!(text(&out.stdout).is_empty());
+    let plugin_now = get_json(&rosey, "/api/plugin/versioned");
+    assert_eq!((&plugin_now["state"], &plugin_now["pid"]), (&json!("RUNNING"), &pid), "nothing changed");
+}
+
+#[test]
+fn a_bot_that_is_not_running_or_refuses_actions_exits_1_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rosey.json");
+    let port = free_port();
+    std::fs::write(&path, json!({ "dashboard": { "host": "0.0.0.0", "port": port } }).to_string()).unwrap();
+    let out = reload(&path, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let expected = format!("error: cannot reach the bot at http://127.0.0.1:{port}/api/reload: ");
+    assert!(stderr.starts_with(&expected), "the wildcard address means this machine: {stderr}");
+    assert!(stderr.trim_end().ends_with("is it running with this config?"), "{stderr}");
+
+    let rosey = RoseyBuilder::new().plugins(json!([])).start();
+    let out = reload(&rosey.config_path, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: the bot refused (HTTP 403): actions are disabled: set dashboard.auth"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_and_config_mistakes_exit_2_before_asking_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rosey.json");
+    std::fs::write(&path, json!({ "dashboard": { "enabled": false } }).to_string()).unwrap();
+    let out = reload(&path, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("dashboard is disabled") && stderr.contains("SIGHUP"), "{stderr}");
+
+    let out = reload(&path, &["no/such"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("invalid plugin name \"no/such\""), "{}", text(&out.stderr));
+
+    std::fs::write(&path, json!({ "dashboard": { "port": "abc" } }).to_string()).unwrap();
+    let out = reload(&path, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("dashboard.port"), "{}", text(&out.stderr));
+}
