@@ -21,12 +21,11 @@ use crate::action_text::{ActionSummary, ConfigSummary};
 use crate::control::{AUDIT_TARGET, Action, ConfigReloadError, Controls, Trigger};
 use crate::metrics::Snapshot;
 use crate::plugins::ChatReply;
+use crate::plugins::routing::ADMIN_COMMAND;
 use crate::plugins::routing::HOST_NAME;
 
 mod status;
 
-/// The chat command the operator's commands go under.
-pub const ADMIN_COMMAND: &str = "admin";
 /// How long a `stop` or `restart` waits for its `yes`.
 pub const CONFIRM_WITHIN: Duration = Duration::from_secs(30);
 

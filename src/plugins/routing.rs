@@ -1,7 +1,7 @@
 //! Which plugin answers which chat command. A plugin handles its built-in commands, those
 //! listed in its config entry and those announced in its hello; names match without regard to
 //! ASCII case (`!ROLL` is `!roll`). When two plugins claim one name, the first in configuration
-//! order gets it and the conflict is reported; the host's own commands (`!help`) always win.
+//! order gets it and the conflict is reported; the host's own commands (`!help`, `!admin`) always win.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,6 +15,10 @@ use crate::plugins::spec::{Launch, PluginConfig};
 pub const HOST_NAME: &str = "rosey";
 /// The command the host answers itself with the list of commands.
 pub const HELP_COMMAND: &str = "help";
+/// The operator's commands (`!admin reload NAME`), answered by the host's admin desk.
+pub const ADMIN_COMMAND: &str = "admin";
+/// The host's own commands: they always win over a plugin's, and `!help` lists them.
+const HOST_COMMANDS: [&str; 2] = [ADMIN_COMMAND, HELP_COMMAND];
 
 /// Who answers a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +95,10 @@ impl CommandTable {
         let sources: Vec<Claims> = handles.iter().map(|h| Claims::of(h)).collect();
         let mut routes = BTreeMap::new();
         let mut claims: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        routes.insert(HELP_COMMAND.to_owned(), Route { owner: Owner::Host, spelling: HELP_COMMAND.to_owned() });
-        claims.insert(HELP_COMMAND.to_owned(), vec![HOST_NAME.to_owned()]);
+        for command in HOST_COMMANDS {
+            routes.insert(command.to_owned(), Route { owner: Owner::Host, spelling: command.to_owned() });
+            claims.insert(command.to_owned(), vec![HOST_NAME.to_owned()]);
+        }
         for (index, (handle, source)) in handles.iter().zip(&sources).enumerate() {
             let mut own = BTreeSet::new();
             for command in source.commands() {
@@ -187,11 +193,12 @@ mod tests {
     fn the_first_claimant_wins_and_the_conflict_is_named() {
         let handles = [
             plugin("dice", Launch::Builtin(Builtin::DiceRoller), &[], &["roll"]),
-            plugin("dice2", program(), &[], &["ROLL", "help"]),
+            plugin("dice2", program(), &[], &["ROLL", "help", "Admin"]),
         ];
         let table = CommandTable::build(&handles);
         assert_eq!(table.route("roll"), Some((Owner::Plugin(0), "roll")));
         assert_eq!(table.route("help"), Some((Owner::Host, "help")), "the host keeps its own command");
+        assert_eq!(table.route("admin"), Some((Owner::Host, "admin")), "and the operator's");
         let roll = CommandConflict {
             command: "roll".into(),
             routed_to: "dice".into(),
@@ -202,7 +209,12 @@ mod tests {
             routed_to: "rosey".into(),
             claimed_by: vec!["rosey".into(), "dice2".into()],
         };
-        assert_eq!(table.conflicts(), [help.clone(), roll.clone()]);
+        let admin = CommandConflict {
+            command: "admin".into(),
+            routed_to: "rosey".into(),
+            claimed_by: vec!["rosey".into(), "dice2".into()],
+        };
+        assert_eq!(table.conflicts(), [admin, help.clone(), roll.clone()]);
         assert_eq!(table.conflicts_of("dice"), [roll]);
         assert!(table.commands_of(1).is_empty());
     }

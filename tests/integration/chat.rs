@@ -53,7 +53,10 @@ fn unknown_commands_are_answered_and_help_lists_every_command() {
     assert_eq!(unknown, "[rosey] @dave unknown command !nosuchcommand; !help lists the commands");
     rosey.say("erin: !help");
     let help = wait_for_line(&rosey, "[rosey] @erin ");
-    assert_eq!(help, "[rosey] @erin commands: !8ball (8ball), !help (rosey), !hostile (hostile), !roll (dice-roller)");
+    assert_eq!(
+        help,
+        "[rosey] @erin commands: !8ball (8ball), !admin (rosey), !help (rosey), !hostile (hostile), !roll (dice-roller)"
+    );
     assert_eq!(rosey.get_json("/api/metrics")["system"]["total_events"], 0, "the host's answers are not events");
 }
 
