@@ -9,7 +9,7 @@ pub mod api;
 mod memory;
 pub mod prometheus;
 pub mod render;
-mod server;
+pub mod server;
 pub mod sse;
 pub mod view;
 
@@ -109,7 +109,7 @@ impl Dashboard {
         let context = Arc::new(RenderContext {
             templates,
             thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
-            sse_clients: Arc::new(sse::ClientCap::new(caps.sse_clients)),
+            sse_clients: Arc::new(server::ClientCap::new(caps.sse_clients)),
         });
         announce(config, local_addr);
 

@@ -14,7 +14,7 @@ use tracing::error;
 
 use super::api::{ApiMetrics, ApiPlugin, PluginSummary};
 use super::prometheus;
-use super::sse::ClientCap;
+use super::server::ClientCap;
 use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Row, SystemView, Thresholds};
 use crate::metrics::Snapshot;
 use live::Live;

@@ -1,5 +1,6 @@
 //! The connection loop: accepts TCP connections, at most [`ConnectionCaps::connections`] at a
-//! time, and serves each with hyper's HTTP/1, handing every request to the poem routes.
+//! time, and serves each with hyper's HTTP/1, handing every request to the poem routes. The
+//! caps themselves live here too: connections, and live-update clients ([`ClientCap`]).
 //!
 //! Written here rather than using `poem::Server` because that server wraps each connection in
 //! a boxed stream that hides vectored writes from hyper. Without them hyper copies every
@@ -27,7 +28,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use poem::http::uri::Scheme;
 use poem::{Addr, Endpoint, Request};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -148,6 +149,30 @@ where
     }
 }
 
+/// The cap on live-update clients: one semaphore permit per open stream, the same tool as the
+/// server's connection cap. The permit travels with the stream and is given back when the
+/// stream is dropped (client gone, or server stopping).
+pub struct ClientCap {
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl ClientCap {
+    pub fn new(max: usize) -> ClientCap {
+        ClientCap { slots: Arc::new(Semaphore::new(max)), max }
+    }
+
+    /// A slot for one more client, or None when `max` clients are connected.
+    pub fn try_join(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Clients connected now, for the `rosey_sse_clients` gauge.
+    pub fn live(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +193,17 @@ mod tests {
         // Very few: half stay for the other routes; never zero connections.
         assert_eq!(ConnectionCaps::fit(1024, Some(10)), ConnectionCaps { connections: 10, sse_clients: 5 });
         assert_eq!(ConnectionCaps::fit(1024, Some(0)), ConnectionCaps { connections: 1, sse_clients: 1 });
+    }
+
+    #[test]
+    fn a_client_that_leaves_frees_its_slot() {
+        let cap = ClientCap::new(2);
+        let first = cap.try_join().expect("a first slot");
+        let _second = cap.try_join().expect("a second slot");
+        assert!(cap.try_join().is_none(), "the cap holds");
+        assert_eq!(cap.live(), 2);
+        drop(first);
+        assert_eq!(cap.live(), 1);
+        assert!(cap.try_join().is_some(), "the freed slot is taken again");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_stream::wrappers::{IntervalStream, WatchStream};
 use tokio_util::sync::CancellationToken;
 
@@ -25,30 +25,6 @@ const RETRY: &[u8] = b"retry: 3000\n\n";
 /// Comment lines that keep proxies from closing an idle stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_FRAME: &[u8] = b": keep-alive\n\n";
-
-/// The cap on live-update clients: one semaphore permit per open stream, the same tool as the
-/// server's connection cap. The permit travels with the stream and is given back when the
-/// stream is dropped (client gone, or server stopping).
-pub struct ClientCap {
-    slots: Arc<Semaphore>,
-    max: usize,
-}
-
-impl ClientCap {
-    pub fn new(max: usize) -> ClientCap {
-        ClientCap { slots: Arc::new(Semaphore::new(max)), max }
-    }
-
-    /// A slot for one more client, or None when `max` clients are connected.
-    pub fn try_join(&self) -> Option<OwnedSemaphorePermit> {
-        self.slots.clone().try_acquire_owned().ok()
-    }
-
-    /// Clients connected now, for the `rosey_sse_clients` gauge.
-    pub fn live(&self) -> usize {
-        self.max - self.slots.available_permits()
-    }
-}
 
 /// The frame that brings a client whose last frame was `sent` up to `rendered` (None when it
 /// is already there), noting it as sent. `plugin` selects a detail page's frames.
@@ -138,7 +114,7 @@ mod tests {
         let context = Arc::new(RenderContext {
             templates: templates().expect("the templates parse"),
             thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
-            sse_clients: Arc::new(ClientCap::new(1)),
+            sse_clients: Arc::new(crate::dashboard::server::ClientCap::new(1)),
         });
         let first = Rendered::new(snapshot(1), context);
         let second = first.next(snapshot(2));
@@ -152,17 +128,5 @@ mod tests {
         assert_eq!(next_frame(&second, None, &mut sent).as_ref().map(kind), Some("delta"));
         assert_eq!(next_frame(&third, None, skipping).as_ref().map(kind), Some("snapshot"), "skipped the second");
         assert_eq!(next_frame(&third, None, &mut sent).as_ref().map(kind), Some("delta"));
-    }
-
-    #[test]
-    fn a_client_that_leaves_frees_its_slot() {
-        let cap = ClientCap::new(2);
-        let first = cap.try_join().expect("a first slot");
-        let _second = cap.try_join().expect("a second slot");
-        assert!(cap.try_join().is_none(), "the cap holds");
-        assert_eq!(cap.live(), 2);
-        drop(first);
-        assert_eq!(cap.live(), 1);
-        assert!(cap.try_join().is_some(), "the freed slot is taken again");
     }
 }

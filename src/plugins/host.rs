@@ -1,7 +1,7 @@
 //! The plugin host: one supervisor per plugin, the registry of current plugins that readers
 //! follow, and the door through which actions reach a supervisor (one at a time per plugin).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::action::{Action, ActionError, ActionReport, Trigger};
 use super::spec::PluginConfig;
-use super::supervisor::{self, HostLink, Order};
+use super::supervisor::{self, Busy, HostLink, Order};
 use super::{COMMAND_QUEUE, ChatReply, Launcher, PluginHandle, tree};
 
 /// The current plugins, in config order. Readers (collector, chat) hold a `watch::Receiver`
@@ -167,33 +167,5 @@ impl PluginHost {
         while self.supervisors.join_next().await.is_some() {}
         let _ = self.reaper_task.await;
         self.reaper.kill_all_orphans().await;
-    }
-}
-
-/// Which action, if any, holds a plugin.
-#[derive(Default)]
-struct Busy(Arc<Mutex<Option<Action>>>);
-
-impl Busy {
-    /// Claim the plugin for `action`, or say which action holds it.
-    fn claim(&self, action: Action) -> Result<Claim, Action> {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match *slot {
-            Some(running) => Err(running),
-            None => {
-                *slot = Some(action);
-                Ok(Claim(self.0.clone()))
-            }
-        }
-    }
-}
-
-/// Held while an action runs (it travels with the order); dropping it frees the plugin, also
-/// when the supervisor ends without answering.
-pub(super) struct Claim(Arc<Mutex<Option<Action>>>);
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }

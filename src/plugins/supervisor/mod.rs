@@ -9,7 +9,7 @@ mod spawn;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::action::{Action, ActionReport};
-use super::host::Claim;
 use super::protocol::HostMessage;
 use super::spec::PluginConfig;
 use super::tree::Reaper;
@@ -35,6 +34,34 @@ pub(in crate::plugins) struct Order {
     pub trigger: &'static str,
     pub reply: oneshot::Sender<ActionReport>,
     pub claim: Claim,
+}
+
+/// Which action, if any, holds a plugin.
+#[derive(Default)]
+pub(in crate::plugins) struct Busy(Arc<Mutex<Option<Action>>>);
+
+impl Busy {
+    /// Claim the plugin for `action`, or say which action holds it.
+    pub(in crate::plugins) fn claim(&self, action: Action) -> Result<Claim, Action> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match *slot {
+            Some(running) => Err(running),
+            None => {
+                *slot = Some(action);
+                Ok(Claim(self.0.clone()))
+            }
+        }
+    }
+}
+
+/// Held while an action runs (it travels with the order); dropping it frees the plugin, also
+/// when the supervisor ends without answering.
+pub(in crate::plugins) struct Claim(Arc<Mutex<Option<Action>>>);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
 }
 
 pub(super) struct Supervisor {
