@@ -109,6 +109,7 @@ impl Dashboard {
         let context = Arc::new(RenderContext {
             templates,
             thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
+            actions_enabled: config.auth.is_some(),
             sse_clients: Arc::new(sse::ClientCap::new(caps.sse_clients)),
         });
         announce(config, local_addr);

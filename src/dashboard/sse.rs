@@ -138,6 +138,7 @@ mod tests {
         let context = Arc::new(RenderContext {
             templates: templates().expect("the templates parse"),
             thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
+            actions_enabled: false,
             sse_clients: Arc::new(ClientCap::new(1)),
         });
         let first = Rendered::new(snapshot(1), context);
