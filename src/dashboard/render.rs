@@ -15,9 +15,8 @@ use tracing::error;
 use super::api::{ApiMetrics, ApiPlugin, PluginSummary};
 use super::prometheus;
 use super::sse::ClientCap;
-use super::view::{
-    self, CardPage, CardView, ConflictView, CrashView, DetailView, PageQuery, ReloadView, Row, SystemView, Thresholds,
-};
+use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Row, SystemView, Thresholds};
+use super::view::{ConflictView, ReloadView};
 use crate::metrics::Snapshot;
 use live::Live;
 
@@ -50,10 +49,10 @@ pub fn templates() -> Result<Tera, tera::Error> {
 /// What rendering needs besides the snapshot.
 pub struct RenderContext {
     pub templates: Tera,
-    pub thresholds: Thresholds,
     /// Whether the pages offer the action buttons: only when `dashboard.auth` is set, as the
     /// action routes refuse every request otherwise.
     pub actions_enabled: bool,
+    pub thresholds: Thresholds,
     /// Live SSE clients, for the `rosey_sse_clients` gauge.
     pub sse_clients: Arc<ClientCap>,
 }

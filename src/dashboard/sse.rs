@@ -137,8 +137,8 @@ mod tests {
     fn a_client_that_skipped_a_snapshot_gets_a_full_frame() {
         let context = Arc::new(RenderContext {
             templates: templates().expect("the templates parse"),
-            thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
             actions_enabled: false,
+            thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
             sse_clients: Arc::new(ClientCap::new(1)),
         });
         let first = Rendered::new(snapshot(1), context);
