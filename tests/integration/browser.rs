@@ -8,7 +8,10 @@
 //! phone the cards stack without sideways scrolling; without JavaScript every card is still
 //! there and the page refreshes itself; a crash shows up live in a plugin page's crash log, its
 //! stderr as text; with 220 plugins the filter, sort and table view work and a crash turns its
-//! row red at the top (and the time each live delta takes on the main thread is reported).
+//! row red at the top (and the time each live delta takes on the main thread is reported);
+//! with actions enabled (basic auth), a card's Reload button reloads the plugin and the card
+//! shows the new version and the outcome without leaving the page, Stop takes a second click
+//! and Start replaces it, and without JavaScript the buttons still work as plain forms.
 //! Screenshots land in `target/screenshots/`.
 //!
 //! One browser at a time (a static lock): two Chromiums at once would starve a 2-core machine.
@@ -409,6 +412,32 @@ fn the_reload_button_on_a_card_reloads_the_plugin_and_the_card_shows_the_new_ver
                 .await;
             assert_eq!(log, json!(["1 → 2"]), "one reload, from 1 to 2");
             browser.page_screenshot("plugin-page-reload-log.png").await;
+        },
+    );
+}
+
+#[test]
+fn without_javascript_the_stop_button_still_stops_the_plugin_after_a_second_click() {
+    let mut builder = RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }]));
+    builder.config["dashboard"]["auth"] = json!({ "username": "admin", "password": "s3cret" });
+    in_browser(
+        "without_javascript_the_stop_button_still_stops_the_plugin_after_a_second_click",
+        false,
+        builder,
+        async |rosey, browser| {
+            let card = "#cards [data-plugin=\"dice-roller\"]";
+            click(browser, &format!("{card} details:has(form[data-action=stop]) summary")).await;
+            // The form posts as the browser sends it: its credentials, its own origin.
+            click(browser, &format!("{card} form[data-action=stop] button")).await;
+            let answer = eventually("the action's answer", DEADLINE, async || {
+                let text = browser.js("return document.body.innerText;").await;
+                let text = text.as_str().unwrap_or_default().to_owned();
+                if text.contains("\"outcome\"") { Ok(text) } else { Err(text) }
+            })
+            .await;
+            assert!(answer.contains("stopped dice-roller in "), "the browser shows the JSON answer: {answer}");
+            let stopped = wait_for_plugin(rosey, "dice-roller stopped", "dice-roller", |p| p["state"] == "STOPPED");
+            assert_eq!(stopped["pid"], Value::Null);
         },
     );
 }
