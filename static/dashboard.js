@@ -9,8 +9,9 @@
 //   data-attr="name:key …" the element's attributes (class, href, …)
 //   data-system="key"      a figure of the system overview
 //   data-spark="cpu"       a sparkline it draws from the points (data-chart-line: a chart)
-// A card or crash-log entry the page lacks is cloned from the server-rendered <template> that
-// its list names in data-template. The index page's filter, state, sort and view controls
+// A card or a crash-log, reload-log or conflict entry the page lacks is cloned from the
+// server-rendered <template> that its list names in data-template. A card's action buttons
+// (shown when actions are enabled) are sent with fetch and their answer shown on the card. The index page's filter, state, sort and view controls
 // follow the same rules as the server's render and live in the URL. Values are written with
 // textContent and setAttribute only: nothing from the server is ever parsed as HTML.
 (() => {
@@ -153,6 +154,10 @@
     syncList(document.getElementById('aggregates'), detail.aggregates, byPosition, byPosition);
     syncList(document.getElementById('crash-log'), detail.crash_log, byPosition, byPosition);
     document.getElementById('crash-empty').hidden = detail.crash_log.length > 0;
+    syncList(document.getElementById('reload-log'), detail.reload_log, byPosition, byPosition);
+    document.getElementById('reload-empty').hidden = detail.reload_log.length > 0;
+    syncList(document.getElementById('conflicts'), detail.command_conflicts, byPosition, byPosition);
+    document.getElementById('conflict-empty').hidden = detail.command_conflicts.length > 0;
   }
 
   // ---- the index page: cards, filter, sort, view ------------------------------------------
@@ -238,6 +243,7 @@
     if (!el) {
       el = document.getElementById(list.dataset.template).content.firstElementChild.cloneNode(true);
       el.dataset.plugin = name;
+      for (const form of el.querySelectorAll('form[data-action]')) form.action = actionUrl(name, form.dataset.action);
       adopt(el);
     }
     return el;
@@ -295,6 +301,43 @@
     controls.addEventListener('input', onChange);
     controls.addEventListener('change', onChange);
   }
+
+  // ---- actions: reload, restart, stop, start -----------------------------------------------
+
+  // The buttons are forms that POST without JavaScript too (then the browser shows the JSON
+  // answer). Here they are sent with fetch so the page stays; the answer's summary is shown on
+  // the card, while the activity and the reload's outcome arrive with the live updates.
+  const actionUrl = (name, action) => `/api/plugin/${encodeURIComponent(name)}/${action}`;
+
+  async function act(form) {
+    const card = form.closest('.card');
+    const result = card.querySelector('.action-result');
+    const buttons = card.querySelectorAll('.card-actions button');
+    for (const button of buttons) button.disabled = true;
+    result.hidden = false;
+    result.dataset.outcome = 'pending';
+    setText(result, `${form.dataset.action}: sent, waiting for the answer\u2026`);
+    try {
+      const response = await fetch(form.action, { method: 'POST', headers: { Accept: 'application/json' } });
+      const answer = await response.json().catch(() => ({}));
+      result.dataset.outcome = response.ok ? answer.outcome : 'refused';
+      setText(result, response.ok ? answer.summary : answer.error || `${form.dataset.action}: HTTP ${response.status}`);
+    } catch (error) {
+      result.dataset.outcome = 'refused';
+      setText(result, `${form.dataset.action}: not sent (${error.message})`);
+    } finally {
+      for (const button of buttons) button.disabled = false;
+      const confirmation = form.closest('details');
+      if (confirmation) confirmation.open = false;
+    }
+  }
+
+  document.addEventListener('submit', (event) => {
+    const form = event.target;
+    if (!form.matches('form[data-action]')) return;
+    event.preventDefault();
+    act(form);
+  });
 
   // ---- frames ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 use serde_json::json;
 
+use crate::action_text::ActionSummary;
 use crate::control::{Action, ActionError, ConfigReloadError, Controls, Trigger};
 
 /// What the action routes share.
@@ -88,7 +89,12 @@ pub async fn plugin_action(actions: Data<&Arc<Actions>>, Path(name): Path<String
         return error(StatusCode::NOT_FOUND, format!("unknown action {last:?}"));
     };
     match actions.controls.act(&name, action, trigger(req)).await {
-        Ok(report) => json_response(StatusCode::OK, json!(report)),
+        Ok(report) => {
+            // The outcome in words too, so the page shows what chat and the CLI would say.
+            let mut body = json!(report);
+            body["summary"] = json!(ActionSummary::of(&report).line());
+            json_response(StatusCode::OK, body)
+        }
         Err(e) => {
             let status = match &e {
                 ActionError::UnknownPlugin(_) => StatusCode::NOT_FOUND,

@@ -108,6 +108,7 @@ impl Dashboard {
         let caps = ConnectionCaps::fit(config.max_sse_clients, limits::descriptors_for_connections(plugins));
         let context = Arc::new(RenderContext {
             templates,
+            actions_enabled: config.auth.is_some(),
             thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
             sse_clients: Arc::new(server::ClientCap::new(caps.sse_clients)),
         });

@@ -16,18 +16,22 @@ use super::api::{ApiMetrics, ApiPlugin, PluginSummary};
 use super::prometheus;
 use super::server::ClientCap;
 use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Row, SystemView, Thresholds};
+use super::view::{ConflictView, ReloadView};
 use crate::metrics::Snapshot;
 use live::Live;
 
 /// The templates, compiled into the binary so it runs from any directory.
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("controls.html", include_str!("../../templates/controls.html")),
     ("overview.html", include_str!("../../templates/overview.html")),
     ("card.html", include_str!("../../templates/card.html")),
+    ("card_actions.html", include_str!("../../templates/card_actions.html")),
     ("plugin.html", include_str!("../../templates/plugin.html")),
     ("crash.html", include_str!("../../templates/crash.html")),
+    ("reload.html", include_str!("../../templates/reload.html")),
+    ("conflict.html", include_str!("../../templates/conflict.html")),
     ("not_found.html", include_str!("../../templates/not_found.html")),
 ];
 
@@ -45,6 +49,9 @@ pub fn templates() -> Result<Tera, tera::Error> {
 /// What rendering needs besides the snapshot.
 pub struct RenderContext {
     pub templates: Tera,
+    /// Whether the pages offer the action buttons: only when `dashboard.auth` is set, as the
+    /// action routes refuse every request otherwise.
+    pub actions_enabled: bool,
     pub thresholds: Thresholds,
     /// Live SSE clients, for the `rosey_sse_clients` gauge.
     pub sse_clients: Arc<ClientCap>,
@@ -219,6 +226,7 @@ impl Rendered {
         context.insert("shown", &shown.len());
         context.insert("cards", &shown);
         context.insert("blank_card", &CardPage::default());
+        context.insert("actions_enabled", &self.context.actions_enabled);
         self.context.render_page("dashboard.html", &context)
     }
 
@@ -235,6 +243,9 @@ impl Rendered {
                 context.insert("charts", &view::chart_pages(&detail, &p.history));
                 context.insert("detail", &detail);
                 context.insert("blank_crash", &CrashView::default());
+                context.insert("blank_reload", &ReloadView::default());
+                context.insert("blank_conflict", &ConflictView::default());
+                context.insert("actions_enabled", &self.context.actions_enabled);
                 self.context.render_page("plugin.html", &context)
             })
             .clone()
@@ -321,13 +332,22 @@ mod tests {
         let tera = templates().expect("the templates parse");
         let chart = ChartView { key: "cpu", title: "CPU %", max_label: String::new() };
         let row = LabelValue { label: "Samples", value: String::new() };
-        let detail = DetailView { charts: vec![chart.clone()], aggregates: vec![row.clone()], crash_log: Vec::new() };
+        let detail = DetailView {
+            charts: vec![chart.clone()],
+            aggregates: vec![row.clone()],
+            crash_log: Vec::new(),
+            reload_log: Vec::new(),
+            command_conflicts: Vec::new(),
+        };
         let mut context = Context::new();
         context.insert("system", &SystemView::default());
         context.insert("card", &CardPage::default());
         context.insert("charts", &[ChartPage { chart: chart.clone(), points: String::new() }]);
         context.insert("detail", &detail);
         context.insert("blank_crash", &CrashView::default());
+        context.insert("blank_reload", &ReloadView::default());
+        context.insert("blank_conflict", &ConflictView::default());
+        context.insert("actions_enabled", &true);
         let page = tera.render("plugin.html", &context).expect("the plugin page renders");
 
         assert_bound_to(
@@ -342,6 +362,16 @@ mod tests {
             "a crash entry",
             section(&page, "<template id=\"crash-template\"", "</template>"),
             &CrashView::default(),
+        );
+        assert_bound_to(
+            "a reload-log entry",
+            section(&page, "<template id=\"reload-template\"", "</template>"),
+            &ReloadView::default(),
+        );
+        assert_bound_to(
+            "a command conflict",
+            section(&page, "<template id=\"conflict-template\"", "</template>"),
+            &ConflictView::default(),
         );
     }
 }

@@ -113,6 +113,7 @@ mod tests {
     fn a_client_that_skipped_a_snapshot_gets_a_full_frame() {
         let context = Arc::new(RenderContext {
             templates: templates().expect("the templates parse"),
+            actions_enabled: false,
             thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
             sse_clients: Arc::new(crate::dashboard::server::ClientCap::new(1)),
         });

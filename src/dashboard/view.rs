@@ -3,6 +3,7 @@
 //! the chart points the browser draws itself.
 
 mod listing;
+mod operations;
 
 use serde::Serialize;
 
@@ -11,6 +12,7 @@ use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::{CrashRecord, PluginState};
 use crate::timefmt::{format_duration, format_uptime, rfc3339};
 pub use listing::{PageQuery, Row, listing};
+pub use operations::{CardOperations, ConflictView, ReloadView};
 
 /// Samples drawn in a card's sparkline.
 pub const SPARK_SAMPLES: usize = 60;
@@ -71,6 +73,8 @@ pub struct CardView {
     pub stale: bool,
     pub availability: String,
     pub processes: String,
+    #[serde(flatten)]
+    pub operations: CardOperations,
 }
 
 impl CardView {
@@ -109,6 +113,7 @@ impl CardView {
             stale,
             availability: p.history.availability().map_or_else(|| "—".to_owned(), |a| format!("{:.1}%", a * 100.0)),
             processes: p.processes.to_string(),
+            operations: CardOperations::of(p),
         }
     }
 }
@@ -214,12 +219,15 @@ pub struct CrashView {
     pub stderr: String,
 }
 
-/// The detail page's charts, aggregates and crash log.
+/// The detail page's charts, aggregates, crash log, reload log and command conflicts.
 #[derive(Debug, Clone, Serialize)]
 pub struct DetailView {
     pub charts: Vec<ChartView>,
     pub aggregates: Vec<LabelValue>,
     pub crash_log: Vec<CrashView>,
+    /// Newest first.
+    pub reload_log: Vec<ReloadView>,
+    pub command_conflicts: Vec<ConflictView>,
 }
 
 /// The values of the detail page's charts, one series per chart, in the order of the charts.
@@ -250,6 +258,8 @@ impl DetailView {
                 .iter()
                 .map(|c| CrashView { time: rfc3339(c.at), reason: crash_reason(c), stderr: c.stderr_tail.join("\n") })
                 .collect(),
+            reload_log: p.operations.reload_log.iter().map(ReloadView::of).collect(),
+            command_conflicts: p.command_conflicts.iter().map(ConflictView::of).collect(),
         }
     }
 }

@@ -8,7 +8,10 @@
 //! phone the cards stack without sideways scrolling; without JavaScript every card is still
 //! there and the page refreshes itself; a crash shows up live in a plugin page's crash log, its
 //! stderr as text; with 220 plugins the filter, sort and table view work and a crash turns its
-//! row red at the top (and the time each live delta takes on the main thread is reported).
+//! row red at the top (and the time each live delta takes on the main thread is reported);
+//! with actions enabled (basic auth), a card's Reload button reloads the plugin and the card
+//! shows the new version and the outcome without leaving the page, Stop takes a second click
+//! and Start replaces it, and without JavaScript the buttons still work as plain forms.
 //! Screenshots land in `target/screenshots/`.
 //!
 //! One browser at a time (a static lock): two Chromiums at once would starve a 2-core machine.
@@ -26,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::common::{DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder, free_port, python_plugin, request};
+use crate::reload::{Deployable, wait_for_plugin};
 
 static ONE_BROWSER: Mutex<()> = Mutex::new(());
 
@@ -40,13 +44,26 @@ const LIVE_DEADLINE: Duration = Duration::from_secs(10);
 fn in_browser(test: &str, javascript: bool, builder: RoseyBuilder, body: impl AsyncFnOnce(&mut Rosey, &Browser)) {
     let Some(tools) = e2e::tools(&format!("browser::{test}"), &["chromium", "chromedriver"]) else { return };
     let _one = ONE_BROWSER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let auth = &builder.config["dashboard"]["auth"];
+    let credentials =
+        auth["username"].as_str().map(|user| format!("{user}:{}@", auth["password"].as_str().unwrap_or("")));
     let mut rosey = builder.start();
-    rosey.wait_until_running();
+    if credentials.is_none() {
+        // (With auth the test waits for its plugins itself, with the credentials.)
+        rosey.wait_until_running();
+    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
         let browser = Browser::open(&tools[0], &tools[1], javascript).await;
         browser.resize(DESKTOP).await;
+        if let Some(credentials) = credentials {
+            // What a person does by typing them into the browser's prompt once: the browser
+            // keeps them and sends them with every request to this origin (the page's own
+            // address must not hold them: fetch refuses URLs with credentials).
+            let with_credentials = rosey.url("/").replacen("http://", &format!("http://{credentials}"), 1);
+            browser.client.goto(&with_credentials).await.expect("the dashboard loads with credentials");
+        }
         browser.client.goto(&rosey.url("/")).await.expect("the dashboard loads");
         body(&mut rosey, &browser).await;
         if javascript {
@@ -291,6 +308,136 @@ fn the_page_loads_without_console_errors_and_every_card_shows_its_figures() {
                 .js("return Array.from(document.querySelectorAll('#cards [data-plugin]'), c => c.dataset.plugin);")
                 .await;
             assert_eq!(order, json!(["8ball", "dice-roller", "hostile"]), "in the server's order");
+        },
+    );
+}
+
+/// Click the element `css` selects.
+async fn click(browser: &Browser, css: &str) {
+    let element = browser.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    element.click().await.unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+}
+
+/// What a card shows of the actions: the visible buttons' labels, the reload outcome line and
+/// the answer to the last button pressed (empty when hidden).
+#[derive(Debug, Deserialize)]
+struct CardActions {
+    buttons: Vec<String>,
+    last_reload: String,
+    answer: String,
+}
+
+async fn card_actions(browser: &Browser, plugin: &str) -> CardActions {
+    let script = r#"
+        var card = document.querySelector('#cards [data-plugin="' + arguments[0] + '"]');
+        // (A closed <details> keeps its content laid out but skipped: only this sees it.)
+        var shown = function (el) { return el.checkVisibility({ visibilityProperty: true }); };
+        var text = function (el) { return shown(el) ? el.textContent : ''; };
+        var buttons = Array.from(card.querySelectorAll('.card-actions button, .card-actions summary')).filter(shown);
+        return {
+            buttons: buttons.map(function (b) { return b.textContent; }),
+            last_reload: text(card.querySelector('.last-reload')),
+            answer: text(card.querySelector('.action-result'))
+        };
+    "#;
+    let value = browser.client.execute(script, vec![json!(plugin)]).await.expect("card script runs");
+    serde_json::from_value(value).expect("card actions")
+}
+
+#[test]
+fn the_reload_button_on_a_card_reloads_the_plugin_and_the_card_shows_the_new_version() {
+    let plugin = Deployable::new("versioned", "1");
+    let mut builder = RoseyBuilder::new().plugins(json!([plugin.entry()]));
+    builder.config["dashboard"]["auth"] = json!({ "username": "admin", "password": "s3cret" });
+    let card_css = "#cards [data-plugin=\"versioned\"]";
+    in_browser(
+        "the_reload_button_on_a_card_reloads_the_plugin_and_the_card_shows_the_new_version",
+        true,
+        builder,
+        async |rosey, browser| {
+            wait_for_plugin(rosey, "version 1 running", "versioned", |p| p["version"] == "1");
+            wait_live(browser).await;
+            card_until(browser, "version 1 on the card", "versioned", DEADLINE, |c| c.version == "1").await;
+            let offered = card_actions(browser, "versioned").await;
+            assert_eq!(offered.buttons, ["Reload", "Restart…", "Stop…"], "a running plugin's buttons");
+            browser.js("window.__noReload = 1;").await;
+
+            plugin.deploy("2");
+            click(browser, &format!("{card_css} form[data-action=reload] button")).await;
+            card_until(browser, "the new version on the card", "versioned", LIVE_DEADLINE, |c| c.version == "2").await;
+            let shown = eventually("the reload's outcome on the card", LIVE_DEADLINE, async || {
+                let shown = card_actions(browser, "versioned").await;
+                let done = shown.answer.starts_with("reloaded versioned 1 → 2 in ");
+                if done && shown.last_reload.contains("reloaded versioned 1 → 2 in ") {
+                    Ok(shown)
+                } else {
+                    Err(format!("{shown:?}"))
+                }
+            })
+            .await;
+            let card = browser.client.find(Locator::Css(card_css)).await.expect("the card");
+            browser.screenshot("dashboard-card-reloaded.png", card.screenshot().await.expect("card screenshot"));
+
+            // Stop asks for a second click; then the card offers Start instead.
+            click(browser, &format!("{card_css} details:has(form[data-action=stop]) summary")).await;
+            let asking = card_actions(browser, "versioned").await;
+            assert!(asking.buttons.contains(&"Stop now".to_owned()), "the confirmation is shown: {asking:?}");
+            assert_eq!(
+                wait_for_plugin(rosey, "the state", "versioned", |_| true)["state"],
+                "RUNNING",
+                "not yet stopped"
+            );
+            click(browser, &format!("{card_css} form[data-action=stop] button")).await;
+            card_until(browser, "the card to show STOPPED", "versioned", LIVE_DEADLINE, |c| c.state == "STOPPED").await;
+            let stopped = eventually("Start offered instead of Stop", LIVE_DEADLINE, async || {
+                let shown = card_actions(browser, "versioned").await;
+                if shown.buttons == ["Reload", "Restart…", "Start"] { Ok(shown) } else { Err(format!("{shown:?}")) }
+            })
+            .await;
+            assert!(stopped.answer.starts_with("stopped versioned in "), "{stopped:?}");
+            click(browser, &format!("{card_css} form[data-action=start] button")).await;
+            card_until(browser, "the card to show RUNNING again", "versioned", LIVE_DEADLINE, |c| {
+                c.state == "RUNNING" && c.version == "2"
+            })
+            .await;
+
+            let marker = browser.js("return window.__noReload === 1;").await;
+            assert_eq!(marker, json!(true), "all of it without leaving the page: {shown:?}");
+
+            // The plugin's page lists the reload.
+            browser.client.goto(&rosey.url("/plugin/versioned")).await.expect("the plugin page loads");
+            wait_live(browser).await;
+            let log = browser
+                .js("return Array.from(document.querySelectorAll('#reload-log > li'), li => li.querySelector('[data-field=versions]').textContent);")
+                .await;
+            assert_eq!(log, json!(["1 → 2"]), "one reload, from 1 to 2");
+            browser.page_screenshot("plugin-page-reload-log.png").await;
+        },
+    );
+}
+
+#[test]
+fn without_javascript_the_stop_button_still_stops_the_plugin_after_a_second_click() {
+    let mut builder = RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }]));
+    builder.config["dashboard"]["auth"] = json!({ "username": "admin", "password": "s3cret" });
+    in_browser(
+        "without_javascript_the_stop_button_still_stops_the_plugin_after_a_second_click",
+        false,
+        builder,
+        async |rosey, browser| {
+            let card = "#cards [data-plugin=\"dice-roller\"]";
+            click(browser, &format!("{card} details:has(form[data-action=stop]) summary")).await;
+            // The form posts as the browser sends it: its credentials, its own origin.
+            click(browser, &format!("{card} form[data-action=stop] button")).await;
+            let answer = eventually("the action's answer", DEADLINE, async || {
+                let text = browser.js("return document.body.innerText;").await;
+                let text = text.as_str().unwrap_or_default().to_owned();
+                if text.contains("\"outcome\"") { Ok(text) } else { Err(text) }
+            })
+            .await;
+            assert!(answer.contains("stopped dice-roller in "), "the browser shows the JSON answer: {answer}");
+            let stopped = wait_for_plugin(rosey, "dice-roller stopped", "dice-roller", |p| p["state"] == "STOPPED");
+            assert_eq!(stopped["pid"], Value::Null);
         },
     );
 }

@@ -26,6 +26,7 @@ mod hostile_plugins;
 mod live_updates;
 mod metrics;
 mod ops;
+mod page_actions;
 mod pages;
 mod plugin_story;
 mod plugins;
