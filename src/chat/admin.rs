@@ -280,13 +280,11 @@ fn reply(user: &str, text: String) -> ChatReply {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
 
     use tokio::sync::mpsc;
 
     use super::*;
     use crate::control::{ActionOutcome, ActionReport, ControlRequest};
-    use crate::metrics::SystemMetrics;
 
     fn act(action: Action, plugin: &str) -> Result<AdminCommand, Usage> {
         Ok(AdminCommand::Act { action, plugin: plugin.into() })
@@ -329,21 +327,7 @@ mod tests {
     }
 
     fn empty_snapshot() -> Arc<Snapshot> {
-        Arc::new(Snapshot {
-            seq: 1,
-            taken_at: SystemTime::now(),
-            poll_interval: Duration::from_secs(1),
-            plugins: Vec::new(),
-            system: SystemMetrics {
-                bot_uptime: Duration::from_secs(75),
-                total_plugins: 0,
-                plugins_running: 0,
-                plugins_crashed: 0,
-                total_events: 0,
-                total_memory_mb: 0.0,
-            },
-            host: Default::default(),
-        })
+        Snapshot::empty(1, Duration::from_secs(1), Duration::from_secs(75))
     }
 
     fn desk() -> (AdminDesk, mpsc::Receiver<ControlRequest>) {

@@ -77,29 +77,14 @@ pub fn stream(
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
 
     use super::*;
     use crate::dashboard::render::{RenderContext, templates};
     use crate::dashboard::view::Thresholds;
-    use crate::metrics::{Snapshot, SystemMetrics};
+    use crate::metrics::Snapshot;
 
     fn snapshot(seq: u64) -> Arc<Snapshot> {
-        Arc::new(Snapshot {
-            seq,
-            taken_at: SystemTime::now(),
-            poll_interval: Duration::from_secs(5),
-            plugins: Vec::new(),
-            system: SystemMetrics {
-                bot_uptime: Duration::from_secs(seq),
-                total_plugins: 0,
-                plugins_running: 0,
-                plugins_crashed: 0,
-                total_events: 0,
-                total_memory_mb: 0.0,
-            },
-            host: Default::default(),
-        })
+        Snapshot::empty(seq, Duration::from_secs(5), Duration::from_secs(seq))
     }
 
     fn kind(frame: &Bytes) -> &str {

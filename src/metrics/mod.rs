@@ -129,6 +129,19 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot with no plugins, for tests of what is built from snapshots.
+    #[cfg(test)]
+    pub(crate) fn empty(seq: u64, poll_interval: Duration, bot_uptime: Duration) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            seq,
+            taken_at: SystemTime::now(),
+            poll_interval,
+            plugins: Vec::new(),
+            system: SystemMetrics::of(&[], bot_uptime),
+            host: HostUsage::default(),
+        })
+    }
+
     pub fn plugin(&self, name: &str) -> Option<(usize, &PluginSnapshot)> {
         self.plugins.binary_search_by(|p| p.name.as_str().cmp(name)).ok().map(|i| (i, &self.plugins[i]))
     }
