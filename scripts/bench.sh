@@ -36,7 +36,9 @@
 # Knobs (environment): BENCH_DURATION (seconds per wrk run, default 5), BENCH_ROUNDS (3),
 # BENCH_WARMUP (2), BENCH_SSE_CLIENTS (1000), BENCH_SSE_SNAPSHOTS (3), BENCH_IDLE_SECONDS (20),
 # BENCH_HISTORY_POINTS (60; 0 skips the history wait), BENCH_ROSEY_LOG (rosey's ROSEY_LOG, warn),
-# BENCH_SCALE_SNAPSHOTS (13), SEED_PEER (path to seed_peer.py).
+# BENCH_SCALE_SNAPSHOTS (13), BENCH_SCALE_PLUGINS (the sizes of step 7, "100 1000"),
+# BENCH_ROSEY (a rosey binary to measure instead of the one just built: an older build, for a
+# before/after comparison), SEED_PEER (path to seed_peer.py).
 # Needs: cargo, wrk, curl; python3 with aiohttp for the seed column. When it ends or is
 # interrupted, it stops only the servers it started that still run. Figures are only comparable
 # on an otherwise idle machine: the script warns when repeated runs of one target disagree.
@@ -55,6 +57,7 @@ SSE_SNAPSHOTS=${BENCH_SSE_SNAPSHOTS:-3}
 IDLE_SECONDS=${BENCH_IDLE_SECONDS:-20}
 HISTORY_POINTS=${BENCH_HISTORY_POINTS:-60}
 SCALE_SNAPSHOTS=${BENCH_SCALE_SNAPSHOTS:-13}
+SCALE_PLUGINS=${BENCH_SCALE_PLUGINS:-100 1000}
 MODE=${1:-all}
 SEED_PEER=${SEED_PEER:-$ROOT/../shared/bench/seed_peer.py}
 PLUGIN_PATH=/api/plugin/plugin-50 # the same plugin name exists on both servers
@@ -88,7 +91,8 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "building (release)"
 cargo build --release --bin rosey --example fixed_body --example sse_fanout
 cargo bench --bench collector --no-run
-ROSEY=$ROOT/target/release/rosey
+ROSEY=${BENCH_ROSEY:-$ROOT/target/release/rosey}
+echo "measuring $ROSEY"
 FIXED=$ROOT/target/release/examples/fixed_body
 SSE=$ROOT/target/release/examples/sse_fanout
 
@@ -223,7 +227,7 @@ scale_table() {
 }
 
 if [ "$MODE" = scale ]; then
-  for n in 100 1000; do
+  for n in $SCALE_PLUGINS; do
     say "scale: $n tiny plugins"
     scale_run "$n"
   done
@@ -401,7 +405,7 @@ HWM_KIB=$(hwm_kib "$ROSEY_PID")
 say "stopping the servers"
 stop_servers
 
-for n in 100 1000; do
+for n in $SCALE_PLUGINS; do
   say "scale: $n tiny plugins"
   scale_run "$n"
 done

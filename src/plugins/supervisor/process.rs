@@ -36,8 +36,6 @@ const DRAIN_CHECK: Duration = Duration::from_millis(20);
 const PENDING_REQUESTS: usize = 256;
 /// Log lines per second per plugin stream before further lines are only counted.
 const LOG_LINES_PER_SECOND: u32 = 20;
-/// How often the plugin's process tree is recorded, so that what it detaches can be found.
-const TREE_REFRESH: Duration = Duration::from_secs(1);
 
 /// Where a plugin's processes report to: its published status, the collector's wake-up and
 /// the chat's reply queue. Shared by every generation of the plugin.
@@ -221,7 +219,6 @@ impl Generation {
             };
             tokio::pin!(readers);
             let (mut writing, mut reading) = (true, true);
-            let mut refresh = tokio::time::interval(TREE_REFRESH);
             // Once the process has stayed up for the reset window, its earlier crashes no longer
             // count towards giving up; say so at once rather than at the next crash.
             let reset_window = tokio::time::sleep(self.reset_window);
@@ -258,7 +255,6 @@ impl Generation {
                         break Ending::StopRequested;
                     }
                     () = &mut readers, if reading => reading = false,
-                    _ = refresh.tick() => self.family.refresh(),
                     () = &mut reset_window, if reset_pending => {
                         reset_pending = false;
                         link.publish(|s| s.restart_attempt = 0);
