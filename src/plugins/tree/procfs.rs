@@ -6,10 +6,19 @@
 //! come from `/proc/PID/task/TID/children`; a single-threaded process has only its main thread,
 //! so its task directory is not listed. Files are read into one reused buffer, each with a
 //! single `read` when it fits (a short read from a `/proc` file is its end).
+//!
+//! A plugin's own process is read every second for as long as it runs, so its two files are
+//! held open ([`OpenProcess::hold`]) and re-read from offset 0: no path lookup, open or close.
+//! Every walk from that PID (the reaper's refresh and the sampler alike) uses the held files.
+//! An open `/proc/PID` file stays bound to the process it was opened for: once that process
+//! is reaped, reading fails (`ESRCH`) instead of reading another process that reused the PID.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 /// A walk of a tree stops here: a fork bomb must not make it unbounded.
 pub const MAX_TREE: usize = 4096;
@@ -56,6 +65,48 @@ impl ProcStat {
     }
 }
 
+/// The processes whose files are held open, by PID: two descriptors per plugin, shared by
+/// every reader instead of each holding its own.
+static HELD_OPEN: Mutex<BTreeMap<u32, Weak<OpenProcess>>> = Mutex::new(BTreeMap::new());
+
+fn held_open() -> std::sync::MutexGuard<'static, BTreeMap<u32, Weak<OpenProcess>>> {
+    // Every change is one insert or remove: the map is consistent even if a holder panicked.
+    HELD_OPEN.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A process's `stat` file and its main thread's `children` file, held open for re-reading.
+#[derive(Debug)]
+pub struct OpenProcess {
+    pid: u32,
+    stat: File,
+    children: File,
+}
+
+impl OpenProcess {
+    /// Open the files of `pid` for every walk from it, until the returned value is dropped.
+    /// `pid` must not be reaped meanwhile (a child not yet waited for): the files then belong
+    /// to that very process for as long as they are open.
+    pub fn hold(pid: u32) -> std::io::Result<Arc<OpenProcess>> {
+        let open = Arc::new(OpenProcess {
+            pid,
+            stat: File::open(format!("/proc/{pid}/stat"))?,
+            children: File::open(format!("/proc/{pid}/task/{pid}/children"))?,
+        });
+        held_open().insert(pid, Arc::downgrade(&open));
+        Ok(open)
+    }
+}
+
+impl Drop for OpenProcess {
+    fn drop(&mut self) {
+        let mut held = held_open();
+        // The PID may be held again by now, for a newer process: that entry stays.
+        if held.get(&self.pid).is_some_and(|w| std::ptr::eq(w.as_ptr(), self)) {
+            held.remove(&self.pid);
+        }
+    }
+}
+
 /// Reads `/proc` files into one reused buffer.
 #[derive(Debug, Default)]
 pub struct ProcReader {
@@ -88,10 +139,40 @@ impl ProcReader {
         }
     }
 
-    /// `root` (first, when it exists) and every live process below it, each read once.
+    /// Append the children of the main thread of `pid` only.
+    pub fn main_thread_children(&mut self, pid: u32, into: &mut Vec<u32>) {
+        self.set_path(format_args!("/proc/{pid}/task/{pid}/children"));
+        self.read_pids(into);
+    }
+
+    /// `root` (first, when it exists) and every live process below it, each read once. A held
+    /// root is read through its open files (and is gone once reaped, whoever has its PID now).
     pub fn tree(&mut self, root: u32) -> Vec<ProcStat> {
-        let mut tree = Vec::new();
-        let mut pending = vec![root];
+        let held = held_open().get(&root).and_then(Weak::upgrade);
+        match held {
+            Some(open) => self.open_tree(&open),
+            None => self.walk(Vec::new(), vec![root]),
+        }
+    }
+
+    fn open_tree(&mut self, root: &OpenProcess) -> Vec<ProcStat> {
+        if self.read_open(&root.stat).is_none() {
+            return Vec::new();
+        }
+        let Some(process) = ProcStat::parse(root.pid, &self.buf) else { return Vec::new() };
+        let mut pending = Vec::new();
+        if process.threads <= 1 {
+            if self.read_open(&root.children).is_some() {
+                self.parse_pids(&mut pending);
+            }
+        } else {
+            self.children(&process, &mut pending);
+        }
+        self.walk(vec![process], pending)
+    }
+
+    /// Add `pending` and every live process below them to `tree`.
+    fn walk(&mut self, mut tree: Vec<ProcStat>, mut pending: Vec<u32>) -> Vec<ProcStat> {
         while let Some(pid) = pending.pop() {
             if tree.len() >= MAX_TREE {
                 break;
@@ -117,15 +198,24 @@ impl ProcReader {
 
     fn read_pids(&mut self, into: &mut Vec<u32>) {
         if self.read().is_some() {
-            let list = std::str::from_utf8(&self.buf).unwrap_or_default();
-            into.extend(list.split_ascii_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            self.parse_pids(into);
         }
+    }
+
+    fn parse_pids(&self, into: &mut Vec<u32>) {
+        let list = std::str::from_utf8(&self.buf).unwrap_or_default();
+        into.extend(list.split_ascii_whitespace().filter_map(|c| c.parse::<u32>().ok()));
     }
 
     /// Read the file at `self.path` whole into `self.buf`.
     fn read(&mut self) -> Option<()> {
+        let file = File::open(&self.path).ok()?;
+        self.read_open(&file)
+    }
+
+    /// Read `file` whole, from its start, into `self.buf`.
+    fn read_open(&mut self, file: &File) -> Option<()> {
         self.buf.clear();
-        let mut file = File::open(&self.path).ok()?;
         loop {
             let filled = self.buf.len();
             if self.buf.capacity() - filled < READ_CHUNK / 2 {
@@ -133,7 +223,7 @@ impl ProcReader {
             }
             self.buf.resize(self.buf.capacity(), 0);
             let room = self.buf.len() - filled;
-            match file.read(&mut self.buf[filled..]) {
+            match file.read_at(&mut self.buf[filled..], filled as u64) {
                 Ok(n) => {
                     self.buf.truncate(filled + n);
                     // /proc's files fill a read as far as they reach: a short one is the end.
@@ -214,5 +304,37 @@ mod tests {
         for pid in [shell.id(), sleep] {
             assert!(tree.iter().any(|p| p.pid == pid), "{tree:?} should hold {pid}");
         }
+    }
+
+    /// Held-open files are re-read afresh (the child appears after the first read), and once
+    /// the process is reaped they refuse to read rather than show whoever reuses its PID.
+    #[test]
+    fn an_open_process_is_reread_until_it_is_reaped() {
+        let mut shell =
+            Command::new("sh").args(["-c", "read _; sleep 30 & wait"]).stdin(Stdio::piped()).spawn().expect("sh runs");
+        let open = OpenProcess::hold(shell.id()).expect("an unreaped child's files open");
+        let mut reader = ProcReader::default();
+        let alone = reader.tree(shell.id());
+        drop(shell.stdin.take());
+        let mut grown = Vec::new();
+        for _ in 0..500 {
+            grown = reader.tree(shell.id());
+            if grown.len() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for process in &grown {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(process.pid as i32), nix::sys::signal::SIGKILL);
+        }
+        let _ = shell.wait();
+        let after_reaping = reader.tree(shell.id());
+        let refusal = open.stat.read_at(&mut [0; 64], 0).map_err(|e| e.raw_os_error());
+        drop(open);
+        assert!(!held_open().contains_key(&shell.id()), "dropped files are no longer held");
+        assert_eq!(alone.iter().map(|p| p.pid).collect::<Vec<_>>(), vec![shell.id()]);
+        assert_eq!(grown.len(), 2, "the shell and its sleep: {grown:?}");
+        assert_eq!(after_reaping, Vec::new());
+        assert_eq!(refusal, Err(Some(nix::libc::ESRCH)));
     }
 }
