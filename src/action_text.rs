@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::control::{ActionReport, ConfigReport};
+use crate::timefmt::format_action_seconds as seconds;
 
 /// One finished plugin action.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,11 +116,6 @@ fn outcome_words(outcome: &str) -> &str {
         "failed" => "failed ",
         _ => "ended ",
     }
-}
-
-/// `0.84 s`: hundredths, since a reload of a quick plugin takes well under a second.
-pub fn seconds(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
 }
 
 #[cfg(test)]

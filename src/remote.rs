@@ -3,6 +3,7 @@
 //! what it did. The bot is found where the config says its dashboard listens (a wildcard
 //! address means this machine), with the credentials of `dashboard.auth`.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine;
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use crate::action_text::{ActionSummary, ConfigSummary};
 use crate::config::DashboardConfig;
+use crate::dashboard::host_port;
 use crate::plugins::spec::PluginName;
 
 /// What to reload.
@@ -45,13 +47,13 @@ pub enum RemoteError {
 /// `http://127.0.0.1:8080/` for `0.0.0.0:8080`, `http://[::1]:8080/` for `:::8080`.
 pub fn local_url(dashboard: &DashboardConfig) -> String {
     let host = dashboard.host.trim_start_matches('[').trim_end_matches(']');
-    let host = match host {
-        "0.0.0.0" => "127.0.0.1".to_owned(),
-        "::" => "[::1]".to_owned(),
-        v6 if v6.contains(':') => format!("[{v6}]"),
-        name => name.to_owned(),
+    // Listening on every address includes loopback, which is always reachable from here.
+    let host = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) if ip.is_unspecified() => "127.0.0.1",
+        Ok(IpAddr::V6(ip)) if ip.is_unspecified() => "::1",
+        _ => host,
     };
-    format!("http://{host}:{}/", dashboard.port)
+    format!("http://{}/", host_port(host, dashboard.port))
 }
 
 /// Ask the bot, print the outcome on stdout one line per change.

@@ -54,6 +54,12 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// How long an operator's action took: `0.84 s`, in hundredths, since a reload of a quick
+/// plugin takes well under a second.
+pub fn format_action_seconds(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
 /// RFC 3339 in UTC, e.g. `2026-11-29T05:01:02.123Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     time::OffsetDateTime::from(t).format(&Rfc3339).unwrap_or_default()

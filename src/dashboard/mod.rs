@@ -134,7 +134,7 @@ impl Dashboard {
 }
 
 /// `host:port`, with brackets for IPv6 literals.
-fn host_port(host: &str, port: u16) -> String {
+pub fn host_port(host: &str, port: u16) -> String {
     match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
         _ => format!("{host}:{port}"),

@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -34,6 +34,13 @@ use action::{ReloadCounts, ReloadRecord};
 pub use host::{PluginHost, PluginList};
 use protocol::HostMessage;
 use spec::{PluginConfig, PluginName};
+
+/// Lock a mutex of the plugins module, poisoned or not. Every value guarded here stays
+/// consistent even if a holder panicked: each change is one push, remove, insert, swap or
+/// assignment.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// How many commands may wait for a plugin before new ones are dropped (and counted).
 pub const COMMAND_QUEUE: usize = 256;
@@ -272,7 +279,7 @@ impl PluginHandle {
 
     /// From now on, commands go to `queue`; returns the queue they went to until now.
     fn route_to(&self, queue: mpsc::Sender<HostMessage>) -> mpsc::Sender<HostMessage> {
-        std::mem::replace(&mut *self.commands.lock().unwrap_or_else(PoisonError::into_inner), queue)
+        std::mem::replace(&mut *lock(&self.commands), queue)
     }
 
     /// Queue a command without waiting; a full queue drops it (counted), never stalls the caller.
@@ -284,7 +291,7 @@ impl PluginHandle {
             PluginCounters::bump(&self.counters.dropped_commands);
             return Err(SendError::Closed);
         }
-        let sent = self.commands.lock().unwrap_or_else(PoisonError::into_inner).try_send(message);
+        let sent = lock(&self.commands).try_send(message);
         match sent {
             Ok(()) => {
                 PluginCounters::bump(&self.counters.events);

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each test module uses a different part of the harness
 
+pub mod actions;
 pub mod json;
 pub mod pages;
 pub mod raw;
@@ -47,6 +48,13 @@ pub fn failing_plugin(name: &str) -> Value {
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+/// Wait for a stdout line starting with `prefix` and return it.
+pub fn wait_for_line(rosey: &Rosey, prefix: &str) -> String {
+    wait_for(&format!("a line starting with {prefix:?}"), DEADLINE, || {
+        rosey.stdout_lines().into_iter().find(|l| l.starts_with(prefix))
+    })
 }
 
 /// Poll `check` until it returns Some, or panic with `what` after `deadline`.

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
+use crate::common::actions::{AUTH, Deployable, bot_with_actions, get_json, post, wait_for_plugin};
 use crate::common::{RoseyBuilder, request};
-use crate::reload::{AUTH, Deployable, bot_with_actions, get_json, post, wait_for_plugin};
 
 #[test]
 fn actions_are_refused_until_dashboard_auth_is_set() {

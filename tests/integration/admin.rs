@@ -5,8 +5,8 @@
 
 use serde_json::json;
 
+use crate::common::actions::{Deployable, wait_until_running};
 use crate::common::*;
-use crate::reload::Deployable;
 
 /// A bot running `plugin`, its dashboard without credentials: the console needs none.
 fn bot(plugin: &Deployable) -> Rosey {
@@ -161,13 +161,4 @@ fn status_list_metrics_and_a_config_reload_from_the_console() {
     assert_eq!(after(&rosey, from, "[rosey] @console started "), "[rosey] @console started 8ball (new in the config)");
     assert_eq!(after(&rosey, from, "[rosey] @console unchanged"), "[rosey] @console unchanged: versioned");
     wait_until_running(&rosey, "8ball", &[]);
-}
-
-/// Wait until a plugin added by a config reload is RUNNING: it reaches the API with the next
-/// snapshot, so a 404 until then is expected.
-pub fn wait_until_running(rosey: &Rosey, name: &str, headers: &[(&str, &str)]) {
-    wait_for(&format!("{name} running"), DEADLINE, || {
-        let reply = request("GET", &rosey.url(&format!("/api/plugin/{name}")), headers).ok()?;
-        (reply.status == 200 && reply.json()["state"] == "RUNNING").then_some(())
-    });
 }

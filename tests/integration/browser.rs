@@ -28,8 +28,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::common::actions::{Deployable, wait_for_plugin};
 use crate::common::{DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder, free_port, python_plugin, request};
-use crate::reload::{Deployable, wait_for_plugin};
 
 static ONE_BROWSER: Mutex<()> = Mutex::new(());
 

@@ -29,13 +29,6 @@ fn slow_echo_plugin(name: &str, delay_s: f64) -> Value {
     json!({ "name": name, "command": ["python3", "-c", script] })
 }
 
-/// Wait for a stdout line starting with `prefix` and return it.
-pub fn wait_for_line(rosey: &Rosey, prefix: &str) -> String {
-    wait_for(&format!("a line starting with {prefix:?}"), DEADLINE, || {
-        rosey.stdout_lines().into_iter().find(|l| l.starts_with(prefix))
-    })
-}
-
 #[test]
 fn a_command_typed_before_its_plugins_hello_is_answered() {
     let mut rosey = RoseyBuilder::new().plugins(json!([slow_echo_plugin("echo", 1.0)])).spawn();

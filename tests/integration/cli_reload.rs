@@ -7,9 +7,8 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::admin::wait_until_running;
+use crate::common::actions::{AUTH, Deployable, bot_with_actions, get_json, wait_for_plugin, wait_until_running};
 use crate::common::*;
-use crate::reload::{AUTH, Deployable, bot_with_actions, get_json, wait_for_plugin};
 
 /// `rosey --config FILE reload ARGS`, run beside the file.
 fn reload(config_path: &Path, args: &[&str]) -> Output {

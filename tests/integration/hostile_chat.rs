@@ -3,7 +3,6 @@
 
 use serde_json::json;
 
-use crate::chat::wait_for_line;
 use crate::common::*;
 
 #[test]

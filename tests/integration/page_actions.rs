@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use crate::common::actions::{AUTH, Deployable, bot_with_actions, post, wait_for_plugin};
 use crate::common::pages::{card, field};
 use crate::common::sse::Sse;
 use crate::common::{DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder, request, wait_for};
-use crate::reload::{AUTH, Deployable, bot_with_actions, post, wait_for_plugin};
 
 const ACTIONS: [&str; 4] = ["reload", "restart", "stop", "start"];
 

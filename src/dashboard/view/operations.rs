@@ -5,12 +5,12 @@
 
 use serde::Serialize;
 
-use crate::action_text::{ActionSummary, seconds};
+use crate::action_text::ActionSummary;
 use crate::metrics::PluginSnapshot;
 use crate::plugins::PluginState;
 use crate::plugins::action::{ActionOutcome, ReloadRecord};
 use crate::plugins::routing::CommandConflict;
-use crate::timefmt::rfc3339;
+use crate::timefmt::{format_action_seconds, rfc3339};
 
 /// A card's part in the actions: what is under way, how the newest reload went, and whether
 /// its Stop or its Start button is offered.
@@ -81,7 +81,7 @@ impl ReloadView {
             at: rfc3339(r.at),
             trigger: r.trigger,
             versions: format!("{} → {}", version(&r.from_version), version(&r.to_version)),
-            duration: seconds(r.duration),
+            duration: format_action_seconds(r.duration),
             outcome,
             classes,
             reason: r.reason.clone().unwrap_or_default(),

@@ -9,9 +9,10 @@ mod spawn;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::plugins::lock;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -43,7 +44,7 @@ pub(in crate::plugins) struct Busy(Arc<Mutex<Option<Action>>>);
 impl Busy {
     /// Claim the plugin for `action`, or say which action holds it.
     pub(in crate::plugins) fn claim(&self, action: Action) -> Result<Claim, Action> {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = lock(&self.0);
         match *slot {
             Some(running) => Err(running),
             None => {
@@ -60,7 +61,7 @@ pub(in crate::plugins) struct Claim(Arc<Mutex<Option<Action>>>);
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *lock(&self.0) = None;
     }
 }
 

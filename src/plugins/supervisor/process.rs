@@ -5,9 +5,10 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::plugins::lock;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
@@ -318,11 +319,6 @@ fn exit_reason(status: std::process::ExitStatus) -> ExitReason {
         (None, Some(signal)) => ExitReason::Signal(signal),
         (None, None) => ExitReason::Code(-1),
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Every holder leaves the queue consistent (one push or remove), even if it panicked.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Why the writer stopped feeding the process.

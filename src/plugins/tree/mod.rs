@@ -16,9 +16,10 @@ mod procfs;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use crate::plugins::lock;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
@@ -43,12 +44,6 @@ pub struct Reaper {
     /// family on its own timer read them once per plugin, plugins x plugins a second, and woke
     /// the runtime once per plugin.
     families: Mutex<Vec<Weak<Members>>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every guarded value stays consistent even if a holder panicked: every change is one
-    // insert, remove, retain or assignment.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Reaper {
