@@ -14,10 +14,10 @@ use tracing::{debug, warn};
 /// runtime's epoll and wake-up descriptors, signal pipes, the listening socket, the sampler's
 /// short-lived /proc reads (one blocking thread) and the pipes of a plugin being (re)started.
 const RESERVED_FOR_THE_BOT: u64 = 64;
-/// A plugin holds six descriptors open for its life: three pipes (stdin, stdout, stderr), the
-/// pidfd tokio waits on, and its `/proc` `stat` and `children` files, which the host re-reads
-/// every second (see `plugins::tree`).
-const PER_PLUGIN: u64 = 6;
+/// A plugin holds seven descriptors open for its life: three pipes (stdin, stdout, stderr), the
+/// pidfd tokio waits on, and its `/proc` `stat` and `children` files and task directory, which
+/// the host re-reads every second (see `plugins::tree`).
+const PER_PLUGIN: u64 = 7;
 
 /// The soft open-files limit the bot was started with, when it raised it: plugins get it back
 /// (see [`restore_in_child`]).
@@ -84,6 +84,6 @@ mod tests {
     #[test]
     fn each_plugin_reserves_its_pipes_pidfd_and_proc_files() {
         assert_eq!(reserved_descriptors(0), RESERVED_FOR_THE_BOT);
-        assert_eq!(reserved_descriptors(100) - reserved_descriptors(0), 600);
+        assert_eq!(reserved_descriptors(100) - reserved_descriptors(0), 700);
     }
 }

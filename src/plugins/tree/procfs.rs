@@ -7,11 +7,16 @@
 //! so its task directory is not listed. Files are read into one reused buffer, each with a
 //! single `read` when it fits (a short read from a `/proc` file is its end).
 //!
-//! A plugin's own process is read every second for as long as it runs, so its two files are
-//! held open ([`OpenProcess::hold`]) and re-read from offset 0: no path lookup, open or close.
+//! A plugin's own process is read every second for as long as it runs, so its files are held
+//! open ([`OpenProcess::hold`]) and re-read from offset 0: no path lookup, open or close.
 //! Every walk from that PID (the reaper's refresh and the sampler alike) uses the held files.
 //! An open `/proc/PID` file stays bound to the process it was opened for: once that process
 //! is reaped, reading fails (`ESRCH`) instead of reading another process that reused the PID.
+//!
+//! The once-a-second question "has this plugin any child?" needs the thread count (every
+//! thread has its own `children` file), and `stat` is the dearest file to read: the kernel
+//! formats 52 fields for it. The held task directory answers it instead: procfs counts a
+//! directory's threads in its link count (`nlink` is 2 plus the threads).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -74,12 +79,14 @@ fn held_open() -> std::sync::MutexGuard<'static, BTreeMap<u32, Weak<OpenProcess>
     HELD_OPEN.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A process's `stat` file and its main thread's `children` file, held open for re-reading.
+/// A process's `stat` file, its main thread's `children` file and its task directory, held
+/// open for re-reading.
 #[derive(Debug)]
 pub struct OpenProcess {
     pid: u32,
     stat: File,
     children: File,
+    tasks: File,
 }
 
 impl OpenProcess {
@@ -91,9 +98,17 @@ impl OpenProcess {
             pid,
             stat: File::open(format!("/proc/{pid}/stat"))?,
             children: File::open(format!("/proc/{pid}/task/{pid}/children"))?,
+            tasks: File::open(format!("/proc/{pid}/task"))?,
         });
         held_open().insert(pid, Arc::downgrade(&open));
         Ok(open)
+    }
+
+    /// How many threads the process has; 0 once it has been reaped (procfs then counts none).
+    fn threads(&self) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        let links = self.tasks.metadata().map_or(0, |m| m.nlink());
+        u32::try_from(links.saturating_sub(2)).unwrap_or(u32::MAX)
     }
 }
 
@@ -124,8 +139,12 @@ impl ProcReader {
 
     /// Append the children of `process` (read a moment ago) to `into`.
     pub fn children(&mut self, process: &ProcStat, into: &mut Vec<u32>) {
-        let pid = process.pid;
-        if process.threads <= 1 {
+        self.children_of_threads(process.pid, process.threads, into);
+    }
+
+    /// Append the children of `pid`, which has `threads` threads, to `into`.
+    fn children_of_threads(&mut self, pid: u32, threads: u32, into: &mut Vec<u32>) {
+        if threads <= 1 {
             self.set_path(format_args!("/proc/{pid}/task/{pid}/children"));
             self.read_pids(into);
             return;
@@ -143,6 +162,28 @@ impl ProcReader {
     pub fn main_thread_children(&mut self, pid: u32, into: &mut Vec<u32>) {
         self.set_path(format_args!("/proc/{pid}/task/{pid}/children"));
         self.read_pids(into);
+    }
+
+    /// Whether `root` has a child now; None once it is gone. A held root is asked through its
+    /// open files, without reading its `stat`.
+    pub fn has_children(&mut self, root: u32) -> Option<bool> {
+        let held = held_open().get(&root).and_then(Weak::upgrade);
+        let mut children = Vec::new();
+        match held {
+            Some(open) => match open.threads() {
+                0 => return None,
+                1 => {
+                    self.read_open(&open.children)?;
+                    self.parse_pids(&mut children);
+                }
+                threads => self.children_of_threads(root, threads, &mut children),
+            },
+            None => {
+                let process = self.stat(root)?;
+                self.children(&process, &mut children);
+            }
+        }
+        Some(!children.is_empty())
     }
 
     /// `root` (first, when it exists) and every live process below it, each read once. A held
@@ -293,6 +334,11 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let tree = reader.tree(std::process::id());
+        // Held, this process answers through its task directory's thread count.
+        let held = OpenProcess::hold(std::process::id()).expect("this process's files open");
+        let threads = held.threads();
+        let has_children = reader.has_children(std::process::id());
+        drop(held);
         if let Some(sleep) = sleep {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(sleep as i32), nix::sys::signal::SIGKILL);
         }
@@ -301,6 +347,8 @@ mod tests {
         let sleep = sleep.expect("the shell started its sleep");
         assert_eq!(tree[0].pid, std::process::id(), "the root comes first");
         assert!(tree[0].threads > 1, "the test harness runs this test on a thread of its own");
+        assert!(threads > 1, "{threads} threads counted from the task directory");
+        assert_eq!(has_children, Some(true), "a child of another thread than the main one counts");
         for pid in [shell.id(), sleep] {
             assert!(tree.iter().any(|p| p.pid == pid), "{tree:?} should hold {pid}");
         }
@@ -315,6 +363,8 @@ mod tests {
         let open = OpenProcess::hold(shell.id()).expect("an unreaped child's files open");
         let mut reader = ProcReader::default();
         let alone = reader.tree(shell.id());
+        let alone_has_children = reader.has_children(shell.id());
+        let threads = open.threads();
         drop(shell.stdin.take());
         let mut grown = Vec::new();
         for _ in 0..500 {
@@ -324,17 +374,22 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        let grown_has_children = reader.has_children(shell.id());
         for process in &grown {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(process.pid as i32), nix::sys::signal::SIGKILL);
         }
         let _ = shell.wait();
         let after_reaping = reader.tree(shell.id());
+        let children_after_reaping = reader.has_children(shell.id());
+        let threads_after_reaping = open.threads();
         let refusal = open.stat.read_at(&mut [0; 64], 0).map_err(|e| e.raw_os_error());
         drop(open);
         assert!(!held_open().contains_key(&shell.id()), "dropped files are no longer held");
         assert_eq!(alone.iter().map(|p| p.pid).collect::<Vec<_>>(), vec![shell.id()]);
         assert_eq!(grown.len(), 2, "the shell and its sleep: {grown:?}");
         assert_eq!(after_reaping, Vec::new());
+        assert_eq!((threads, alone_has_children, grown_has_children), (1, Some(false), Some(true)));
+        assert_eq!((threads_after_reaping, children_after_reaping), (0, None));
         assert_eq!(refusal, Err(Some(nix::libc::ESRCH)));
     }
 }
