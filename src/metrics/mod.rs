@@ -363,7 +363,9 @@ impl Collector {
         }
     }
 
-    fn publish_snapshot(&mut self) {
+    /// Publish a snapshot of the plugins as they are now, with the latest samples (`run` does
+    /// this each tick and after state changes; the collector benchmark times it).
+    pub fn publish_snapshot(&mut self) {
         self.follow_registry();
         self.seq += 1;
         let taken_at = SystemTime::now();
