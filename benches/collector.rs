@@ -8,7 +8,9 @@
 //!     sampling thread);
 //! (d) rendering every shared body of one snapshot of 100 and of 1,000 plugins with a full hour
 //!     each, and the live-update delta from one snapshot to the next (its size is the bytes each
-//!     `/events` client receives per snapshot).
+//!     `/events` client receives per snapshot);
+//! (e) one collector snapshot (`Collector::publish_snapshot`) of 100 and 1,000 plugins that
+//!     each claim chat commands, half of them shared with a neighbour (the command table).
 //!
 //! Each figure is printed in a human line and a `BENCH key=value` line that
 //! `scripts/bench.sh` collects. Figures are for the machine it runs on; nothing is asserted.
@@ -21,12 +23,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::resource::{UsageWho, getrusage};
+use rosey::config::MetricsConfig;
 use rosey::dashboard::render::{self, RenderContext, Rendered};
 use rosey::dashboard::view::{PageQuery, Thresholds};
 use rosey::metrics::history::{Sample, Series};
 use rosey::metrics::sampler::{HostUsage, Sampler};
-use rosey::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
-use rosey::plugins::PluginState;
+use rosey::metrics::{Collector, PluginSnapshot, Snapshot, SystemMetrics};
+use rosey::plugins::spec::{Launch, PluginConfig, PluginName, ReloadPolicy, RestartPolicy};
+use rosey::plugins::{Launcher, PluginHost, PluginState};
 use rosey::timefmt::unix_ms;
 
 const PLUGINS: usize = 100;
@@ -37,8 +41,13 @@ const POLL: Duration = Duration::from_secs(5);
 fn main() {
     // `cargo bench --bench collector -- sampler` runs only the sections whose names match.
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let sections: [(&str, fn()); 4] =
-        [("history", history_memory), ("aggregates", aggregates), ("sampler", sampler), ("rendering", rendering)];
+    let sections: [(&str, fn()); 5] = [
+        ("history", history_memory),
+        ("aggregates", aggregates),
+        ("sampler", sampler),
+        ("rendering", rendering),
+        ("snapshot", snapshot),
+    ];
     println!(
         "rosey collector benchmark: {PLUGINS} and {} plugins, {HOUR} samples (1 h at 5 s polls) each\n",
         10 * PLUGINS
@@ -449,4 +458,69 @@ fn rendering_of(plugins: usize, rounds: usize) {
         all_plugins.as_secs_f64() * 1000.0,
         per_snapshot.as_secs_f64() * 1000.0
     );
+}
+
+// (e) -----------------------------------------------------------------------------------------
+
+fn snapshot() {
+    for (count, rounds) in [(PLUGINS, 200), (10 * PLUGINS, 50)] {
+        snapshot_with_commands(count, rounds);
+    }
+}
+
+/// Plugin `i` claims `own-i` and `pair-(i/2)` in its config entry: every plugin has a command
+/// of its own and takes part in one conflict. Their program does not exist and restarts are
+/// off, so the host runs `count` real supervisors but no processes (no file descriptors).
+fn commanded_plugin(i: usize) -> PluginConfig {
+    PluginConfig {
+        name: PluginName::new(format!("plugin-{i:04}")).expect("a valid name"),
+        launch: Launch::Command { program: "/nonexistent/rosey-bench-plugin".into(), args: vec![] },
+        env: Default::default(),
+        cwd: None,
+        version: None,
+        commands: vec![format!("own-{i}"), format!("pair-{}", i / 2)],
+        restart: RestartPolicy { enabled: false, ..RestartPolicy::default() },
+        reload: ReloadPolicy::default(),
+    }
+}
+
+fn snapshot_with_commands(count: usize, rounds: usize) {
+    let suffix = key_suffix(count);
+    println!("(e) one collector snapshot of {count} plugins with 2 commands each, {} conflicts", count / 2);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    runtime.block_on(async {
+        let (replies, _unread) = tokio::sync::mpsc::channel(1);
+        let launcher = Launcher { rosey_exe: "/nonexistent/rosey".into(), open_files: None };
+        let host = PluginHost::start((0..count).map(commanded_plugin).collect(), launcher, replies);
+        // Let every supervisor try its spawn and settle in FAILED: nothing changes after that.
+        while host.handles().iter().any(|h| h.status().state != PluginState::Failed) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let config = MetricsConfig { poll_interval: POLL, history_duration: POLL * HOUR as u32 };
+        let mut collector = Collector::new(host.registry(), config);
+        let published = collector.subscribe();
+        let (mut total, mut best) = (Duration::ZERO, Duration::MAX);
+        for _ in 0..rounds {
+            let started = Instant::now();
+            collector.publish_snapshot();
+            let took = started.elapsed();
+            total += took;
+            best = best.min(took);
+        }
+        let last = published.borrow().clone();
+        assert_eq!(last.plugins.len(), count, "every plugin is in the snapshot");
+        assert_eq!(last.plugins[0].command_conflicts.len(), 1, "each plugin shows its conflict");
+        let mean = total / rounds as u32;
+        println!(
+            "    publish_snapshot(): mean {:.3} ms, best {:.3} ms ({rounds} rounds)\n",
+            mean.as_secs_f64() * 1000.0,
+            best.as_secs_f64() * 1000.0
+        );
+        println!(
+            "BENCH snapshot_ms{suffix}={:.3} snapshot_best_ms{suffix}={:.3}\n",
+            mean.as_secs_f64() * 1000.0,
+            best.as_secs_f64() * 1000.0
+        );
+        host.stop().await;
+    });
 }

@@ -124,12 +124,10 @@ impl Router {
     }
 
     fn refresh(&mut self) {
-        let replaced = self.registry.has_changed().unwrap_or(false);
-        if replaced {
+        if self.registry.has_changed().unwrap_or(false) {
             self.plugins = self.registry.borrow_and_update().clone();
         }
-        if replaced || !self.table.is_current(&self.plugins) {
-            self.table = CommandTable::build(&self.plugins);
+        if self.table.refresh(&self.plugins) {
             self.warn_new_conflicts();
         }
     }

@@ -184,6 +184,8 @@ pub struct Collector {
     tracked: Vec<Tracked>,
     /// The registry's list as last followed: configuration order, for the command table.
     routing: PluginList,
+    /// Rebuilt only when the plugins' claims or the list change, not for every snapshot.
+    commands: CommandTable,
     /// None after it failed: a new one is made at the next sampling.
     sampler: Option<Sampler>,
     read_trees: ReadTrees,
@@ -204,6 +206,7 @@ impl Collector {
             registry,
             tracked: Vec::new(),
             routing: PluginList::from([]),
+            commands: CommandTable::build(&[]),
             sampler,
             read_trees: Sampler::sample,
             host: HostUsage::default(),
@@ -363,13 +366,16 @@ impl Collector {
         }
     }
 
-    fn publish_snapshot(&mut self) {
+    /// Publish a snapshot of the plugins as they are now, with the latest samples (`run` does
+    /// this each tick and after state changes; the collector benchmark times it).
+    pub fn publish_snapshot(&mut self) {
         self.follow_registry();
         self.seq += 1;
         let taken_at = SystemTime::now();
-        let commands = CommandTable::build(&self.routing);
+        self.commands.refresh(&self.routing);
         let clock = (self.started, self.started_wall);
-        let plugins: Vec<PluginSnapshot> = self.tracked.iter().map(|t| plugin_snapshot(t, &commands, clock)).collect();
+        let plugins: Vec<PluginSnapshot> =
+            self.tracked.iter().map(|t| plugin_snapshot(t, &self.commands, clock)).collect();
         let system = SystemMetrics::of(&plugins, self.started.elapsed());
         let snapshot = Snapshot {
             seq: self.seq,
@@ -419,8 +425,8 @@ fn plugin_snapshot(t: &Tracked, commands: &CommandTable, clock: (Instant, System
             .and_then(|at| clock.1.checked_add(at.saturating_duration_since(clock.0))),
         protocol_errors: PluginCounters::get(&counters.protocol_errors),
         dropped_commands: PluginCounters::get(&counters.dropped_commands),
-        commands: commands.commands_of(t.config_index),
-        command_conflicts: commands.conflicts_of(t.handle.name()),
+        commands: commands.commands_of(t.config_index).to_vec(),
+        command_conflicts: commands.conflicts_of(t.config_index).cloned().collect(),
         crash_log: status.crash_log.clone(),
         last_sampled_at: t.last_sampled_at,
         history: t.series.view(),

@@ -52,8 +52,20 @@ pub struct CommandTable {
     /// Keyed by the lower-cased name.
     routes: BTreeMap<String, Route>,
     conflicts: Vec<CommandConflict>,
+    /// Indexed like the handles: the collector asks for every plugin's share in each snapshot,
+    /// which must not cost a scan of every route and conflict per plugin.
+    by_plugin: Vec<PluginShare>,
     /// What the table was built from, to tell when it is out of date.
     sources: Vec<Claims>,
+}
+
+/// One plugin's part of the table.
+#[derive(Debug, Default)]
+struct PluginShare {
+    /// The commands routed to it, sorted like the routes.
+    commands: Vec<String>,
+    /// Indexes into the table's conflicts of those it takes part in, in their order.
+    conflicts: Vec<usize>,
 }
 
 /// Where one plugin's commands come from: its config entry (a reload may replace it) and its
@@ -94,12 +106,12 @@ impl CommandTable {
     pub fn build(handles: &[Arc<PluginHandle>]) -> CommandTable {
         let sources: Vec<Claims> = handles.iter().map(|h| Claims::of(h)).collect();
         let mut routes = BTreeMap::new();
-        let mut claims: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut claims: BTreeMap<String, Vec<Owner>> = BTreeMap::new();
         for command in HOST_COMMANDS {
             routes.insert(command.to_owned(), Route { owner: Owner::Host, spelling: command.to_owned() });
-            claims.insert(command.to_owned(), vec![HOST_NAME.to_owned()]);
+            claims.insert(command.to_owned(), vec![Owner::Host]);
         }
-        for (index, (handle, source)) in handles.iter().zip(&sources).enumerate() {
+        for (index, source) in sources.iter().enumerate() {
             let mut own = BTreeSet::new();
             for command in source.commands() {
                 let key = command.to_ascii_lowercase();
@@ -107,27 +119,52 @@ impl CommandTable {
                 if command.is_empty() || !own.insert(key.clone()) {
                     continue;
                 }
-                claims.entry(key.clone()).or_default().push(handle.name().to_owned());
+                claims.entry(key.clone()).or_default().push(Owner::Plugin(index));
                 routes
                     .entry(key)
                     .or_insert_with(|| Route { owner: Owner::Plugin(index), spelling: command.to_owned() });
             }
         }
-        let conflicts = claims
-            .into_iter()
-            .filter(|(_, by)| by.len() > 1)
-            .map(|(key, claimed_by)| CommandConflict {
+        let mut by_plugin: Vec<PluginShare> = handles.iter().map(|_| PluginShare::default()).collect();
+        for route in routes.values() {
+            if let Owner::Plugin(index) = route.owner {
+                by_plugin[index].commands.push(route.spelling.clone());
+            }
+        }
+        let name_of = |owner: &Owner| match owner {
+            Owner::Host => HOST_NAME.to_owned(),
+            Owner::Plugin(index) => handles[*index].name().to_owned(),
+        };
+        let mut conflicts = Vec::new();
+        for (key, claimants) in claims.into_iter().filter(|(_, by)| by.len() > 1) {
+            for claimant in &claimants {
+                if let Owner::Plugin(index) = claimant {
+                    by_plugin[*index].conflicts.push(conflicts.len());
+                }
+            }
+            let claimed_by: Vec<String> = claimants.iter().map(name_of).collect();
+            conflicts.push(CommandConflict {
                 command: routes.get(&key).map_or(key.clone(), |r| r.spelling.clone()),
                 routed_to: claimed_by[0].clone(),
                 claimed_by,
-            })
-            .collect();
-        CommandTable { routes, conflicts, sources }
+            });
+        }
+        CommandTable { routes, conflicts, by_plugin, sources }
     }
 
     /// Was the table built from the plugins' current config entries and hellos?
-    pub fn is_current(&self, handles: &[Arc<PluginHandle>]) -> bool {
+    fn is_current(&self, handles: &[Arc<PluginHandle>]) -> bool {
         self.sources.len() == handles.len() && handles.iter().zip(&self.sources).all(|(h, c)| c.is_current(h))
+    }
+
+    /// Rebuild the table unless it is current with `handles` (a hello, a reload or a new list
+    /// of plugins makes it out of date); was it rebuilt?
+    pub fn refresh(&mut self, handles: &[Arc<PluginHandle>]) -> bool {
+        let stale = !self.is_current(handles);
+        if stale {
+            *self = CommandTable::build(handles);
+        }
+        stale
     }
 
     /// Who answers `command`, and the name to send it under.
@@ -139,14 +176,15 @@ impl CommandTable {
         &self.conflicts
     }
 
-    /// The conflicts `plugin` takes part in.
-    pub fn conflicts_of(&self, plugin: &str) -> Vec<CommandConflict> {
-        self.conflicts.iter().filter(|c| c.claimed_by.iter().any(|by| by == plugin)).cloned().collect()
+    /// The conflicts the plugin at `index` takes part in.
+    pub fn conflicts_of(&self, index: usize) -> impl Iterator<Item = &CommandConflict> {
+        let share = self.by_plugin.get(index).map_or(&[][..], |share| &share.conflicts);
+        share.iter().map(|&conflict| &self.conflicts[conflict])
     }
 
     /// The commands routed to the plugin at `index`, sorted.
-    pub fn commands_of(&self, index: usize) -> Vec<String> {
-        self.routes.values().filter(|r| r.owner == Owner::Plugin(index)).map(|r| r.spelling.clone()).collect()
+    pub fn commands_of(&self, index: usize) -> &[String] {
+        self.by_plugin.get(index).map_or(&[], |share| &share.commands)
     }
 
     /// Every command and who answers it, sorted by name: `(command, owner)`.
@@ -215,17 +253,52 @@ mod tests {
             claimed_by: vec!["rosey".into(), "dice2".into()],
         };
         assert_eq!(table.conflicts(), [admin, help.clone(), roll.clone()]);
-        assert_eq!(table.conflicts_of("dice"), [roll]);
+        assert_eq!(table.conflicts_of(0).collect::<Vec<_>>(), [&roll]);
         assert!(table.commands_of(1).is_empty());
+    }
+
+    #[test]
+    fn each_plugin_has_its_commands_sorted_and_every_conflict_it_takes_part_in() {
+        let handles = [
+            plugin("first", program(), &["zeta", "Mid"], &["alpha", "ALPHA"]),
+            plugin("second", program(), &["ALPHA", "beta"], &["Zeta"]),
+            plugin("third", program(), &["gamma"], &[]),
+        ];
+        let table = CommandTable::build(&handles);
+        assert_eq!(table.commands_of(0), ["alpha", "Mid", "zeta"], "sorted without regard to case");
+        assert_eq!(table.commands_of(1), ["beta"], "the commands it lost are not its own");
+        assert_eq!(table.commands_of(2), ["gamma"]);
+        let conflict = |command: &str| CommandConflict {
+            command: command.into(),
+            routed_to: "first".into(),
+            claimed_by: vec!["first".into(), "second".into()],
+        };
+        let (alpha, zeta) = (conflict("alpha"), conflict("zeta"));
+        assert_eq!(table.conflicts_of(0).collect::<Vec<_>>(), [&alpha, &zeta], "the winner sees them");
+        assert_eq!(table.conflicts_of(1).collect::<Vec<_>>(), [&alpha, &zeta], "and so does the loser");
+        assert_eq!(table.conflicts_of(2).count(), 0);
+        assert!(table.commands_of(3).is_empty() && table.conflicts_of(3).count() == 0, "no plugin there");
+    }
+
+    #[test]
+    fn a_new_order_of_the_plugins_makes_the_table_out_of_date() {
+        let handles = [plugin("dice", program(), &["roll"], &[]), plugin("dice2", program(), &["roll"], &[])];
+        let mut table = CommandTable::build(&handles);
+        let reordered = [handles[1].clone(), handles[0].clone()];
+        assert!(table.refresh(&reordered));
+        assert_eq!(table.conflicts()[0].routed_to, "dice2", "the first in the new order wins");
+        assert_eq!(table.commands_of(0), ["roll"]);
+        assert!(table.refresh(&handles[..1]), "a plugin removed");
+        assert_eq!(table.conflicts().len(), 0);
     }
 
     #[test]
     fn a_new_hello_makes_the_table_out_of_date() {
         let handles = [plugin("echo", program(), &[], &[])];
-        let table = CommandTable::build(&handles);
-        assert!(table.is_current(&handles));
+        let mut table = CommandTable::build(&handles);
+        assert!(!table.refresh(&handles), "nothing changed");
         handles[0].status.send_modify(|s| s.announced_commands = Arc::from(["echo".to_owned()]));
-        assert!(!table.is_current(&handles));
-        assert_eq!(CommandTable::build(&handles).route("echo"), Some((Owner::Plugin(0), "echo")));
+        assert!(table.refresh(&handles), "the hello changed the claims");
+        assert_eq!(table.route("echo"), Some((Owner::Plugin(0), "echo")));
     }
 }
