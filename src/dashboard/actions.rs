@@ -163,21 +163,23 @@ pub async fn reload_config(actions: Data<&Arc<Actions>>, req: &Request) -> Respo
     }
 }
 
+/// An action request with these headers, for the tests of the rules that read them.
+#[cfg(test)]
+fn request_with(headers: &[(&str, &str)]) -> Request {
+    let mut builder = Request::builder().method(poem::http::Method::POST).uri_str("/api/plugin/dice-roller/stop");
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    builder.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn request(headers: &[(&str, &str)]) -> Request {
-        let mut builder = Request::builder().method(poem::http::Method::POST).uri_str("/api/reload");
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        builder.finish()
-    }
-
     #[test]
     fn cross_origin_rules_follow_go() {
-        let passes = |h: &[(&str, &str)]| cross_origin(&request(h)).is_none();
+        let passes = |h: &[(&str, &str)]| cross_origin(&request_with(h)).is_none();
         assert!(passes(&[]), "no browser headers: a script or curl");
         assert!(passes(&[("sec-fetch-site", "same-origin")]));
         assert!(passes(&[("sec-fetch-site", "none")]), "typed in the address bar");

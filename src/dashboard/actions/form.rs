@@ -160,15 +160,8 @@ fn is_query_byte(b: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::request_with as request;
     use super::*;
-
-    fn request(headers: &[(&str, &str)]) -> Request {
-        let mut builder = Request::builder().method(poem::http::Method::POST).uri_str("/api/plugin/dice/stop");
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        builder.finish()
-    }
 
     #[test]
     fn only_a_browsers_own_submission_is_a_navigation() {
