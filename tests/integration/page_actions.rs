@@ -264,9 +264,11 @@ fn without_javascript_a_button_goes_back_to_its_page_which_shows_the_outcome() {
 #[test]
 fn without_javascript_a_refused_or_failed_action_says_why_with_a_link_back() {
     // Its first version's name holds markup.
-    let plugin = Deployable::new("slow", "1&<b>\"");
+    let first = "1&<b>\"";
+    let plugin = Deployable::new("slow", first);
     let rosey = bot_with_actions(json!([plugin.entry()]));
-    wait_for_plugin(&rosey, "slow running", "slow", |p| p["state"] == "RUNNING");
+    // Its hello, so the process has read its version before the next deploy replaces it.
+    wait_for_plugin(&rosey, "the first version running", "slow", |p| p["version"] == first);
     let on_its_page = rosey.url("/plugin/slow");
 
     // Rolled back: the page says so and why, the version that keeps serving as text.
