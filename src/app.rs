@@ -62,10 +62,10 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             println!("{json}");
             Ok(())
         }
-        Command::Reload { plugin, timeout } => {
+        Command::Reload { plugin, timeout, url } => {
             let dashboard = config::load_dashboard(&file)?;
             let target = plugin.map_or(ReloadTarget::Config, ReloadTarget::Plugin);
-            Ok(remote::reload(&dashboard, &target, Duration::from_secs(timeout))?)
+            Ok(remote::reload(&dashboard, url.as_ref(), &target, Duration::from_secs(timeout))?)
         }
         Command::Run { exit_at_eof } => {
             let loaded = config::load(&file)?;

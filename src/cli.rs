@@ -1,12 +1,16 @@
-//! The command line: `rosey [--config PATH] [run | config | reload [NAME] | plugin NAME]`.
+//! The command line: `rosey [--config PATH] [run | config | reload [--url URL] [NAME] | plugin NAME]`.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{ConfigFile, NamedBy};
 use crate::plugins::spec::{InvalidPluginName, PluginName};
+use crate::remote::BotUrl;
 
 /// Shown after the options: the environment the bot reads.
 const ENVIRONMENT: &str = "\
@@ -73,13 +77,19 @@ pub enum Command {
     /// Print the effective configuration (defaults < file < ROSEY_* environment) as JSON.
     Config,
     /// Ask the running bot to re-read its config file (as SIGHUP does), or to hot-reload one
-    /// plugin; print what changed. The bot is reached through its dashboard API, at the address
-    /// and with the credentials (dashboard.auth) of this config. Exit codes: 0 done, 1 refused,
-    /// rolled back or not reachable, 2 configuration or usage error.
+    /// plugin; print what changed. The bot is reached through its dashboard API, at --url or
+    /// else at the address of this config (with this shell's ROSEY_* overrides), with the
+    /// credentials of --url or else of this config (dashboard.auth). Exit codes: 0 done, 1
+    /// refused, rolled back or not reachable, 2 configuration or usage error.
     Reload {
         /// Reload only this plugin (blue-green: its new process starts beside the old one)
         #[arg(value_parser = plugin_name)]
         plugin: Option<PluginName>,
+        /// The bot's dashboard, e.g. http://127.0.0.1:8080/, instead of dashboard.host and
+        /// dashboard.port of the config; http://USER:PASSWORD@HOST:PORT/ also replaces
+        /// dashboard.auth (but shows the password in the process list)
+        #[arg(long, value_name = "URL", value_parser = BotUrlParser)]
+        url: Option<BotUrl>,
         /// How long to wait for the bot's answer, in seconds
         #[arg(long, default_value_t = 120, value_name = "SECONDS")]
         timeout: u64,
@@ -93,4 +103,18 @@ pub enum Command {
 
 fn plugin_name(text: &str) -> Result<PluginName, InvalidPluginName> {
     PluginName::new(text)
+}
+
+/// Reads `--url`. Its error is written in full here: clap's own would repeat the value as
+/// given, and a URL may hold a password.
+#[derive(Debug, Clone, Copy)]
+struct BotUrlParser;
+
+impl TypedValueParser for BotUrlParser {
+    type Value = BotUrl;
+
+    fn parse_ref(&self, cmd: &clap::Command, _: Option<&clap::Arg>, value: &OsStr) -> Result<BotUrl, clap::Error> {
+        BotUrl::parse(&value.to_string_lossy())
+            .map_err(|e| clap::Error::raw(ErrorKind::ValueValidation, format!("{e}\n")).with_cmd(cmd))
+    }
 }

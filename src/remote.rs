@@ -1,7 +1,10 @@
 //! `rosey reload [NAME]`: ask the running bot, through its API, to re-read its config
 //! (`POST /api/reload`) or to hot-reload one plugin (`POST /api/plugin/NAME/reload`), and print
-//! what it did. The bot is found where the config says its dashboard listens (a wildcard
-//! address means this machine), with the credentials of `dashboard.auth`.
+//! what it did. The bot is found at `--url` ([`BotUrl`]) or else where the config says its
+//! dashboard listens (a wildcard address means this machine); the credentials are the URL's,
+//! or else those of `dashboard.auth`.
+
+mod url;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -11,9 +14,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 
 use crate::action_text::{ActionSummary, ConfigSummary};
-use crate::config::DashboardConfig;
+use crate::config::{BasicAuth, DashboardConfig};
 use crate::dashboard::host_port;
 use crate::plugins::spec::PluginName;
+pub use url::BotUrl;
 
 /// What to reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +35,8 @@ pub enum RemoteError {
          send the bot SIGHUP instead (kill -HUP PID)"
     )]
     DashboardDisabled,
-    #[error("error: cannot reach the bot at {url}: {reason}; is it running with this config?")]
-    Unreachable { url: String, reason: String },
+    #[error("error: cannot reach the bot at {url}: {reason}; {}", .found_by.hint())]
+    Unreachable { url: String, reason: String, found_by: FoundBy },
     #[error("error: the bot refused (HTTP {status}): {message}")]
     Refused { status: u16, message: String },
     #[error("error: the bot refused the new config; nothing was changed:\n{}", .problems.join("\n"))]
@@ -41,6 +45,56 @@ pub enum RemoteError {
     NotAllDone,
     #[error("error: the bot at {url} answered what is not a report: {body}")]
     BadAnswer { url: String, body: String },
+}
+
+/// Where the address of the bot came from, for the hints of the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoundBy {
+    Config,
+    UrlOption,
+}
+
+impl FoundBy {
+    fn hint(self) -> &'static str {
+        match self {
+            FoundBy::Config => "is it running with this config?",
+            FoundBy::UrlOption => "is it running, and is --url its dashboard's address?",
+        }
+    }
+}
+
+/// The bot to ask: where, and with which credentials.
+struct Bot<'a> {
+    base: String,
+    auth: Option<&'a BasicAuth>,
+    found_by: FoundBy,
+    /// What a 401 says: whose credentials the bot did not take.
+    wrong_credentials: &'static str,
+}
+
+impl<'a> Bot<'a> {
+    /// The bot at `url` if given, else the one the config describes.
+    fn find(dashboard: &'a DashboardConfig, url: Option<&'a BotUrl>) -> Result<Bot<'a>, RemoteError> {
+        let from_config = "dashboard.auth in this config is not what the running bot has";
+        match url {
+            Some(url) => Ok(Bot {
+                base: url.base().to_owned(),
+                auth: url.auth().or(dashboard.auth.as_ref()),
+                found_by: FoundBy::UrlOption,
+                wrong_credentials: match url.auth() {
+                    Some(_) => "the credentials in --url are not what the running bot has",
+                    None => from_config,
+                },
+            }),
+            None if !dashboard.enabled => Err(RemoteError::DashboardDisabled),
+            None => Ok(Bot {
+                base: local_url(dashboard),
+                auth: dashboard.auth.as_ref(),
+                found_by: FoundBy::Config,
+                wrong_credentials: from_config,
+            }),
+        }
+    }
 }
 
 /// Where the dashboard of a bot with this config is reached from this machine:
@@ -56,19 +110,23 @@ pub fn local_url(dashboard: &DashboardConfig) -> String {
     format!("http://{}/", host_port(host, dashboard.port))
 }
 
-/// Ask the bot, print the outcome on stdout one line per change.
-pub fn reload(dashboard: &DashboardConfig, target: &ReloadTarget, timeout: Duration) -> Result<(), RemoteError> {
-    if !dashboard.enabled {
-        return Err(RemoteError::DashboardDisabled);
-    }
+/// Ask the bot (at `url`, or where `dashboard` says), print the outcome on stdout one line per
+/// change.
+pub fn reload(
+    dashboard: &DashboardConfig,
+    url: Option<&BotUrl>,
+    target: &ReloadTarget,
+    timeout: Duration,
+) -> Result<(), RemoteError> {
+    let bot = Bot::find(dashboard, url)?;
     let url = match target {
-        ReloadTarget::Config => format!("{}api/reload", local_url(dashboard)),
-        ReloadTarget::Plugin(name) => format!("{}api/plugin/{name}/reload", local_url(dashboard)),
+        ReloadTarget::Config => format!("{}api/reload", bot.base),
+        ReloadTarget::Plugin(name) => format!("{}api/plugin/{name}/reload", bot.base),
     };
-    let answer = post(&url, dashboard, timeout)?;
+    let answer = post(&url, &bot, timeout)?;
     let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
     if answer.status != 200 {
-        return Err(refusal(answer.status, &body, &answer.body));
+        return Err(refusal(answer.status, &body, &answer.body, bot.wrong_credentials));
     }
     let lines = match target {
         ReloadTarget::Config => config_summary(&body).map(|summary| (summary.lines(), summary.succeeded())),
@@ -86,7 +144,7 @@ struct Answer {
     body: String,
 }
 
-fn post(url: &str, dashboard: &DashboardConfig, timeout: Duration) -> Result<Answer, RemoteError> {
+fn post(url: &str, bot: &Bot, timeout: Duration) -> Result<Answer, RemoteError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(5)))
@@ -94,7 +152,7 @@ fn post(url: &str, dashboard: &DashboardConfig, timeout: Duration) -> Result<Ans
         .build()
         .into();
     let mut request = agent.post(url);
-    if let Some(auth) = &dashboard.auth {
+    if let Some(auth) = bot.auth {
         let token = BASE64.encode(format!("{}:{}", auth.username, auth.password));
         request = request.header("Authorization", format!("Basic {token}"));
     }
@@ -108,7 +166,7 @@ fn post(url: &str, dashboard: &DashboardConfig, timeout: Duration) -> Result<Ans
             }
             other => other.to_string(),
         };
-        RemoteError::Unreachable { url: url.to_owned(), reason }
+        RemoteError::Unreachable { url: url.to_owned(), reason, found_by: bot.found_by }
     };
     let mut response = request.send_empty().map_err(unreachable)?;
     let status = response.status().as_u16();
@@ -116,14 +174,15 @@ fn post(url: &str, dashboard: &DashboardConfig, timeout: Duration) -> Result<Ans
     Ok(Answer { status, body })
 }
 
-fn refusal(status: u16, body: &Value, text: &str) -> RemoteError {
+/// The bot's refusal; `wrong_credentials` is what a 401 adds.
+fn refusal(status: u16, body: &Value, text: &str, wrong_credentials: &str) -> RemoteError {
     if let Some(problems) = body["problems"].as_array() {
         let problems = problems.iter().map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned)).collect();
         return RemoteError::InvalidConfig { problems };
     }
     let mut message = body["error"].as_str().map_or_else(|| text.trim().to_owned(), str::to_owned);
     if status == 401 {
-        message.push_str(" (dashboard.auth in this config is not what the running bot has)");
+        message.push_str(&format!(" ({wrong_credentials})"));
     }
     RemoteError::Refused { status, message }
 }
@@ -215,11 +274,11 @@ mod tests {
         let invalid =
             json!({ "error": "the config is invalid; nothing was changed", "problems": ["a: bad", "b: worse"] });
         assert!(
-            matches!(refusal(422, &invalid, ""), RemoteError::InvalidConfig { problems } if problems == ["a: bad", "b: worse"])
+            matches!(refusal(422, &invalid, "", ""), RemoteError::InvalidConfig { problems } if problems == ["a: bad", "b: worse"])
         );
         let busy = json!({ "error": "a config reload is already in progress" });
         assert_eq!(
-            refusal(409, &busy, "").to_string(),
+            refusal(409, &busy, "", "").to_string(),
             "error: the bot refused (HTTP 409): a config reload is already in progress"
         );
     }

@@ -304,9 +304,10 @@
 
   // ---- actions: reload, restart, stop, start -----------------------------------------------
 
-  // The buttons are forms that POST without JavaScript too (then the browser shows the JSON
-  // answer). Here they are sent with fetch so the page stays; the answer's summary is shown on
-  // the card, while the activity and the reload's outcome arrive with the live updates.
+  // The buttons are forms that POST without JavaScript too (then the server sends the browser
+  // back to the page, or shows why the action was refused). Here they are sent with fetch so
+  // the page stays; the answer's summary is shown on the card, while the activity and the
+  // reload's outcome arrive with the live updates.
   const actionUrl = (name, action) => `/api/plugin/${encodeURIComponent(name)}/${action}`;
 
   async function act(form) {

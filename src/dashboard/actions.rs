@@ -4,7 +4,10 @@
 //! `dashboard.auth` is set (basic auth is then checked for them like for every route, by the
 //! server's guard), and refused when a browser says the request comes from another site (the
 //! rules of Go's `http.CrossOriginProtection`), so a page elsewhere cannot make an operator's
-//! browser press the buttons. Each answers when the action has finished.
+//! browser press the buttons. Each answers when the action has finished: in JSON, or, to a
+//! browser that submitted a card's form without JavaScript, as a page ([`form`]).
+
+mod form;
 
 use std::sync::Arc;
 
@@ -15,8 +18,10 @@ use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 use serde_json::json;
 
+use super::Shared;
 use crate::action_text::ActionSummary;
-use crate::control::{Action, ActionError, ConfigReloadError, Controls, Trigger};
+use crate::control::{Action, ActionError, ActionReport, ConfigReloadError, Controls, Trigger};
+use form::FormPost;
 
 /// What the action routes share.
 pub struct Actions {
@@ -31,8 +36,33 @@ impl Actions {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    json_response(status, json!({ "error": message.into() }))
+/// Why an action was not carried out: the HTTP status and the reason in words.
+#[derive(Debug)]
+struct Refused {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refused {
+    fn new(status: StatusCode, message: impl Into<String>) -> Refused {
+        Refused { status, message: message.into() }
+    }
+
+    fn json(&self) -> Response {
+        json_response(self.status, json!({ "error": self.message }))
+    }
+}
+
+impl From<ActionError> for Refused {
+    fn from(e: ActionError) -> Refused {
+        let status = match &e {
+            ActionError::UnknownPlugin(_) => StatusCode::NOT_FOUND,
+            ActionError::Busy { .. } => StatusCode::CONFLICT,
+            ActionError::InvalidConfig(_) | ActionError::NotInConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ActionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Refused::new(status, e.to_string())
+    }
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
@@ -44,18 +74,16 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 /// Why an action request is refused before it reaches the bot.
-fn refusal(actions: &Actions, req: &Request) -> Option<Response> {
+fn refusal(actions: &Actions, req: &Request) -> Option<Refused> {
     if !actions.enabled {
-        return Some(error(
+        return Some(Refused::new(
             StatusCode::FORBIDDEN,
             "actions are disabled: set dashboard.auth (username and password) in the config file and \
              restart the bot; actions then need those credentials",
         ));
     }
-    if let Some(reason) = cross_origin(req) {
-        return Some(error(StatusCode::FORBIDDEN, format!("cross-origin request refused: {reason}")));
-    }
-    None
+    cross_origin(req)
+        .map(|reason| Refused::new(StatusCode::FORBIDDEN, format!("cross-origin request refused: {reason}")))
 }
 
 /// The rules of Go's `http.CrossOriginProtection` for a state-changing request: a browser's
@@ -80,38 +108,46 @@ fn trigger(req: &Request) -> Trigger {
 
 /// `POST /api/plugin/{name}/{action}`: the action is the path's last segment.
 #[handler]
-pub async fn plugin_action(actions: Data<&Arc<Actions>>, Path(name): Path<String>, req: &Request) -> Response {
-    if let Some(refused) = refusal(&actions, req) {
-        return refused;
-    }
+pub async fn plugin_action(
+    actions: Data<&Arc<Actions>>,
+    shared: Data<&Arc<Shared>>,
+    Path(name): Path<String>,
+    req: &Request,
+) -> Response {
     let last = req.uri().path().rsplit('/').next().unwrap_or("");
-    let Ok(action) = last.parse::<Action>() else {
-        return error(StatusCode::NOT_FOUND, format!("unknown action {last:?}"));
+    let result = act(&actions, &name, last, req).await;
+    let Some(form) = FormPost::of(req, &name) else {
+        return match result {
+            Ok(report) => {
+                // The outcome in words too, so the page shows what chat and the CLI would say.
+                let mut body = json!(report);
+                body["summary"] = json!(ActionSummary::of(&report).line());
+                json_response(StatusCode::OK, body)
+            }
+            Err(refused) => refused.json(),
+        };
     };
-    match actions.controls.act(&name, action, trigger(req)).await {
-        Ok(report) => {
-            // The outcome in words too, so the page shows what chat and the CLI would say.
-            let mut body = json!(report);
-            body["summary"] = json!(ActionSummary::of(&report).line());
-            json_response(StatusCode::OK, body)
-        }
-        Err(e) => {
-            let status = match &e {
-                ActionError::UnknownPlugin(_) => StatusCode::NOT_FOUND,
-                ActionError::Busy { .. } => StatusCode::CONFLICT,
-                ActionError::InvalidConfig(_) | ActionError::NotInConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                ActionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            error(status, e.to_string())
-        }
+    match result {
+        Ok(report) => form.answer(&shared, &report).await,
+        Err(refused) => form.refused(&shared, last, &name, &refused),
     }
+}
+
+/// Carry out the action named `last` (the path's last segment) on `name`, unless refused.
+async fn act(actions: &Actions, name: &str, last: &str, req: &Request) -> Result<ActionReport, Refused> {
+    if let Some(refused) = refusal(actions, req) {
+        return Err(refused);
+    }
+    let action =
+        last.parse::<Action>().map_err(|_| Refused::new(StatusCode::NOT_FOUND, format!("unknown action {last:?}")))?;
+    Ok(actions.controls.act(name, action, trigger(req)).await?)
 }
 
 /// `POST /api/reload`: re-read the config file and environment and apply the difference.
 #[handler]
 pub async fn reload_config(actions: Data<&Arc<Actions>>, req: &Request) -> Response {
     if let Some(refused) = refusal(&actions, req) {
-        return refused;
+        return refused.json();
     }
     match actions.controls.reload_config(trigger(req)).await {
         Ok(report) => json_response(StatusCode::OK, json!(report)),
@@ -122,26 +158,28 @@ pub async fn reload_config(actions: Data<&Arc<Actions>>, req: &Request) -> Respo
                 json!({ "error": "the config is invalid; nothing was changed", "problems": problems }),
             )
         }
-        Err(e @ ConfigReloadError::Busy) => error(StatusCode::CONFLICT, e.to_string()),
-        Err(e @ ConfigReloadError::ShuttingDown) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e @ ConfigReloadError::Busy) => Refused::new(StatusCode::CONFLICT, e.to_string()).json(),
+        Err(e @ ConfigReloadError::ShuttingDown) => Refused::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).json(),
     }
+}
+
+/// An action request with these headers, for the tests of the rules that read them.
+#[cfg(test)]
+fn request_with(headers: &[(&str, &str)]) -> Request {
+    let mut builder = Request::builder().method(poem::http::Method::POST).uri_str("/api/plugin/dice-roller/stop");
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    builder.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn request(headers: &[(&str, &str)]) -> Request {
-        let mut builder = Request::builder().method(poem::http::Method::POST).uri_str("/api/reload");
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        builder.finish()
-    }
-
     #[test]
     fn cross_origin_rules_follow_go() {
-        let passes = |h: &[(&str, &str)]| cross_origin(&request(h)).is_none();
+        let passes = |h: &[(&str, &str)]| cross_origin(&request_with(h)).is_none();
         assert!(passes(&[]), "no browser headers: a script or curl");
         assert!(passes(&[("sec-fetch-site", "same-origin")]));
         assert!(passes(&[("sec-fetch-site", "none")]), "typed in the address bar");

@@ -21,7 +21,7 @@ use crate::metrics::Snapshot;
 use live::Live;
 
 /// The templates, compiled into the binary so it runs from any directory.
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("controls.html", include_str!("../../templates/controls.html")),
@@ -33,6 +33,7 @@ const TEMPLATES: [(&str, &str); 11] = [
     ("reload.html", include_str!("../../templates/reload.html")),
     ("conflict.html", include_str!("../../templates/conflict.html")),
     ("not_found.html", include_str!("../../templates/not_found.html")),
+    ("action_answer.html", include_str!("../../templates/action_answer.html")),
 ];
 
 /// Index pages for queries other than the default, kept per snapshot: enough for the few

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::{DEADLINE, Reply, Rosey, RoseyBuilder, fixture, request, wait_for};
+use super::{DEADLINE, Reply, Rosey, RoseyBuilder, fixture, request, request_unfollowed, wait_for};
 
 /// `admin:s3cret`, base64: the credentials every action test configures.
 pub const AUTH: &str = "Basic YWRtaW46czNjcmV0";
@@ -49,6 +49,27 @@ pub fn bot_with_actions(plugins: Value) -> Rosey {
 /// POST with the credentials, as a same-origin browser would.
 pub fn post(rosey: &Rosey, path: &str) -> Reply {
     request("POST", &rosey.url(path), &[("authorization", AUTH)]).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+/// What a browser asks for when it navigates (Chromium's `Accept`).
+const NAVIGATION_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+
+/// Submit a card's form as a browser does without JavaScript: a navigation from the page at
+/// `referer` (a full URL), with the credentials, `Sec-Fetch-Site: site`. The answer as sent:
+/// a redirect is not followed.
+pub fn submit(rosey: &Rosey, path: &str, referer: &str, site: &str) -> Reply {
+    let origin = rosey.url("");
+    let headers = [
+        ("authorization", AUTH),
+        ("accept", NAVIGATION_ACCEPT),
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", origin.as_str()),
+        ("referer", referer),
+        ("sec-fetch-site", site),
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-dest", "document"),
+    ];
+    request_unfollowed("POST", &rosey.url(path), &headers).unwrap_or_else(|e| panic!("POST {path}: {e}"))
 }
 
 /// GET with the credentials.

@@ -88,22 +88,33 @@ impl Reply {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// An HTTP client that follows up to `redirects` redirects.
+fn agent(redirects: u32) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(redirects)
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
         .into()
 }
 
-/// Any method, any headers, against any URL.
+/// Any method, any headers, against any URL (redirects followed, as ureq does by default).
 pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Reply, ureq::Error> {
+    exchange(agent(10), method, url, headers)
+}
+
+/// As [`request`], but a redirect is the answer, not followed.
+pub fn request_unfollowed(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Reply, ureq::Error> {
+    exchange(agent(0), method, url, headers)
+}
+
+fn exchange(agent: ureq::Agent, method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Reply, ureq::Error> {
     let mut builder = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
     let request = builder.body(()).expect("a well-formed request");
-    let mut response = agent().run(request)?;
+    let mut response = agent.run(request)?;
     let status = response.status().as_u16();
     let headers: Vec<(String, String)> = response
         .headers()

@@ -8,10 +8,12 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::common::actions::{AUTH, Deployable, bot_with_actions, post, wait_for_plugin};
+use crate::common::actions::{AUTH, Deployable, bot_with_actions, get_json, post, submit, wait_for_plugin};
 use crate::common::pages::{card, field};
 use crate::common::sse::Sse;
-use crate::common::{DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder, request, wait_for};
+use crate::common::{
+    DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder, python_plugin, request, request_unfollowed, wait_for,
+};
 
 const ACTIONS: [&str; 4] = ["reload", "restart", "stop", "start"];
 
@@ -199,4 +201,156 @@ fn the_detail_page_lists_the_commands_its_plugin_shares_with_another() {
 
     let alone = rosey.get("/plugin/8ball").body;
     assert!(!hidden(&alone, "id=\"conflict-empty\""), "8ball shares nothing and says so");
+}
+
+/// The `href` of the answer page's link back.
+fn link_back(html: &str) -> &str {
+    let link = html.split("class=\"back\" href=\"").nth(1).unwrap_or_else(|| panic!("no link back in {html}"));
+    link.split('"').next().expect("the attribute closes")
+}
+
+/// The answer page's messages (escaped as served).
+fn messages(html: &str) -> Vec<&str> {
+    html.split("class=\"note action-result\"")
+        .skip(1)
+        .filter_map(|m| m.split_once('>')?.1.split("</p>").next())
+        .collect()
+}
+
+#[test]
+fn without_javascript_a_button_goes_back_to_its_page_which_shows_the_outcome() {
+    let plugin = Deployable::new("versioned", "1");
+    let rosey = bot_with_actions(json!([plugin.entry(), python_plugin("hostile", "hostile.py", &[])]));
+    wait_for_plugin(&rosey, "version 1 running", "versioned", |p| p["version"] == "1");
+    wait_for_plugin(&rosey, "the hostile version", "hostile", |p| p["version"] == HOSTILE_VERSION);
+    let on_its_page = rosey.url("/plugin/versioned");
+    // Stop asks for a second click, without JavaScript too: its button is inside a closed <details>.
+    let detail = page(&rosey, "/plugin/versioned");
+    let confirm = detail.split("<details class=\"confirm\"").nth(2).expect("Stop's confirmation");
+    assert!(confirm.starts_with('>') || confirm.starts_with(" data-show"), "closed: {confirm}");
+    assert!(confirm.split("</details>").next().is_some_and(|c| c.contains("data-action=\"stop\"")), "{confirm}");
+
+    // Stop, from the plugin's page: back there, and it says STOPPED at once.
+    let stop = submit(&rosey, "/api/plugin/versioned/stop", &on_its_page, "same-origin");
+    assert_eq!(stop.status, 303, "{}", stop.body);
+    assert_eq!(stop.header("location"), Some("/plugin/versioned"));
+    let detail = page(&rosey, "/plugin/versioned");
+    assert_eq!(field(card(&detail, "versioned"), "state"), "STOPPED", "the page after the redirect");
+    assert!(hidden(card(&detail, "versioned"), "data-show=\"stoppable\""), "Start is offered instead");
+
+    // Start, from the index in a filtered table view: back to that very view.
+    let view = "/?state=all&sort=name&view=table";
+    let start = submit(&rosey, "/api/plugin/versioned/start", &rosey.url(view), "same-origin");
+    assert_eq!((start.status, start.header("location")), (303, Some(view)), "{}", start.body);
+    assert_eq!(field(card(&page(&rosey, view), "versioned"), "state"), "RUNNING");
+
+    // Reload: the card on the index shows the reload's outcome.
+    plugin.deploy("2");
+    let reload = submit(&rosey, "/api/plugin/versioned/reload", &rosey.url("/"), "same-origin");
+    assert_eq!((reload.status, reload.header("location")), (303, Some("/")), "{}", reload.body);
+    let index = page(&rosey, "/");
+    let outcome = unescape(field(card(&index, "versioned"), "last_reload"));
+    assert!(outcome.starts_with("reloaded versioned 1 → 2 in "), "{outcome}");
+
+    // The hostile version, reloaded from its own page, is text on the page it goes back to.
+    let hostile = submit(&rosey, "/api/plugin/hostile/reload", &rosey.url("/plugin/hostile"), "same-origin");
+    assert_eq!((hostile.status, hostile.header("location")), (303, Some("/plugin/hostile")), "{}", hostile.body);
+    let detail = page(&rosey, "/plugin/hostile");
+    let outcome = field(card(&detail, "hostile"), "last_reload");
+    assert!(outcome.starts_with("reloaded hostile &lt;img src=x onerror=alert(1)&gt;"), "{outcome}");
+    assert!(!detail.contains("<img src=x"), "the version is never markup");
+}
+
+#[test]
+fn without_javascript_a_refused_or_failed_action_says_why_with_a_link_back() {
+    // Its first version's name holds markup.
+    let first = "1&<b>\"";
+    let plugin = Deployable::new("slow", first);
+    let rosey = bot_with_actions(json!([plugin.entry()]));
+    // Its hello, so the process has read its version before the next deploy replaces it.
+    wait_for_plugin(&rosey, "the first version running", "slow", |p| p["version"] == first);
+    let on_its_page = rosey.url("/plugin/slow");
+
+    // Rolled back: the page says so and why, the version that keeps serving as text.
+    plugin.deploy("broken");
+    let rolled_back = submit(&rosey, "/api/plugin/slow/reload", &on_its_page, "same-origin");
+    assert_eq!((rolled_back.status, rolled_back.header("location")), (200, None), "{}", rolled_back.body);
+    assert!(rolled_back.body.contains("reload slow: rolled back"), "{}", rolled_back.body);
+    let said = messages(&rolled_back.body);
+    assert!(said[0].starts_with("reload of slow rolled back after "), "{said:?}");
+    assert!(said[0].contains("(exited with code 3 before hello"), "{said:?}");
+    assert!(said[0].ends_with("; 1&amp;&lt;b&gt;&quot; keeps serving"), "{said:?}");
+    assert_eq!(link_back(&rolled_back.body), "/plugin/slow");
+
+    // Busy: 409, and the reason. A version that takes 2 s to say hello keeps a reload busy
+    // long enough to ask again.
+    plugin.deploy("2 2");
+    let url = rosey.url("/api/plugin/slow/reload");
+    let first = std::thread::spawn(move || request("POST", &url, &[("authorization", AUTH)]).expect("POST"));
+    wait_for_plugin(&rosey, "the reload to show", "slow", |p| p["activity"].is_string());
+    let busy = submit(&rosey, "/api/plugin/slow/stop", &on_its_page, "same-origin");
+    assert_eq!((busy.status, busy.header("location")), (409, None), "{}", busy.body);
+    assert!(busy.content_type.starts_with("text/html"), "{}", busy.content_type);
+    assert!(busy.body.contains("stop slow: refused"), "{}", busy.body);
+    assert_eq!(messages(&busy.body), ["slow: a reload is already in progress; try again when it has finished"]);
+    assert_eq!(first.join().expect("the first reload").json()["outcome"], "reloaded");
+
+    // A reload of a file that no longer parses: 422, every line of the reason.
+    std::fs::write(&rosey.config_path, "{\"plugins\": [").expect("config rewritten");
+    let invalid = submit(&rosey, "/api/plugin/slow/reload", &rosey.url("/"), "same-origin");
+    assert_eq!(invalid.status, 422, "{}", invalid.body);
+    let said = messages(&invalid.body);
+    assert!(said.len() > 1 && said[0].starts_with("the config file is invalid"), "{said:?}");
+    assert_eq!(link_back(&invalid.body), "/");
+
+    // A name that is no plugin, full of markup: 404, shown as text, and the way back is the
+    // index, not a URL built from the name.
+    let hostile_path = "/api/plugin/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E/stop";
+    let referer = rosey.url("/plugin/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E");
+    let unknown = submit(&rosey, hostile_path, &referer, "same-origin");
+    assert_eq!((unknown.status, unknown.header("location")), (404, None), "{}", unknown.body);
+    assert!(!unknown.body.contains("<img"), "the name is never markup: {}", unknown.body);
+    assert_eq!(messages(&unknown.body), ["Plugin &lt;img src=x onerror=alert(1)&gt; not found"]);
+    assert_eq!(link_back(&unknown.body), "/");
+
+    // From another site: refused, and nothing in the request decides where the link goes.
+    let foreign = submit(&rosey, "/api/plugin/slow/stop", "http://evil.example/plugin/slow", "cross-site");
+    assert_eq!((foreign.status, foreign.header("location")), (403, None), "{}", foreign.body);
+    assert!(messages(&foreign.body)[0].starts_with("cross-origin request refused"), "{}", foreign.body);
+    assert!(!foreign.body.contains("evil.example"), "{}", foreign.body);
+    assert_eq!(get_json(&rosey, "/api/plugin/slow")["state"], "RUNNING", "nothing was done");
+}
+
+#[test]
+fn a_script_gets_json_whatever_it_posts() {
+    let rosey = bot_with_actions(json!([{ "name": "dice-roller", "builtin": "dice-roller" }]));
+    wait_for_plugin(&rosey, "dice-roller running", "dice-roller", |p| p["state"] == "RUNNING");
+    let url = rosey.url("/api/plugin/dice-roller/restart");
+    let origin = rosey.url("");
+    let scripts: [&[(&str, &str)]; 3] = [
+        // curl -u admin:s3cret -X POST
+        &[("authorization", AUTH), ("accept", "*/*")],
+        // curl -d '': a form's content type, from a script
+        &[("authorization", AUTH), ("accept", "*/*"), ("content-type", "application/x-www-form-urlencoded")],
+        // the page's own fetch (dashboard.js)
+        &[
+            ("authorization", AUTH),
+            ("accept", "application/json"),
+            ("origin", origin.as_str()),
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-mode", "cors"),
+        ],
+    ];
+    for headers in scripts {
+        let reply = request_unfollowed("POST", &url, headers).expect("POST");
+        assert_eq!(
+            (reply.status, reply.content_type.as_str()),
+            (200, "application/json"),
+            "{headers:?}: {}",
+            reply.body
+        );
+        assert_eq!(reply.json()["outcome"], "done");
+        let unknown = request_unfollowed("POST", &rosey.url("/api/plugin/nope/stop"), headers).expect("POST");
+        assert_eq!((unknown.status, unknown.json()["error"].as_str()), (404, Some("Plugin nope not found")));
+    }
 }
