@@ -8,7 +8,8 @@
 //!     sampling thread);
 //! (d) rendering every shared body of one snapshot of 100 and of 1,000 plugins with a full hour
 //!     each, and the live-update delta from one snapshot to the next (its size is the bytes each
-//!     `/events` client receives per snapshot);
+//!     `/events` client receives per snapshot), for plugins whose figures all change and for
+//!     idle ones;
 //! (e) one collector snapshot (`Collector::publish_snapshot`) of 100 and 1,000 plugins that
 //!     each claim chat commands, half of them shared with a neighbour (the command table).
 //!
@@ -358,6 +359,19 @@ fn snapshot_of(count: usize, ticks: usize) -> Snapshot {
     }
 }
 
+/// The snapshot after `base` for plugins that do nothing: each one sample and one poll
+/// interval of uptime further, its figures unchanged (the real idle case, where a delta holds
+/// little more than the uptime step and the new points).
+fn idle_after(base: &Snapshot) -> Snapshot {
+    let mut next = snapshot_of(base.plugins.len(), 1);
+    for (p, before) in next.plugins.iter_mut().zip(&base.plugins) {
+        (p.cpu_percent, p.memory_bytes, p.events) = (before.cpu_percent, before.memory_bytes, before.events);
+    }
+    next.system = base.system;
+    next.system.bot_uptime += POLL;
+    next
+}
+
 /// Mean and best wall time of `render` on a fresh `Rendered` (bodies are cached per snapshot,
 /// so each round needs a new one) following `base` when given, and the body size.
 fn time_render(
@@ -393,11 +407,21 @@ fn rendering() {
     }
 }
 
+/// What a body is timed on: the next snapshot alone, or following the one before, as it does
+/// live (with the synthetic plugins' figures changed, or with idle plugins).
+#[derive(Clone, Copy)]
+enum Timed {
+    Alone,
+    AfterBusy,
+    AfterIdle,
+}
+
 fn rendering_of(plugins: usize, rounds: usize) {
     let suffix = key_suffix(plugins);
     println!("(d) rendering one snapshot of {plugins} plugins with a full hour each (ms per snapshot)");
     let base = Arc::new(snapshot_of(plugins, 0));
     let snapshot = Arc::new(snapshot_of(plugins, 1));
+    let idle = Arc::new(idle_after(&base));
     let context = Arc::new(RenderContext {
         templates: render::templates().expect("the embedded templates parse"),
         actions_enabled: false,
@@ -407,26 +431,37 @@ fn rendering_of(plugins: usize, rounds: usize) {
     type Render = fn(&Rendered) -> usize;
     // The gzip bodies are compressed from the plain ones, so their times include rendering
     // those; the per-snapshot total counts each body once. The delta follows the snapshot
-    // before, as it does live; a full frame is made only for a client that connects.
-    let bodies: [(&str, &str, bool, bool, Render); 8] = [
-        ("api_metrics", "/api/metrics JSON", false, true, |r| r.api_metrics().len()),
-        ("prometheus", "/metrics text", false, false, |r| r.prometheus().len()),
-        ("prometheus_gzip", "/metrics text, then gzip", false, true, |r| r.prometheus_gzip().len()),
-        ("index_html", "/ HTML page", false, false, |r| r.index_html(&PageQuery::default()).map_or(0, |b| b.len())),
-        ("index_html_gzip", "/ HTML page, then gzip", false, true, |r| {
+    // before, as it does live; a full frame is made only for a client that connects. The
+    // synthetic plugins change their figures on every sample; the idle delta is the one of
+    // plugins that do not (not counted in the total: it is the other case of the same frame).
+    let bodies: [(&str, &str, Timed, bool, Render); 9] = [
+        ("api_metrics", "/api/metrics JSON", Timed::Alone, true, |r| r.api_metrics().len()),
+        ("prometheus", "/metrics text", Timed::Alone, false, |r| r.prometheus().len()),
+        ("prometheus_gzip", "/metrics text, then gzip", Timed::Alone, true, |r| r.prometheus_gzip().len()),
+        ("index_html", "/ HTML page", Timed::Alone, false, |r| {
+            r.index_html(&PageQuery::default()).map_or(0, |b| b.len())
+        }),
+        ("index_html_gzip", "/ HTML page, then gzip", Timed::Alone, true, |r| {
             r.index_html_gzip(&PageQuery::default()).map_or(0, |b| b.len())
         }),
-        ("sse_full", "/events full frame (on connect)", false, false, |r| r.full_frame().len()),
-        ("sse_delta", "/events delta (each client, each snapshot)", true, true, |r| {
+        ("sse_full", "/events full frame (on connect)", Timed::Alone, false, |r| r.full_frame().len()),
+        ("sse_delta", "/events delta (each client, each snapshot)", Timed::AfterBusy, true, |r| {
             r.delta_frame().map_or(0, |b| b.len())
         }),
-        ("api_plugin", "/api/plugin/{name} JSON, one plugin", false, false, |r| r.api_plugin(0).len()),
+        ("sse_delta_idle", "/events delta, idle plugins", Timed::AfterIdle, false, |r| {
+            r.delta_frame().map_or(0, |b| b.len())
+        }),
+        ("api_plugin", "/api/plugin/{name} JSON, one plugin", Timed::Alone, false, |r| r.api_plugin(0).len()),
     ];
     let mut per_snapshot = Duration::ZERO;
     let mut keys = String::new();
-    for (key, label, follows, counted, render) in bodies {
-        let base = follows.then_some(&base);
-        let (mean, best, size) = time_render(&snapshot, base, &context, rounds, render);
+    for (key, label, timed, counted, render) in bodies {
+        let (snapshot, base) = match timed {
+            Timed::Alone => (&snapshot, None),
+            Timed::AfterBusy => (&snapshot, Some(&base)),
+            Timed::AfterIdle => (&idle, Some(&base)),
+        };
+        let (mean, best, size) = time_render(snapshot, base, &context, rounds, render);
         println!(
             "    {label:<44} {:>8.3} ms (best {:.3} ms), {:>8} bytes",
             mean.as_secs_f64() * 1000.0,

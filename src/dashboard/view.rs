@@ -73,8 +73,12 @@ pub struct CardView {
     pub stale: bool,
     pub availability: String,
     pub processes: String,
-    #[serde(flatten)]
-    pub operations: CardOperations,
+    // The card's part in the actions, field by field rather than a flattened `CardOperations`:
+    // the live updates take a card apart as a plain struct (render::live::fields).
+    pub activity: Option<String>,
+    pub last_reload: Option<String>,
+    pub stoppable: bool,
+    pub startable: bool,
 }
 
 impl CardView {
@@ -90,6 +94,7 @@ impl CardView {
             PluginState::Starting | PluginState::Stopped => ("idle", p.state.as_str().to_owned()),
         };
         let stale = snapshot.is_stale(p);
+        let CardOperations { activity, last_reload, stoppable, startable } = CardOperations::of(p);
         CardView {
             name: p.name.clone(),
             detail_url: format!("/plugin/{}", p.name),
@@ -113,7 +118,10 @@ impl CardView {
             stale,
             availability: p.history.availability().map_or_else(|| "—".to_owned(), |a| format!("{:.1}%", a * 100.0)),
             processes: p.processes.to_string(),
-            operations: CardOperations::of(p),
+            activity,
+            last_reload,
+            stoppable,
+            startable,
         }
     }
 }

@@ -6,7 +6,9 @@
 //! delta's `changes` is the difference of two trees (see [`diff`]); points travel apart, as new
 //! values only, because the browser keeps its own window of them. Each tree is built once per
 //! snapshot on first use, and the previous snapshot's tree is kept only until the next one
-//! arrives ([`Live`] never refers to an older `Live`).
+//! arrives ([`Live`] never refers to an older `Live`). The index page's tree, a thousand
+//! plugins' entries and cards, holds each of those as a flat list of [`Fields`], compared
+//! field by field; a detail page's tree is one `serde_json::Value`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -15,6 +17,9 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+mod fields;
+use fields::Fields;
 
 use crate::dashboard::api::{PluginSummary, SystemJson};
 use crate::dashboard::view::{
@@ -34,21 +39,39 @@ pub struct Live {
     pub id: u64,
     snapshot: Arc<Snapshot>,
     thresholds: Thresholds,
-    index: OnceLock<Value>,
+    index: OnceLock<IndexTree>,
     details: Vec<OnceLock<Value>>,
 }
 
+/// The index page's tree: per plugin its `/api/metrics` entry ([`PluginSummary`]) and its card
+/// ([`CardView`]), and the system's figures in both forms.
 #[derive(Serialize)]
-struct IndexTree<'a> {
-    plugins: Vec<PluginSummary<'a>>,
-    system: SystemJson,
+struct IndexTree {
+    plugins: Vec<Fields>,
+    system: Value,
     view: IndexView,
 }
 
 #[derive(Serialize)]
 struct IndexView {
-    system: SystemView,
-    cards: Vec<CardView>,
+    system: Value,
+    cards: Vec<Fields>,
+}
+
+impl IndexTree {
+    /// The [`diff`] of the two trees' JSON, each of `base`'s plugin entries with its uptime
+    /// grown by `step` first (see [`uptime_step`]).
+    fn changes_from(&self, base: &IndexTree, step: Option<f64>) -> Option<Value> {
+        let view = patch([
+            ("system", diff(&base.view.system, &self.view.system)),
+            ("cards", entries_diff(&base.view.cards, &self.view.cards, None)),
+        ]);
+        patch([
+            ("plugins", entries_diff(&base.plugins, &self.plugins, step)),
+            ("system", diff(&base.system, &self.system)),
+            ("view", view),
+        ])
+    }
 }
 
 #[derive(Serialize)]
@@ -68,10 +91,10 @@ struct DetailPageView {
 /// Every frame opens with the snapshot's time, so a reader can time a frame from its first
 /// bytes (examples/sse_fanout.rs does).
 #[derive(Serialize)]
-struct FullFrame<'a, P> {
+struct FullFrame<'a, T, P> {
     timestamp: String,
     #[serde(flatten)]
-    tree: &'a Value,
+    tree: &'a T,
     points: P,
     window: usize,
 }
@@ -107,33 +130,57 @@ fn sse_frame(id: u64, event: &str, payload: &impl Serialize) -> Bytes {
 /// changed positions (`{"3": {...}}`); anything else that differs is sent whole. Trees never
 /// lose keys (they are serialised structs), so there is no removal to encode.
 pub fn diff(old: &Value, new: &Value) -> Option<Value> {
-    let patch: Map<String, Value> = match (old, new) {
-        (Value::Object(o), Value::Object(n)) => n
-            .iter()
-            .filter_map(|(k, nv)| match o.get(k) {
-                Some(ov) => diff(ov, nv).map(|d| (k.clone(), d)),
-                None => Some((k.clone(), nv.clone())),
-            })
-            .collect(),
-        (Value::Array(o), Value::Array(n)) if o.len() == n.len() && n.iter().all(Value::is_object) => {
-            o.iter().zip(n).enumerate().filter_map(|(i, (ov, nv))| diff(ov, nv).map(|d| (i.to_string(), d))).collect()
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            patch(n.iter().map(|(k, nv)| (k, o.get(k).map_or_else(|| Some(nv.clone()), |ov| diff(ov, nv)))))
         }
-        _ if old == new => return None,
-        _ => return Some(new.clone()),
-    };
+        (Value::Array(o), Value::Array(n)) if o.len() == n.len() && n.iter().all(Value::is_object) => {
+            patch(o.iter().zip(n).map(|(ov, nv)| diff(ov, nv)).enumerate())
+        }
+        _ if old == new => None,
+        _ => Some(new.clone()),
+    }
+}
+
+/// The object of the changes that are there, None if none is. A key is made a `String` only
+/// for a change, as most keys (a thousand plugins' positions) have none.
+fn patch<K: ToString>(changes: impl IntoIterator<Item = (K, Option<Value>)>) -> Option<Value> {
+    let patch: Map<String, Value> =
+        changes.into_iter().filter_map(|(key, change)| change.map(|change| (key.to_string(), change))).collect();
     (!patch.is_empty()).then_some(Value::Object(patch))
+}
+
+/// [`diff`] of two lists of entries of the same length, position by position, each `old`
+/// entry with its uptime grown by `step` first.
+fn entries_diff(old: &[Fields], new: &[Fields], step: Option<f64>) -> Option<Value> {
+    patch(old.iter().zip(new).map(|(o, n)| fields_diff(o, n, step)).enumerate())
+}
+
+/// [`diff`] of one entry, field by field.
+fn fields_diff(old: &Fields, new: &Fields, step: Option<f64>) -> Option<Value> {
+    patch(old.iter().zip(new.iter()).map(|((key, o), (new_key, n))| {
+        debug_assert_eq!(key, new_key, "both are the fields of the same struct, in its order");
+        let change = match step {
+            Some(step) if key == UPTIME => diff(&stepped(o, step), n),
+            _ => diff(o, n),
+        };
+        (key, change)
+    }))
 }
 
 fn round_tenth(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
+/// The key of a plugin entry's uptime.
+const UPTIME: &str = "uptime_seconds";
+
 /// Every running plugin's uptime grows by about the time between two snapshots: the most
 /// common step (to 0.1 s) is sent once instead of one `uptime_seconds` per plugin, which would
 /// be most of a steady-state delta. A plugin whose uptime did not grow by exactly that step
 /// still gets its own value, so the result is exact.
-fn uptime_step(old: &[Value], new: &[Value]) -> Option<f64> {
-    let uptime = |p: &Value| p["uptime_seconds"].as_f64().unwrap_or(0.0);
+fn uptime_step(old: &[Fields], new: &[Fields]) -> Option<f64> {
+    let uptime = |p: &Fields| p.get(UPTIME).and_then(Value::as_f64).unwrap_or(0.0);
     let mut counts: HashMap<u64, usize> = HashMap::new();
     for (o, n) in old.iter().zip(new).filter(|(o, n)| uptime(o) > 0.0 && uptime(n) > 0.0) {
         *counts.entry(round_tenth(uptime(n) - uptime(o)).to_bits()).or_default() += 1;
@@ -141,15 +188,12 @@ fn uptime_step(old: &[Value], new: &[Value]) -> Option<f64> {
     counts.into_iter().max_by_key(|&(_, n)| n).map(|(bits, _)| f64::from_bits(bits))
 }
 
-/// The base's plugin entries with the step applied, as the client applies it.
-fn stepped(plugins: &[Value], step: f64) -> Value {
-    let mut plugins = plugins.to_vec();
-    for p in &mut plugins {
-        if let Some(up) = p["uptime_seconds"].as_f64().filter(|&up| up > 0.0) {
-            p["uptime_seconds"] = Value::from(round_tenth(up + step));
-        }
+/// A base entry's uptime with the step applied, as the client applies it.
+fn stepped(uptime: &Value, step: f64) -> Value {
+    match uptime.as_f64() {
+        Some(up) if up > 0.0 => Value::from(round_tenth(up + step)),
+        _ => uptime.clone(),
     }
-    Value::Array(plugins)
 }
 
 impl Live {
@@ -166,17 +210,17 @@ impl Live {
         CardView::of(&self.snapshot, &self.snapshot.plugins[index], self.thresholds)
     }
 
-    fn index_tree(&self) -> &Value {
+    fn index_tree(&self) -> &IndexTree {
         self.index.get_or_init(|| {
             let s = &self.snapshot;
-            to_tree(&IndexTree {
-                plugins: s.plugins.iter().map(PluginSummary::of).collect(),
-                system: SystemJson::of(&s.system),
+            IndexTree {
+                plugins: s.plugins.iter().map(|p| Fields::of(&PluginSummary::of(p))).collect(),
+                system: to_tree(&SystemJson::of(&s.system)),
                 view: IndexView {
-                    system: SystemView::of(&s.system),
-                    cards: (0..s.plugins.len()).map(|i| self.card(i)).collect(),
+                    system: to_tree(&SystemView::of(&s.system)),
+                    cards: (0..s.plugins.len()).map(|i| Fields::of(&self.card(i))).collect(),
                 },
-            })
+            }
         })
     }
 
@@ -219,19 +263,8 @@ impl Live {
             return None;
         }
         let (old, new) = (base.index_tree(), self.index_tree());
-        let old_entries = old["plugins"].as_array().map_or(&[][..], Vec::as_slice);
-        let new_entries = new["plugins"].as_array().map_or(&[][..], Vec::as_slice);
-        let step = uptime_step(old_entries, new_entries);
-        let mut changes = Map::new();
-        for (key, value) in new.as_object().into_iter().flatten() {
-            let changed = match (key.as_str(), step) {
-                ("plugins", Some(step)) => diff(&stepped(old_entries, step), value),
-                _ => diff(&old[key], value),
-            };
-            if let Some(changed) = changed {
-                changes.insert(key.clone(), changed);
-            }
-        }
+        let step = uptime_step(&old.plugins, &new.plugins);
+        let changes = new.changes_from(old, step);
         let points: BTreeMap<usize, Vec<SparkPoint>> = old_plugins
             .iter()
             .zip(new_plugins)
@@ -243,7 +276,7 @@ impl Live {
             timestamp: self.timestamp(),
             base: base.id,
             uptime_step: step,
-            changes: Value::Object(changes),
+            changes: changes.unwrap_or_else(|| Value::Object(Map::new())),
             points,
             window: self.spark_window(),
         };
@@ -276,9 +309,15 @@ impl Live {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
     use serde_json::json;
 
     use super::*;
+    use crate::metrics::history::{Sample, Series};
+    use crate::metrics::{PluginSnapshot, SystemMetrics};
+    use crate::plugins::{CrashRecord, ExitReason, PluginState};
 
     #[test]
     fn a_diff_names_only_what_changed() {
@@ -293,13 +332,131 @@ mod tests {
         assert_eq!(diff(&json!({"d": null}), &json!({"d": {"x": 1}})), Some(json!({"d": {"x": 1}})));
     }
 
+    #[derive(Serialize)]
+    struct Entry {
+        uptime_seconds: f64,
+    }
+
     #[test]
     fn the_common_uptime_step_is_sent_once_and_the_others_stay_explicit() {
-        let old = [json!({"uptime_seconds": 10.0}), json!({"uptime_seconds": 20.3}), json!({"uptime_seconds": 7.0})];
-        let new = [json!({"uptime_seconds": 15.0}), json!({"uptime_seconds": 25.3}), json!({"uptime_seconds": 0.4})];
+        let entries = |uptimes: [f64; 3]| uptimes.map(|uptime_seconds| Fields::of(&Entry { uptime_seconds }));
+        let (old, new) = (entries([10.0, 20.3, 7.0]), entries([15.0, 25.3, 0.4]));
         let step = uptime_step(&old, &new).expect("two plugins ran on");
         assert_eq!(step, 5.0);
-        let patch = diff(&stepped(&old, step), &Value::from(new.to_vec()));
+        let patch = entries_diff(&old, &new, Some(step));
         assert_eq!(patch, Some(json!({"2": {"uptime_seconds": 0.4}})), "only the restarted plugin is named");
+    }
+
+    /// A plugin with `samples` of history, running for `uptime` (not running at zero).
+    fn plugin(name: &str, uptime: Duration, cpu_percent: f32, samples: u64) -> PluginSnapshot {
+        let mut history = Series::new(720);
+        for i in 0..samples {
+            let state = PluginState::Running;
+            history.push(Sample { at_ms: i * 5000, events: i, cpu_percent, memory_kib: 20_480, state });
+        }
+        let running = !uptime.is_zero();
+        PluginSnapshot {
+            name: name.to_owned(),
+            version: "1.0".to_owned(),
+            state: if running { PluginState::Running } else { PluginState::Crashed },
+            pid: running.then_some(4242),
+            uptime,
+            loaded_at: None,
+            cpu_percent: f64::from(cpu_percent),
+            memory_bytes: 20 << 20,
+            cpu_seconds: 0.0,
+            processes: u32::from(running),
+            events: samples,
+            crashes: 0,
+            restarts: 0,
+            restart_attempt: 0,
+            next_restart_in: None,
+            next_restart_at: None,
+            protocol_errors: 0,
+            dropped_commands: 0,
+            commands: Vec::new(),
+            command_conflicts: Vec::new(),
+            crash_log: Arc::new(VecDeque::new()),
+            last_sampled_at: None,
+            history: history.view(),
+            operations: Default::default(),
+        }
+    }
+
+    fn snapshot(seq: u64, plugins: Vec<PluginSnapshot>) -> Arc<Snapshot> {
+        let system = SystemMetrics {
+            bot_uptime: Duration::from_secs(100 + 5 * seq),
+            total_plugins: plugins.len(),
+            plugins_running: plugins.iter().filter(|p| p.is_running()).count(),
+            plugins_crashed: plugins.iter().filter(|p| p.is_down()).count(),
+            total_events: plugins.iter().map(|p| p.events).sum(),
+            total_memory_mb: plugins.iter().map(PluginSnapshot::memory_mb).sum(),
+        };
+        let (taken_at, poll_interval) = (SystemTime::UNIX_EPOCH + Duration::from_secs(5 * seq), Duration::from_secs(5));
+        Arc::new(Snapshot { seq, taken_at, poll_interval, plugins, system, host: Default::default() })
+    }
+
+    fn frame_data(frame: &Bytes) -> Value {
+        let text = std::str::from_utf8(frame).expect("a frame is text");
+        let data = text.lines().find_map(|l| l.strip_prefix("data: ")).expect("a frame has data");
+        serde_json::from_str(data).expect("a frame's data is JSON")
+    }
+
+    /// The frame without what travels beside the tree.
+    fn tree_of(mut frame: Value) -> Value {
+        for key in ["timestamp", "points", "window"] {
+            frame.as_object_mut().expect("a frame is an object").remove(key);
+        }
+        frame
+    }
+
+    /// The entries and cards are kept as fields for speed; what they say must be what the plain
+    /// JSON of the two full frames says: the delta is their [`diff`] once the base's uptimes
+    /// took the step, and the entries are the `/api/metrics` ones.
+    #[test]
+    fn an_index_delta_is_the_diff_of_the_two_full_frames() {
+        let seconds = Duration::from_secs;
+        let before = snapshot(
+            1,
+            vec![
+                plugin("crashy", seconds(60), 0.0, 12),
+                plugin("dice", seconds(3599), 1.5, 12),
+                plugin("restarted", seconds(600), 0.0, 12),
+                plugin("steady", seconds(7200), 0.0, 12),
+            ],
+        );
+        let mut crashed = plugin("crashy", Duration::ZERO, 0.0, 13);
+        crashed.crashes = 1;
+        let crash = CrashRecord {
+            at: SystemTime::UNIX_EPOCH,
+            reason: ExitReason::Signal(9),
+            uptime: seconds(64),
+            stderr_tail: Vec::new(),
+        };
+        crashed.crash_log = Arc::new(VecDeque::from([crash]));
+        let after = snapshot(
+            2,
+            vec![
+                crashed,
+                plugin("dice", seconds(3604), 7.25, 13),
+                plugin("restarted", Duration::from_millis(1500), 0.0, 13),
+                plugin("steady", seconds(7205), 0.0, 13),
+            ],
+        );
+        let thresholds = Thresholds { cpu_percent: 5.0, memory_mb: 512.0 };
+        let (base, live) = (Live::new(before, thresholds), Live::new(after.clone(), thresholds));
+
+        let delta = frame_data(&live.index_delta(&base).expect("the same plugins"));
+        let step = delta["uptime_step"].as_f64().expect("two plugins ran on");
+        assert_eq!(step, 5.0);
+        let mut old = tree_of(frame_data(&base.index_full()));
+        for p in old["plugins"].as_array_mut().expect("a list of entries") {
+            p[UPTIME] = stepped(&p[UPTIME], step);
+        }
+        let new = tree_of(frame_data(&live.index_full()));
+        assert_eq!(Some(&delta["changes"]), diff(&old, &new).as_ref());
+        assert!(delta["changes"]["view"]["cards"]["0"]["last_exit"].is_string(), "the crash is in: {delta}");
+        let api = serde_json::to_value(crate::dashboard::api::ApiMetrics::of(&after)).expect("JSON");
+        assert_eq!(new["plugins"], api["plugins"]);
     }
 }

@@ -13,8 +13,8 @@ use crate::plugins::routing::CommandConflict;
 use crate::timefmt::{format_action_seconds, rfc3339};
 
 /// A card's part in the actions: what is under way, how the newest reload went, and whether
-/// its Stop or its Start button is offered.
-#[derive(Debug, Clone, Default, Serialize)]
+/// its Stop or its Start button is offered (a card's own fields, set from this).
+#[derive(Debug)]
 pub struct CardOperations {
     /// In words, e.g. "draining old pid 1234"; None when nothing is under way.
     pub activity: Option<String>,
