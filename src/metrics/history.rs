@@ -48,14 +48,27 @@ pub struct Series {
     sealed_len: usize,
     open: Vec<Sample>,
     capacity: usize,
+    /// RUNNING samples in the window, kept as samples come and go: every card shows the
+    /// availability on every snapshot, and counting it afresh read the whole hour of every plugin.
+    running: usize,
 }
 
 impl Series {
     pub fn new(capacity: usize) -> Self {
-        Series { sealed: VecDeque::new(), sealed_len: 0, open: Vec::with_capacity(CHUNK), capacity: capacity.max(1) }
+        Series {
+            sealed: VecDeque::new(),
+            sealed_len: 0,
+            open: Vec::with_capacity(CHUNK),
+            capacity: capacity.max(1),
+            running: 0,
+        }
     }
 
     pub fn push(&mut self, sample: Sample) {
+        self.running += usize::from(sample.state == PluginState::Running);
+        if let Some(leaving) = self.oldest_in_window().filter(|_| self.len() == self.capacity) {
+            self.running -= usize::from(leaving.state == PluginState::Running);
+        }
         self.open.push(sample);
         if self.open.len() == CHUNK {
             let full = std::mem::replace(&mut self.open, Vec::with_capacity(CHUNK));
@@ -72,6 +85,17 @@ impl Series {
         }
     }
 
+    /// Samples in the window.
+    fn len(&self) -> usize {
+        (self.sealed_len + self.open.len()).min(self.capacity)
+    }
+
+    /// The first sample of the window: the one a push moves out of a full window.
+    fn oldest_in_window(&self) -> Option<&Sample> {
+        let skip = (self.sealed_len + self.open.len()).saturating_sub(self.capacity);
+        self.sealed.iter().flat_map(|chunk| chunk.iter()).chain(&self.open).nth(skip)
+    }
+
     /// An immutable view of the window, sharing the frozen chunks.
     pub fn view(&self) -> SeriesView {
         let mut chunks: Vec<Arc<[Sample]>> = self.sealed.iter().cloned().collect();
@@ -79,7 +103,7 @@ impl Series {
             chunks.push(Arc::from(self.open.as_slice()));
         }
         let total = self.sealed_len + self.open.len();
-        SeriesView { chunks, skip: total.saturating_sub(self.capacity), len: total.min(self.capacity) }
+        SeriesView { chunks, skip: total.saturating_sub(self.capacity), len: self.len(), running: self.running }
     }
 
     /// Bytes held by this series (for the memory budget benchmark).
@@ -97,6 +121,8 @@ pub struct SeriesView {
     chunks: Vec<Arc<[Sample]>>,
     skip: usize,
     len: usize,
+    /// RUNNING samples among them.
+    running: usize,
 }
 
 impl SeriesView {
@@ -135,8 +161,7 @@ impl SeriesView {
         if self.len == 0 {
             return None;
         }
-        let running = self.iter().filter(|s| s.state == PluginState::Running).count();
-        Some(running as f64 / self.len as f64)
+        Some(self.running as f64 / self.len as f64)
     }
 
     pub fn aggregates(&self) -> Option<Aggregates> {
@@ -293,5 +318,24 @@ mod tests {
             series.push(s);
         }
         assert_eq!(series.view().availability(), Some(0.75));
+    }
+
+    /// The count kept as samples come and go is the count of the window, as it rolls over
+    /// chunk boundaries and for windows shorter and longer than a chunk.
+    #[test]
+    fn availability_follows_the_rolling_window() {
+        for capacity in [1, 5, CHUNK, CHUNK + 7, 3 * CHUNK] {
+            let mut series = Series::new(capacity);
+            for t in 0..(5 * CHUNK as u64) {
+                let mut s = sample(t, 0.0);
+                if t % 3 == 0 || t % 7 == 0 {
+                    s.state = PluginState::Crashed;
+                }
+                series.push(s);
+                let view = series.view();
+                let counted = view.iter().filter(|s| s.state == PluginState::Running).count();
+                assert_eq!(view.availability(), Some(counted as f64 / view.len() as f64), "capacity {capacity}, t {t}");
+            }
+        }
     }
 }
