@@ -2,7 +2,8 @@
 //
 // The server renders all markup (tera templates) and formats every figure; this script keeps
 // the latest frame (docs/api.md, `GET /events`): a full frame on connect, then deltas that
-// patch it, and new chart points it appends to its own window of points. It copies the
+// patch it (after a config reload, first putting its per-plugin lists in the delta's order of
+// `names`), and new chart points it appends to its own window of points. It copies the
 // frame's preformatted strings (`view`) into the elements that name what they show:
 //   data-field="key"       the element's text
 //   data-show="key"        the element is hidden unless the value is true or a non-empty text
@@ -97,12 +98,24 @@
     if (points.length > window) points.splice(0, points.length - window);
   }
 
+  // A delta's `names` (plugins were added or removed): the per-plugin lists in that order, a
+  // kept plugin's items taken from its old position, a new one's left empty for `changes`
+  // and `points` to fill.
+  function reorder(names) {
+    const old = new Map(frame.plugins.map((p, i) => [p.name, i]));
+    const pick = (items, empty) => names.map((name) => (old.has(name) ? items[old.get(name)] : empty()));
+    frame.plugins = pick(frame.plugins, () => null);
+    frame.view.cards = pick(frame.view.cards, () => null);
+    frame.points = pick(frame.points, () => []);
+  }
+
   function applyDelta(delta) {
     if (delta.uptime_step !== undefined) {
       for (const p of frame.plugins) {
         if (p.uptime_seconds > 0) p.uptime_seconds = Math.round((p.uptime_seconds + delta.uptime_step) * 10) / 10;
       }
     }
+    if (delta.names) reorder(delta.names);
     patch(frame, delta.changes);
     frame.timestamp = delta.timestamp;
     frame.window = delta.window;
@@ -350,6 +363,19 @@
     performance.measure(name, { start });
   }
 
+  // The frame's plugins are new (a full frame, or a delta with `names`): note their positions
+  // and forget the cards of plugins that are gone (arrange() takes them off the page).
+  function followPlugins() {
+    positions = new Map(frame.view.cards.map((c, i) => [c.name, i]));
+    for (const [name, el] of cardsByName) {
+      if (positions.has(name)) continue;
+      cardsByName.delete(name);
+      watcher.unobserve(el);
+      onScreen.delete(el);
+      outdated.delete(el);
+    }
+  }
+
   function onFull(data) {
     measured('rosey:full', () => {
       frame = data;
@@ -358,13 +384,7 @@
         showDetail();
         return;
       }
-      positions = new Map(frame.view.cards.map((c, i) => [c.name, i]));
-      for (const [name, el] of cardsByName) {
-        if (positions.has(name)) continue;
-        cardsByName.delete(name);
-        watcher.unobserve(el);
-        outdated.delete(el);
-      }
+      followPlugins();
       showCards(frame.view.cards.map((_, i) => i));
     });
   }
@@ -377,6 +397,7 @@
         showDetail();
         return;
       }
+      if (delta.names) followPlugins();
       const changed = new Set([...Object.keys(delta.changes.view?.cards ?? {}), ...Object.keys(delta.points)]);
       showCards(Array.from(changed, Number));
     });

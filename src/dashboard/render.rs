@@ -267,10 +267,10 @@ impl Rendered {
         self.full_frame.get_or_init(|| self.live.index_full()).clone()
     }
 
-    /// The index page's delta from the previous snapshot; None when there is none to send
-    /// (the first snapshot, or the plugins changed): send the full frame instead.
+    /// The index page's delta from the previous snapshot; None for the first snapshot, which
+    /// has none to send: send the full frame instead.
     pub fn delta_frame(&self) -> Option<Bytes> {
-        self.delta_frame.get_or_init(|| self.base.as_ref().and_then(|base| self.live.index_delta(base))).clone()
+        self.delta_frame.get_or_init(|| self.base.as_ref().map(|base| self.live.index_delta(base))).clone()
     }
 
     /// One plugin's detail page's full frame.

@@ -189,6 +189,9 @@ pub fn apply_delta(state: &mut Value, delta: &Value) {
             }
         }
     }
+    if let Some(names) = delta["names"].as_array() {
+        in_new_order(state, names);
+    }
     patch(state, &delta["changes"]);
     state["timestamp"] = delta["timestamp"].clone();
     let window = delta["window"].as_u64().expect("a window") as usize;
@@ -207,6 +210,22 @@ pub fn apply_delta(state: &mut Value, delta: &Value) {
         }
         new => append(&mut state["points"], new),
     }
+}
+
+/// A delta's `names`: the plugins' lists (`plugins`, `view.cards`, `points`) put in that order,
+/// a kept plugin's items taken from its old position (by the name in `plugins`), a new one's
+/// left empty (null, no points) for the rest of the delta to fill.
+fn in_new_order(state: &mut Value, names: &[Value]) {
+    let old: Vec<Value> =
+        state["plugins"].as_array().expect("a list of plugins").iter().map(|p| p["name"].clone()).collect();
+    let reorder = |list: &mut Value, empty: Value| {
+        let items = list.as_array_mut().expect("a list per plugin");
+        let item = |name: &Value| old.iter().position(|o| o == name).map_or_else(|| empty.clone(), |i| items[i].take());
+        *list = Value::Array(names.iter().map(item).collect());
+    };
+    reorder(&mut state["plugins"], Value::Null);
+    reorder(&mut state["view"]["cards"], Value::Null);
+    reorder(&mut state["points"], json!([]));
 }
 
 /// An object patches (a list by position), anything else replaces.

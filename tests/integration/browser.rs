@@ -3,7 +3,8 @@
 //! with the hostile version string; 1 s polls).
 //!
 //! What a person at the screen would notice: the page loads without console errors and every
-//! card shows its figures; chat commands show up in the event count live (SSE, no reload); a
+//! card shows its figures; chat commands show up in the event count live (SSE, no reload), and
+//! so do a config reload's added and removed plugins (their cards come and go, by deltas); a
 //! killed plugin turns red with its state in words, then green again after the restart; on a
 //! phone the cards stack without sideways scrolling; without JavaScript every card is still
 //! there and the page refreshes itself; a crash shows up live in a plugin page's crash log, its
@@ -522,10 +523,10 @@ fn a_crash_appears_live_on_the_plugin_page_with_its_stderr_shown_literally() {
 }
 
 #[test]
-fn chat_commands_show_up_in_the_event_count_without_a_reload() {
+fn chat_commands_and_a_config_reload_show_up_without_a_page_reload() {
     const N: u64 = 5;
     in_browser(
-        "chat_commands_show_up_in_the_event_count_without_a_reload",
+        "chat_commands_and_a_config_reload_show_up_without_a_page_reload",
         true,
         RoseyBuilder::new(),
         async |rosey, browser| {
@@ -550,8 +551,29 @@ fn chat_commands_show_up_in_the_event_count_without_a_reload() {
             )
             .await;
 
+            // A config reload removes 8ball and adds a plugin: the cards follow, by deltas.
+            collect_frame_times(browser).await;
+            let mut config = rosey.config.clone();
+            let plugins = config["plugins"].as_array_mut().expect("a list of plugins");
+            plugins.retain(|p| p["name"] != "8ball");
+            plugins.push(json!({ "name": "napper", "command": ["sleep", "3600"] }));
+            std::fs::write(&rosey.config_path, config.to_string()).expect("config rewritten");
+            rosey.signal(nix::sys::signal::Signal::SIGHUP);
+            let napper = card_until(browser, "the added plugin's card", "napper", LIVE_DEADLINE, |c| {
+                c.state == "RUNNING" && c.pid.trim().parse::<u32>().is_ok()
+            })
+            .await;
+            assert_eq!(napper.link, "/plugin/napper", "the new card links to its page: {napper:?}");
+            let mut shown = shown_cards(browser).await;
+            shown.sort();
+            assert_eq!(shown, ["dice-roller", "hostile", "napper"], "8ball's card is gone");
+            let hostile = browser.card("hostile").await.expect("the hostile card");
+            assert_eq!(hostile.version, HOSTILE_VERSION, "a kept card keeps its figures");
+            let full = frame_times(browser, "rosey:full").await;
+            assert!(full.is_empty(), "the reload came as deltas, not as a whole new page ({} full frames)", full.len());
+
             let marker = browser.js("return window.__noReload === 1 && performance.timeOrigin;").await;
-            assert_eq!(marker, origin, "the count arrived without a page reload");
+            assert_eq!(marker, origin, "the count and the reload arrived without a page reload");
         },
     );
 }
@@ -707,15 +729,17 @@ async fn choose(browser: &Browser, control: &str, value: &str) {
     select.select_by_value(value).await.expect("a choice");
 }
 
-/// Main-thread time of each live delta the page applied since `collect_delta_times` (ms).
-async fn delta_times(browser: &Browser) -> Vec<f64> {
-    serde_json::from_value(browser.js("return window.__deltaTimes;").await).expect("delta times")
+/// Main-thread time of each frame named `name` (`rosey:full`, `rosey:delta`) the page applied
+/// since `collect_frame_times` (ms).
+async fn frame_times(browser: &Browser, name: &str) -> Vec<f64> {
+    let times = browser.js(&format!("return window.__frameTimes.filter(m => m[0] === '{name}').map(m => m[1]);")).await;
+    serde_json::from_value(times).expect("frame times")
 }
 
 /// Median and max of at least four deltas' main-thread times, as text.
 async fn some_delta_times(browser: &Browser) -> String {
     let mut times = eventually("a few live deltas", LIVE_DEADLINE, async || {
-        let times = delta_times(browser).await;
+        let times = frame_times(browser, "rosey:delta").await;
         if times.len() >= 4 { Ok(times) } else { Err(format!("{times:?}")) }
     })
     .await;
@@ -723,9 +747,9 @@ async fn some_delta_times(browser: &Browser) -> String {
     format!("median {:.1} ms, max {:.1} ms ({} deltas)", times[times.len() / 2], times[times.len() - 1], times.len())
 }
 
-async fn collect_delta_times(browser: &Browser) {
+async fn collect_frame_times(browser: &Browser) {
     browser
-        .js("window.__deltaTimes = []; new PerformanceObserver((list) => { for (const e of list.getEntries()) if (e.name === 'rosey:delta') window.__deltaTimes.push(e.duration); }).observe({ type: 'measure' });")
+        .js("window.__frameTimes = []; new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__frameTimes.push([e.name, e.duration]); }).observe({ type: 'measure' });")
         .await;
 }
 
@@ -744,7 +768,7 @@ fn with_220_plugins_filter_sort_and_table_view_work_and_a_crash_turns_its_row_re
         async |rosey, browser| {
             wait_live(browser).await;
             assert_eq!(shown_cards(browser).await.len(), count, "every plugin has a card");
-            collect_delta_times(browser).await;
+            collect_frame_times(browser).await;
             let all_shown = some_delta_times(browser).await;
 
             // The filter box: a name substring, at once, and into the URL.
@@ -778,7 +802,7 @@ fn with_220_plugins_filter_sort_and_table_view_work_and_a_crash_turns_its_row_re
             // The same URL, loaded fresh, is the same view, and so is the server's render of it.
             browser.client.goto(url.as_str()).await.expect("the bookmarked view loads");
             wait_live(browser).await;
-            collect_delta_times(browser).await;
+            collect_frame_times(browser).await;
             let listed = shown_cards(browser).await;
             let by_name: Vec<String> = (100..200).map(name).collect();
             assert_eq!(listed, by_name, "filtered and sorted by name, as bookmarked");

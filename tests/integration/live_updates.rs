@@ -1,17 +1,19 @@
 //! Live updates that cost only what changed (issue 16), against the real binary: a client that
 //! gets one full frame and then deltas rebuilds exactly what a fresh client is sent and what
-//! `/api/metrics` says; a client whose last frame is not a delta's base gets a full frame; a
-//! plugin page's frames carry that plugin alone.
+//! `/api/metrics` says, also across a config reload that adds and removes plugins; a client
+//! whose last frame is not a delta's base gets a full frame; a plugin page's frames carry that
+//! plugin alone.
 //!
 //! The frames are read by the shared SSE reader (`tests/common/sse.rs`), which applies deltas
 //! with the same rules `static/dashboard.js` follows.
 
 use std::time::Instant;
 
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use crate::common::sse::{Frame, Sse};
-use crate::common::{DEADLINE, Rosey, RoseyBuilder};
+use crate::common::{DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder};
 
 /// `GET path` as a live client (resuming from `resume`, as a browser's `Last-Event-ID`).
 fn open(rosey: &Rosey, path: &str, resume: Option<&str>) -> Sse {
@@ -55,6 +57,33 @@ fn follow(client: &mut Sse, frames: usize, mut each: impl FnMut(&Sse, usize, usi
     }
 }
 
+/// Which of the two a client's rebuilt state was compared with.
+#[derive(Default)]
+struct Compared {
+    fresh: usize,
+    api: usize,
+}
+
+impl Compared {
+    /// Compare what `client` rebuilt with what a fresh client is sent whole (points included)
+    /// and with `/api/metrics`, each when it is of the same snapshot as the client's state.
+    fn check(&mut self, rosey: &Rosey, client: &Sse, after: &str) {
+        let mut fresh = open(rosey, "/events", None);
+        fresh.next(soon());
+        if fresh.last_id == client.last_id {
+            assert_eq!(fresh.state, client.state, "after {after}, the rebuilt frame equals a full one");
+            self.fresh += 1;
+        }
+        let api = rosey.get_json("/api/metrics");
+        if api["timestamp"] == client.state["timestamp"] {
+            for (field, value) in api.as_object().expect("an object") {
+                assert_eq!(&client.state[field], value, "after {after}, {field} as /api/metrics has it");
+            }
+            self.api += 1;
+        }
+    }
+}
+
 #[test]
 fn a_client_on_deltas_rebuilds_what_a_fresh_client_and_the_api_see() {
     let mut rosey = busy_bot();
@@ -63,7 +92,7 @@ fn a_client_on_deltas_rebuilds_what_a_fresh_client_and_the_api_see() {
     assert_eq!(first.event.as_deref(), Some("snapshot"), "the first frame is full");
     let full_size = size(&first);
 
-    let (mut compared_fresh, mut compared_api, mut delta_sizes) = (0, 0, Vec::new());
+    let (mut compared, mut delta_sizes) = (Compared::default(), Vec::new());
     let sleeper = rosey.pid_of("sleeper");
     follow(&mut client, 8, |client, n, size| {
         delta_sizes.push(size);
@@ -71,21 +100,7 @@ fn a_client_on_deltas_rebuilds_what_a_fresh_client_and_the_api_see() {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(sleeper), nix::sys::signal::Signal::SIGKILL)
                 .expect("the sleeper is killed");
         }
-        // A fresh client is sent the current snapshot whole: when it is the one this client
-        // rebuilt, both must hold the same, points included.
-        let mut fresh = open(&rosey, "/events", None);
-        fresh.next(soon());
-        if fresh.last_id == client.last_id {
-            assert_eq!(fresh.state, client.state, "after delta {n}, the rebuilt frame equals a full one");
-            compared_fresh += 1;
-        }
-        let api = rosey.get_json("/api/metrics");
-        if api["timestamp"] == client.state["timestamp"] {
-            for (field, value) in api.as_object().expect("an object") {
-                assert_eq!(&client.state[field], value, "after delta {n}, {field} as /api/metrics has it");
-            }
-            compared_api += 1;
-        }
+        compared.check(&rosey, client, &format!("delta {n}"));
     });
     for _ in 0..3 {
         rosey.say("!roll 1d6");
@@ -95,15 +110,75 @@ fn a_client_on_deltas_rebuilds_what_a_fresh_client_and_the_api_see() {
     let dice = |state: &Value| state["plugins"][1]["event_count"].clone();
     assert_eq!(dice(&client.state), dice(&api), "the events arrived through deltas");
     assert!(delta_sizes.len() >= 8, "most frames after the first are deltas: {delta_sizes:?}");
-    assert!(
-        compared_fresh >= 3 && compared_api >= 3,
-        "compared {compared_fresh} times with a fresh client, {compared_api} with the API"
-    );
+    let Compared { fresh, api } = compared;
+    assert!(fresh >= 3 && api >= 3, "compared {fresh} times with a fresh client, {api} with the API");
     let sleeper_state = &client.state["plugins"][3];
     assert!(sleeper_state["crash_count"] == 1, "the crash came through the deltas: {sleeper_state}");
     // What it is for: a snapshot costs each client a fraction of the whole.
     let largest = delta_sizes.iter().max().copied().unwrap_or_default();
     assert!(largest * 2 < full_size, "deltas of {delta_sizes:?} bytes against a full frame of {full_size}");
+}
+
+fn plugin_names(state: &Value) -> Vec<&str> {
+    state["plugins"].as_array().expect("a list of plugins").iter().filter_map(|p| p["name"].as_str()).collect()
+}
+
+/// A config reload (SIGHUP) that removes 8ball and adds a plugin reaches a client on deltas as a
+/// delta, not a whole new page; after it, the client holds what a fresh client is sent and what
+/// `/api/metrics` says (the plugin with the hostile version string among them).
+#[test]
+fn a_config_reload_that_adds_and_removes_plugins_reaches_a_client_on_deltas() {
+    let rosey = RoseyBuilder::new().start();
+    rosey.wait_until_running();
+    let started = rosey.config.clone();
+    let mut reloaded = started.clone();
+    let plugins = reloaded["plugins"].as_array_mut().expect("a list of plugins");
+    plugins.retain(|p| p["name"] != "8ball");
+    plugins.push(json!({ "name": "napper", "command": ["sleep", "3600"] }));
+
+    let mut client = open(&rosey, "/events", None);
+    let full_size = size(&client.next(soon()));
+    // A client that skipped a snapshot (a busy machine) is rightly sent a full frame: then the
+    // reload is undone and tried again, each time on a client that took the frame before.
+    for (attempt, config) in [&reloaded, &started, &reloaded].into_iter().enumerate() {
+        std::fs::write(&rosey.config_path, config.to_string()).expect("config rewritten");
+        rosey.signal(Signal::SIGHUP);
+        let expected: Vec<&str> = {
+            let mut names = plugin_names(config);
+            names.sort_unstable();
+            names
+        };
+        let event = loop {
+            let event = client.next(soon());
+            if plugin_names(&client.state) == expected {
+                break event;
+            }
+        };
+        if event.event.as_deref() != Some("delta") {
+            eprintln!("reload {attempt}: a full frame, not a delta (as after a skipped snapshot); trying again");
+            continue;
+        }
+        let data: Value = serde_json::from_str(event.data.as_deref().expect("data")).expect("JSON");
+        assert_eq!(data["names"], json!(expected), "the delta names the new list of plugins");
+        eprintln!("reload {attempt}: a delta of {} bytes against a full frame of {full_size}", size(&event));
+
+        let mut compared = Compared::default();
+        compared.check(&rosey, &client, "the reload's delta");
+        // On a busy machine the fresh client or the API may already be a snapshot further:
+        // follow the deltas until both were compared.
+        for n in 0..8 {
+            if compared.fresh > 0 && compared.api > 0 {
+                break;
+            }
+            client.next(soon());
+            compared.check(&rosey, &client, &format!("the reload and {} more frames", n + 1));
+        }
+        assert!(compared.fresh > 0 && compared.api > 0, "compared with a fresh client and with the API");
+        let hostile = client.state["plugins"].as_array().expect("plugins").iter().find(|p| p["name"] == "hostile");
+        assert_eq!(hostile.map(|p| &p["version"]), Some(&json!(HOSTILE_VERSION)), "kept, its version literal");
+        return;
+    }
+    panic!("every config reload reached the client as a full frame, none as a delta");
 }
 
 #[test]

@@ -8,9 +8,11 @@
 //! snapshot on first use, and the previous snapshot's tree is kept only until the next one
 //! arrives ([`Live`] never refers to an older `Live`). The index page's tree, a thousand
 //! plugins' entries and cards, holds each of those as a flat list of [`Fields`], compared
-//! field by field; a detail page's tree is one `serde_json::Value`.
+//! field by field, each with the same plugin's (by name: a config reload that adds or removes
+//! plugins also gives a delta, which then names the new list of plugins); a detail page's tree
+//! is one `serde_json::Value`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::SystemTime;
 
@@ -18,7 +20,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+mod diff;
 mod fields;
+use diff::{Pairing, diff, entries_diff, patch, uptime_step};
 use fields::Fields;
 
 use crate::dashboard::api::{PluginSummary, SystemJson};
@@ -59,15 +63,16 @@ struct IndexView {
 }
 
 impl IndexTree {
-    /// The [`diff`] of the two trees' JSON, each of `base`'s plugin entries with its uptime
-    /// grown by `step` first (see [`uptime_step`]).
-    fn changes_from(&self, base: &IndexTree, step: Option<f64>) -> Option<Value> {
+    /// The [`diff`] of the two trees' JSON once `base`'s lists are in this tree's order (by
+    /// `pairing`), each of `base`'s plugin entries with its uptime grown by `step` first (see
+    /// [`uptime_step`]); a plugin `base` lacks has its whole entry and card.
+    fn changes_from(&self, base: &IndexTree, pairing: &Pairing, step: Option<f64>) -> Option<Value> {
         let view = patch([
             ("system", diff(&base.view.system, &self.view.system)),
-            ("cards", entries_diff(&base.view.cards, &self.view.cards, None)),
+            ("cards", entries_diff(&base.view.cards, &self.view.cards, pairing, None)),
         ]);
         patch([
-            ("plugins", entries_diff(&base.plugins, &self.plugins, step)),
+            ("plugins", entries_diff(&base.plugins, &self.plugins, pairing, step)),
             ("system", diff(&base.system, &self.system)),
             ("view", view),
         ])
@@ -100,11 +105,14 @@ struct FullFrame<'a, T, P> {
 }
 
 #[derive(Serialize)]
-struct DeltaFrame<P> {
+struct DeltaFrame<'a, P> {
     timestamp: String,
     base: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     uptime_step: Option<f64>,
+    /// The plugins' names in the new order, only when the plugins differ from the base's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    names: Option<Vec<&'a str>>,
     changes: Value,
     points: P,
     window: usize,
@@ -123,77 +131,6 @@ fn sse_frame(id: u64, event: &str, payload: &impl Serialize) -> Bytes {
     let _ = serde_json::to_writer(&mut frame, payload);
     frame.extend_from_slice(b"\n\n");
     Bytes::from(frame)
-}
-
-/// What changed from `old` to `new`, None if nothing. Objects give an object of the changed
-/// keys (recursively); arrays of objects that kept their length give an object keyed by the
-/// changed positions (`{"3": {...}}`); anything else that differs is sent whole. Trees never
-/// lose keys (they are serialised structs), so there is no removal to encode.
-pub fn diff(old: &Value, new: &Value) -> Option<Value> {
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => {
-            patch(n.iter().map(|(k, nv)| (k, o.get(k).map_or_else(|| Some(nv.clone()), |ov| diff(ov, nv)))))
-        }
-        (Value::Array(o), Value::Array(n)) if o.len() == n.len() && n.iter().all(Value::is_object) => {
-            patch(o.iter().zip(n).map(|(ov, nv)| diff(ov, nv)).enumerate())
-        }
-        _ if old == new => None,
-        _ => Some(new.clone()),
-    }
-}
-
-/// The object of the changes that are there, None if none is. A key is made a `String` only
-/// for a change, as most keys (a thousand plugins' positions) have none.
-fn patch<K: ToString>(changes: impl IntoIterator<Item = (K, Option<Value>)>) -> Option<Value> {
-    let patch: Map<String, Value> =
-        changes.into_iter().filter_map(|(key, change)| change.map(|change| (key.to_string(), change))).collect();
-    (!patch.is_empty()).then_some(Value::Object(patch))
-}
-
-/// [`diff`] of two lists of entries of the same length, position by position, each `old`
-/// entry with its uptime grown by `step` first.
-fn entries_diff(old: &[Fields], new: &[Fields], step: Option<f64>) -> Option<Value> {
-    patch(old.iter().zip(new).map(|(o, n)| fields_diff(o, n, step)).enumerate())
-}
-
-/// [`diff`] of one entry, field by field.
-fn fields_diff(old: &Fields, new: &Fields, step: Option<f64>) -> Option<Value> {
-    patch(old.iter().zip(new.iter()).map(|((key, o), (new_key, n))| {
-        debug_assert_eq!(key, new_key, "both are the fields of the same struct, in its order");
-        let change = match step {
-            Some(step) if key == UPTIME => diff(&stepped(o, step), n),
-            _ => diff(o, n),
-        };
-        (key, change)
-    }))
-}
-
-fn round_tenth(v: f64) -> f64 {
-    (v * 10.0).round() / 10.0
-}
-
-/// The key of a plugin entry's uptime.
-const UPTIME: &str = "uptime_seconds";
-
-/// Every running plugin's uptime grows by about the time between two snapshots: the most
-/// common step (to 0.1 s) is sent once instead of one `uptime_seconds` per plugin, which would
-/// be most of a steady-state delta. A plugin whose uptime did not grow by exactly that step
-/// still gets its own value, so the result is exact.
-fn uptime_step(old: &[Fields], new: &[Fields]) -> Option<f64> {
-    let uptime = |p: &Fields| p.get(UPTIME).and_then(Value::as_f64).unwrap_or(0.0);
-    let mut counts: HashMap<u64, usize> = HashMap::new();
-    for (o, n) in old.iter().zip(new).filter(|(o, n)| uptime(o) > 0.0 && uptime(n) > 0.0) {
-        *counts.entry(round_tenth(uptime(n) - uptime(o)).to_bits()).or_default() += 1;
-    }
-    counts.into_iter().max_by_key(|&(_, n)| n).map(|(bits, _)| f64::from_bits(bits))
-}
-
-/// A base entry's uptime with the step applied, as the client applies it.
-fn stepped(uptime: &Value, step: f64) -> Value {
-    match uptime.as_f64() {
-        Some(up) if up > 0.0 => Value::from(round_tenth(up + step)),
-        _ => uptime.clone(),
-    }
 }
 
 impl Live {
@@ -254,21 +191,20 @@ impl Live {
         sse_frame(self.id, "snapshot", &frame)
     }
 
-    /// The delta from `base`; None when the plugins differ (then everyone gets a full frame).
-    pub fn index_delta(&self, base: &Live) -> Option<Bytes> {
+    /// The delta from `base`. Plugins added or removed since (a config reload) make it carry
+    /// `names`, the new list; a plugin `base` lacks is sent whole, points included.
+    pub fn index_delta(&self, base: &Live) -> Bytes {
         let (old_plugins, new_plugins) = (&base.snapshot.plugins, &self.snapshot.plugins);
-        let same_plugins = old_plugins.len() == new_plugins.len()
-            && old_plugins.iter().zip(new_plugins).all(|(o, n)| o.name == n.name);
-        if !same_plugins {
-            return None;
-        }
+        let pairing = Pairing::by_name(&base.snapshot, &self.snapshot);
+        let names =
+            (!pairing.same_plugins(old_plugins.len())).then(|| new_plugins.iter().map(|p| p.name.as_str()).collect());
         let (old, new) = (base.index_tree(), self.index_tree());
-        let step = uptime_step(&old.plugins, &new.plugins);
-        let changes = new.changes_from(old, step);
-        let points: BTreeMap<usize, Vec<SparkPoint>> = old_plugins
-            .iter()
+        let step = uptime_step(&old.plugins, &new.plugins, &pairing);
+        let changes = new.changes_from(old, &pairing, step);
+        let points: BTreeMap<usize, Vec<SparkPoint>> = pairing
+            .olds(old_plugins)
             .zip(new_plugins)
-            .map(|(o, n)| view::spark_points(&n.history, view::newest_sample_ms(&o.history)))
+            .map(|(o, n)| view::spark_points(&n.history, o.and_then(|o| view::newest_sample_ms(&o.history))))
             .enumerate()
             .filter(|(_, points)| !points.is_empty())
             .collect();
@@ -276,11 +212,12 @@ impl Live {
             timestamp: self.timestamp(),
             base: base.id,
             uptime_step: step,
+            names,
             changes: changes.unwrap_or_else(|| Value::Object(Map::new())),
             points,
             window: self.spark_window(),
         };
-        Some(sse_frame(self.id, "delta", &frame))
+        sse_frame(self.id, "delta", &frame)
     }
 
     pub fn detail_full(&self, index: usize) -> Bytes {
@@ -301,8 +238,15 @@ impl Live {
         let changes = diff(base.detail_tree(base_index), self.detail_tree(index)).unwrap_or(Value::Object(Map::new()));
         let points: Vec<ChartPoint> = view::chart_points(&plugin.history, view::newest_sample_ms(&base_plugin.history));
         let window = plugin.history.len();
-        let frame =
-            DeltaFrame { timestamp: self.timestamp(), base: base.id, uptime_step: None, changes, points, window };
+        let frame = DeltaFrame {
+            timestamp: self.timestamp(),
+            base: base.id,
+            uptime_step: None,
+            names: None,
+            changes,
+            points,
+            window,
+        };
         Some(sse_frame(self.id, "delta", &frame))
     }
 }
@@ -314,38 +258,11 @@ mod tests {
 
     use serde_json::json;
 
+    use super::diff::{UPTIME, stepped};
     use super::*;
     use crate::metrics::history::{Sample, Series};
     use crate::metrics::{PluginSnapshot, SystemMetrics};
     use crate::plugins::{CrashRecord, ExitReason, PluginState};
-
-    #[test]
-    fn a_diff_names_only_what_changed() {
-        let old = json!({"t": "a", "cards": [{"cpu": "1%", "name": "x"}, {"cpu": "2%", "name": "y"}], "log": [1]});
-        let new = json!({"t": "b", "cards": [{"cpu": "1%", "name": "x"}, {"cpu": "5%", "name": "y"}], "log": [1]});
-        assert_eq!(diff(&old, &new), Some(json!({"t": "b", "cards": {"1": {"cpu": "5%"}}})));
-        assert_eq!(diff(&old, &old), None);
-        // A list that changed its length is sent whole.
-        let longer = json!({"log": [{"a": 1}, {"a": 2}]});
-        assert_eq!(diff(&json!({"log": [{"a": 1}]}), &longer), Some(longer.clone()));
-        // A value that turns into an object replaces it.
-        assert_eq!(diff(&json!({"d": null}), &json!({"d": {"x": 1}})), Some(json!({"d": {"x": 1}})));
-    }
-
-    #[derive(Serialize)]
-    struct Entry {
-        uptime_seconds: f64,
-    }
-
-    #[test]
-    fn the_common_uptime_step_is_sent_once_and_the_others_stay_explicit() {
-        let entries = |uptimes: [f64; 3]| uptimes.map(|uptime_seconds| Fields::of(&Entry { uptime_seconds }));
-        let (old, new) = (entries([10.0, 20.3, 7.0]), entries([15.0, 25.3, 0.4]));
-        let step = uptime_step(&old, &new).expect("two plugins ran on");
-        assert_eq!(step, 5.0);
-        let patch = entries_diff(&old, &new, Some(step));
-        assert_eq!(patch, Some(json!({"2": {"uptime_seconds": 0.4}})), "only the restarted plugin is named");
-    }
 
     /// A plugin with `samples` of history, running for `uptime` (not running at zero).
     fn plugin(name: &str, uptime: Duration, cpu_percent: f32, samples: u64) -> PluginSnapshot {
@@ -446,17 +363,69 @@ mod tests {
         let thresholds = Thresholds { cpu_percent: 5.0, memory_mb: 512.0 };
         let (base, live) = (Live::new(before, thresholds), Live::new(after.clone(), thresholds));
 
-        let delta = frame_data(&live.index_delta(&base).expect("the same plugins"));
-        let step = delta["uptime_step"].as_f64().expect("two plugins ran on");
-        assert_eq!(step, 5.0);
-        let mut old = tree_of(frame_data(&base.index_full()));
-        for p in old["plugins"].as_array_mut().expect("a list of entries") {
-            p[UPTIME] = stepped(&p[UPTIME], step);
-        }
+        let delta = frame_data(&live.index_delta(&base));
+        assert!(delta.get("names").is_none(), "the same plugins: no new list of them");
+        assert_eq!(delta["uptime_step"], 5.0);
+        let old = tree_of(stepped_frame(&base, &delta));
         let new = tree_of(frame_data(&live.index_full()));
         assert_eq!(Some(&delta["changes"]), diff(&old, &new).as_ref());
         assert!(delta["changes"]["view"]["cards"]["0"]["last_exit"].is_string(), "the crash is in: {delta}");
         let api = serde_json::to_value(crate::dashboard::api::ApiMetrics::of(&after)).expect("JSON");
         assert_eq!(new["plugins"], api["plugins"]);
+    }
+
+    /// `base`'s full frame with the uptimes grown by `delta`'s step, as a client applies it.
+    fn stepped_frame(base: &Live, delta: &Value) -> Value {
+        let step = delta["uptime_step"].as_f64().expect("running plugins took a step");
+        let mut frame = frame_data(&base.index_full());
+        for p in frame["plugins"].as_array_mut().expect("a list of entries") {
+            p[UPTIME] = stepped(&p[UPTIME], step);
+        }
+        frame
+    }
+
+    /// `list` (one item per plugin of `old`, by position) in the order of `names`, `missing`
+    /// for a name `old` lacks: what a client makes of its lists on a delta's `names`.
+    fn in_new_order(list: &Value, old: &[&str], names: &Value, missing: &Value) -> Value {
+        let names = names.as_array().expect("a list of names");
+        let item = |name: &Value| old.iter().position(|o| name == o).map_or(missing, |i| &list[i]);
+        Value::Array(names.iter().map(item).cloned().collect())
+    }
+
+    /// A config reload removed one plugin and added another: the delta names the new list, and
+    /// a client that puts its lists in that order and applies the rest as usual has the new
+    /// full frame, points included.
+    #[test]
+    fn an_index_delta_across_added_and_removed_plugins_names_them_and_rebuilds_the_full_frame() {
+        let running =
+            |names: [&str; 3], seq: u64| names.map(|n| plugin(n, Duration::from_secs(590 + 5 * seq), 1.5, 11 + seq));
+        let before = snapshot(1, running(["alpha", "dice", "steady"], 1).into());
+        let mut after = running(["dice", "newbie", "steady"], 2);
+        after[1] = plugin("newbie", Duration::from_millis(2500), 0.5, 2);
+        let after = snapshot(2, after.into());
+        let thresholds = Thresholds { cpu_percent: 5.0, memory_mb: 512.0 };
+        let (base, live) = (Live::new(before, thresholds), Live::new(after, thresholds));
+
+        let delta = frame_data(&live.index_delta(&base));
+        assert_eq!(delta["names"], json!(["dice", "newbie", "steady"]));
+        assert_eq!(delta["uptime_step"], 5.0, "the kept plugins' step");
+        let old_names = ["alpha", "dice", "steady"];
+        let (old_frame, new_frame) = (stepped_frame(&base, &delta), frame_data(&live.index_full()));
+        let mut old = tree_of(old_frame.clone());
+        old["plugins"] = in_new_order(&old["plugins"], &old_names, &delta["names"], &Value::Null);
+        old["view"]["cards"] = in_new_order(&old["view"]["cards"], &old_names, &delta["names"], &Value::Null);
+        let new = tree_of(new_frame.clone());
+        assert_eq!(Some(&delta["changes"]), diff(&old, &new).as_ref());
+        assert_eq!(delta["changes"]["plugins"]["1"], new["plugins"][1], "the new plugin's whole entry");
+        assert_eq!(delta["changes"]["view"]["cards"]["1"], new["view"]["cards"][1], "and whole card");
+
+        let mut points = in_new_order(&old_frame["points"], &old_names, &delta["names"], &json!([]));
+        for (i, new_points) in delta["points"].as_object().expect("points by position") {
+            let list = points[i.parse::<usize>().expect("a position")].as_array_mut().expect("a list of points");
+            list.extend(new_points.as_array().expect("new points").iter().cloned());
+            let excess = list.len().saturating_sub(delta["window"].as_u64().expect("a window") as usize);
+            list.drain(..excess);
+        }
+        assert_eq!(points, new_frame["points"], "the new plugin's whole window, one new point for the others");
     }
 }
