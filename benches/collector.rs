@@ -341,14 +341,7 @@ fn snapshot_of(count: usize, ticks: usize) -> Snapshot {
             }
         })
         .collect();
-    let system = SystemMetrics {
-        bot_uptime: Duration::from_secs(3600),
-        total_plugins: plugins.len(),
-        plugins_running: plugins.len(),
-        plugins_crashed: 0,
-        total_events: plugins.iter().map(|p| p.events).sum(),
-        total_memory_mb: plugins.iter().map(PluginSnapshot::memory_mb).sum(),
-    };
+    let system = SystemMetrics::of(&plugins, Duration::from_secs(3600));
     Snapshot {
         seq: 1 + ticks as u64,
         taken_at: now,

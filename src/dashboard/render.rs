@@ -68,7 +68,7 @@ impl RenderContext {
     }
 
     /// A page from `template`; None if the template failed (logged).
-    fn render_page(&self, template: &str, context: &Context) -> Option<Bytes> {
+    pub(super) fn render_page(&self, template: &str, context: &Context) -> Option<Bytes> {
         match self.templates.render(template, context) {
             Ok(html) => Some(Bytes::from(html)),
             Err(e) => {

@@ -90,10 +90,14 @@ impl Series {
         (self.sealed_len + self.open.len()).min(self.capacity)
     }
 
+    /// Samples still held that are older than the window (fewer than a chunk).
+    fn skipped(&self) -> usize {
+        (self.sealed_len + self.open.len()).saturating_sub(self.capacity)
+    }
+
     /// The first sample of the window: the one a push moves out of a full window.
     fn oldest_in_window(&self) -> Option<&Sample> {
-        let skip = (self.sealed_len + self.open.len()).saturating_sub(self.capacity);
-        self.sealed.iter().flat_map(|chunk| chunk.iter()).chain(&self.open).nth(skip)
+        self.sealed.iter().flat_map(|chunk| chunk.iter()).chain(&self.open).nth(self.skipped())
     }
 
     /// An immutable view of the window, sharing the frozen chunks.
@@ -102,8 +106,7 @@ impl Series {
         if !self.open.is_empty() {
             chunks.push(Arc::from(self.open.as_slice()));
         }
-        let total = self.sealed_len + self.open.len();
-        SeriesView { chunks, skip: total.saturating_sub(self.capacity), len: self.len(), running: self.running }
+        SeriesView { chunks, skip: self.skipped(), len: self.len(), running: self.running }
     }
 
     /// Bytes held by this series (for the memory budget benchmark).

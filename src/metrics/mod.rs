@@ -103,7 +103,7 @@ pub struct SystemMetrics {
 }
 
 impl SystemMetrics {
-    fn of(plugins: &[PluginSnapshot], bot_uptime: Duration) -> Self {
+    pub fn of(plugins: &[PluginSnapshot], bot_uptime: Duration) -> Self {
         SystemMetrics {
             bot_uptime,
             total_plugins: plugins.len(),

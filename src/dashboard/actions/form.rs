@@ -17,12 +17,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use poem::http::{StatusCode, header};
 use poem::{Request, Response};
 use serde::Serialize;
 use tera::Context;
-use tracing::error;
 
 use super::Refused;
 use crate::action_text::ActionSummary;
@@ -97,15 +95,12 @@ impl FormPost {
         };
         let mut context = Context::new();
         context.insert("answer", &page);
-        match shared.context.templates.render(TEMPLATE, &context) {
-            Ok(html) => html_response(status, Bytes::from(html)),
-            Err(e) => {
-                error!("rendering {TEMPLATE} failed: {e}");
-                Response::builder()
-                    .status(status)
-                    .content_type("text/plain; charset=utf-8")
-                    .body(format!("{heading}\n{message}\n"))
-            }
+        match shared.context.render_page(TEMPLATE, &context) {
+            Some(html) => html_response(status, html),
+            None => Response::builder()
+                .status(status)
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("{heading}\n{message}\n")),
         }
     }
 }

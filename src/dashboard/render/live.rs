@@ -301,14 +301,7 @@ mod tests {
     }
 
     fn snapshot(seq: u64, plugins: Vec<PluginSnapshot>) -> Arc<Snapshot> {
-        let system = SystemMetrics {
-            bot_uptime: Duration::from_secs(100 + 5 * seq),
-            total_plugins: plugins.len(),
-            plugins_running: plugins.iter().filter(|p| p.is_running()).count(),
-            plugins_crashed: plugins.iter().filter(|p| p.is_down()).count(),
-            total_events: plugins.iter().map(|p| p.events).sum(),
-            total_memory_mb: plugins.iter().map(PluginSnapshot::memory_mb).sum(),
-        };
+        let system = SystemMetrics::of(&plugins, Duration::from_secs(100 + 5 * seq));
         let (taken_at, poll_interval) = (SystemTime::UNIX_EPOCH + Duration::from_secs(5 * seq), Duration::from_secs(5));
         Arc::new(Snapshot { seq, taken_at, poll_interval, plugins, system, host: Default::default() })
     }

@@ -172,11 +172,7 @@ impl ProcReader {
         match held {
             Some(open) => match open.threads() {
                 0 => return None,
-                1 => {
-                    self.read_open(&open.children)?;
-                    self.parse_pids(&mut children);
-                }
-                threads => self.children_of_threads(root, threads, &mut children),
+                threads => self.open_children(&open, threads, &mut children)?,
             },
             None => {
                 let process = self.stat(root)?;
@@ -202,14 +198,20 @@ impl ProcReader {
         }
         let Some(process) = ProcStat::parse(root.pid, &self.buf) else { return Vec::new() };
         let mut pending = Vec::new();
-        if process.threads <= 1 {
-            if self.read_open(&root.children).is_some() {
-                self.parse_pids(&mut pending);
-            }
-        } else {
-            self.children(&process, &mut pending);
-        }
+        self.open_children(root, process.threads, &mut pending);
         self.walk(vec![process], pending)
+    }
+
+    /// Append the children of the held `root`, which has `threads` threads, to `into`: a
+    /// single thread's through the held file.
+    fn open_children(&mut self, root: &OpenProcess, threads: u32, into: &mut Vec<u32>) -> Option<()> {
+        if threads > 1 {
+            self.children_of_threads(root.pid, threads, into);
+            return Some(());
+        }
+        self.read_open(&root.children)?;
+        self.parse_pids(into);
+        Some(())
     }
 
     /// Add `pending` and every live process below them to `tree`.
