@@ -27,12 +27,12 @@ use nix::sys::resource::{UsageWho, getrusage};
 use rosey::config::MetricsConfig;
 use rosey::dashboard::render::{self, RenderContext, Rendered};
 use rosey::dashboard::view::{PageQuery, Thresholds};
+use rosey::display::unix_ms;
 use rosey::metrics::history::{Sample, Series};
 use rosey::metrics::sampler::{HostUsage, Sampler};
 use rosey::metrics::{Collector, PluginSnapshot, Snapshot, SystemMetrics};
 use rosey::plugins::spec::{Launch, PluginConfig, PluginName, ReloadPolicy, RestartPolicy};
 use rosey::plugins::{Launcher, PluginHost, PluginState};
-use rosey::timefmt::unix_ms;
 
 const PLUGINS: usize = 100;
 /// One hour at the default 5 s poll interval.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::control::{ActionReport, ConfigReport};
-use crate::timefmt::format_action_seconds as seconds;
+use crate::display::format_action_seconds as seconds;
 
 /// One finished plugin action.
 #[derive(Debug, Clone, PartialEq)]

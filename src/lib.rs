@@ -4,7 +4,7 @@
 //! Data flows one way: [`plugins`] (processes, states, counters) → [`metrics`] (the collector
 //! and its snapshots) → [`dashboard`] (HTTP: HTML, JSON, Prometheus, SSE). [`chat`] feeds
 //! commands to the plugins; [`app`] starts and stops everything in order; [`config`] and
-//! [`cli`] are what the operator controls, [`control`] how actions reach the running plugins; [`timefmt`] is how times read everywhere.
+//! [`cli`] are what the operator controls, [`control`] how actions reach the running plugins; [`display`] is how times, sizes and counts read everywhere.
 
 pub mod action_text;
 pub mod app;
@@ -13,9 +13,10 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dashboard;
+pub mod display;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod plugins;
 pub mod remote;
-pub mod timefmt;
+pub mod sync;

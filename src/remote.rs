@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::action_text::{ActionSummary, ConfigSummary};
 use crate::config::{BasicAuth, DashboardConfig};
-use crate::dashboard::host_port;
+use crate::display::host_port;
 use crate::plugins::spec::PluginName;
 pub use url::BotUrl;
 

@@ -4,20 +4,15 @@
 
 use serde::Serialize;
 
+use crate::display::{rfc3339, round};
 use crate::metrics::history::{Aggregates, Stats};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::CrashRecord;
 use crate::plugins::action::ReloadRecord;
 use crate::plugins::routing::CommandConflict;
-use crate::timefmt::rfc3339;
 
 /// History points returned by `/api/plugin/{name}` (the seed's "last 60 snapshots").
 pub const HISTORY_POINTS: usize = 60;
-
-fn round(v: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (v * f).round() / f
-}
 
 /// One entry of `/api/metrics` `plugins`.
 #[derive(Debug, Serialize)]
@@ -65,7 +60,7 @@ impl SystemJson {
     pub fn of(s: &SystemMetrics) -> Self {
         SystemJson {
             bot_uptime_seconds: round(s.bot_uptime.as_secs_f64(), 1),
-            bot_uptime_human: crate::timefmt::format_uptime(s.bot_uptime),
+            bot_uptime_human: crate::display::format_uptime(s.bot_uptime),
             total_plugins: s.total_plugins,
             plugins_running: s.plugins_running,
             plugins_crashed: s.plugins_crashed,

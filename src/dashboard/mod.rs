@@ -13,7 +13,7 @@ pub mod server;
 pub mod sse;
 pub mod view;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use tracing::{info, warn};
 
 use crate::config::{BasicAuth, DashboardConfig};
 use crate::control::Controls;
+use crate::display::host_port;
 use crate::limits;
 use crate::metrics::Snapshot;
 use render::{RenderContext, Rendered};
@@ -130,14 +131,6 @@ impl Dashboard {
         let _ = self.server.await;
         let _ = self.renderer.await;
         info!("dashboard stopped");
-    }
-}
-
-/// `host:port`, with brackets for IPv6 literals.
-pub fn host_port(host: &str, port: u16) -> String {
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
-        _ => format!("{host}:{port}"),
     }
 }
 

@@ -3,9 +3,9 @@
 
 use std::fmt::Write;
 
+use crate::display::unix_seconds;
 use crate::metrics::{PluginSnapshot, Snapshot};
 use crate::plugins::PluginState;
-use crate::timefmt::unix_seconds;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -18,6 +18,7 @@ use super::server::ClientCap;
 use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Row, SystemView, Thresholds};
 use super::view::{ConflictView, ReloadView};
 use crate::metrics::Snapshot;
+use crate::sync::lock;
 use live::Live;
 
 /// The templates, compiled into the binary so it runs from any directory.
@@ -204,7 +205,7 @@ impl Rendered {
             return body(&self.index_page);
         }
         // A poisoned lock only means another request panicked mid-insert: the map is still sound.
-        let mut pages = self.queried_pages.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pages = lock(&self.queried_pages);
         let page = match pages.get(query) {
             Some(page) => page.clone(),
             None if pages.len() < CACHED_QUERIES => pages.entry(query.clone()).or_default().clone(),

@@ -7,10 +7,10 @@ mod operations;
 
 use serde::Serialize;
 
+use crate::display::{format_duration, format_mb, format_uptime, rfc3339, thousands};
 use crate::metrics::history::{Aggregates, Sample, SeriesView};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::{CrashRecord, PluginState};
-use crate::timefmt::{format_duration, format_uptime, rfc3339};
 pub use listing::{PageQuery, Row, listing};
 pub use operations::{CardOperations, ConflictView, ReloadView};
 
@@ -338,34 +338,9 @@ pub fn polyline(values: impl ExactSizeIterator<Item = f64>, (width, height): (f6
     out
 }
 
-pub fn format_mb(mb: f64) -> String {
-    format!("{mb:.1} MB")
-}
-
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thousands_groups_digits() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-    }
 
     #[test]
     fn polyline_scales_into_the_box() {

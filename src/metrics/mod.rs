@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::config::MetricsConfig;
+use crate::display::unix_ms;
 use crate::plugins::action::{ReloadCounts, ReloadRecord};
 use crate::plugins::routing::{CommandConflict, CommandTable};
 use crate::plugins::{CrashRecord, PluginCounters, PluginHandle, PluginList, PluginState};
-use crate::timefmt::unix_ms;
 use history::{Sample, Series, SeriesView};
 use sampler::{HostUsage, Sampler, TreeUsage};
 
@@ -87,7 +87,7 @@ impl PluginSnapshot {
 
     /// CRASHED or FAILED.
     pub fn is_down(&self) -> bool {
-        matches!(self.state, PluginState::Crashed | PluginState::Failed)
+        self.state.is_down()
     }
 }
 

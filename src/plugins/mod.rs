@@ -24,23 +24,18 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use crate::sync::lock;
+
 use action::{ReloadCounts, ReloadRecord};
 pub use host::{PluginHost, PluginList};
 use protocol::HostMessage;
 use spec::{PluginConfig, PluginName};
-
-/// Lock a mutex of the plugins module, poisoned or not. Every value guarded here stays
-/// consistent even if a holder panicked: each change is one push, remove, insert, swap or
-/// assignment.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// How many commands may wait for a plugin before new ones are dropped (and counted).
 pub const COMMAND_QUEUE: usize = 256;
@@ -74,6 +69,32 @@ impl PluginState {
             PluginState::Crashed => "CRASHED",
             PluginState::Failed => "FAILED",
             PluginState::Stopped => "STOPPED",
+        }
+    }
+
+    /// STARTING or RUNNING: a process exists, or is being started, to take commands.
+    pub fn has_process(self) -> bool {
+        matches!(self, PluginState::Starting | PluginState::Running)
+    }
+
+    /// CRASHED or FAILED: down against the operator's wishes (a STOPPED plugin was asked to be).
+    pub fn is_down(self) -> bool {
+        matches!(self, PluginState::Crashed | PluginState::Failed)
+    }
+
+    /// STOPPED or FAILED: what `start` starts (a CRASHED plugin's restart is already pending).
+    pub fn startable(self) -> bool {
+        matches!(self, PluginState::Stopped | PluginState::Failed)
+    }
+
+    /// Worst first, for sorting by state: FAILED, CRASHED, STARTING, STOPPED, RUNNING.
+    pub fn rank(self) -> u8 {
+        match self {
+            PluginState::Failed => 0,
+            PluginState::Crashed => 1,
+            PluginState::Starting => 2,
+            PluginState::Stopped => 3,
+            PluginState::Running => 4,
         }
     }
 }
@@ -287,7 +308,7 @@ impl PluginHandle {
     /// answered whenever a restart comes, if ever, long after the user asked.
     pub fn send(&self, message: HostMessage) -> Result<(), SendError> {
         let state = self.status.borrow().state;
-        if matches!(state, PluginState::Crashed | PluginState::Failed | PluginState::Stopped) {
+        if !state.has_process() {
             PluginCounters::bump(&self.counters.dropped_commands);
             return Err(SendError::Closed);
         }

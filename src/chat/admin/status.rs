@@ -1,9 +1,9 @@
 //! The answers of `!admin help`, `status`, `list` and `metrics`, read from one metrics snapshot
 //! (the same figures the dashboard shows at that moment).
 
-use crate::dashboard::view::{format_mb, thousands};
+use crate::display::{format_duration, format_uptime};
+use crate::display::{format_mb, thousands};
 use crate::metrics::{PluginSnapshot, Snapshot};
-use crate::timefmt::{format_duration, format_uptime};
 
 pub const HELP: &str = "\
 !admin commands (for the operator):

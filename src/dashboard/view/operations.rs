@@ -6,11 +6,10 @@
 use serde::Serialize;
 
 use crate::action_text::ActionSummary;
+use crate::display::{format_action_seconds, rfc3339};
 use crate::metrics::PluginSnapshot;
-use crate::plugins::PluginState;
 use crate::plugins::action::{ActionOutcome, ReloadRecord};
 use crate::plugins::routing::CommandConflict;
-use crate::timefmt::{format_action_seconds, rfc3339};
 
 /// A card's part in the actions: what is under way, how the newest reload went, and whether
 /// its Stop or its Start button is offered (a card's own fields, set from this).
@@ -28,7 +27,7 @@ pub struct CardOperations {
 
 impl CardOperations {
     pub fn of(p: &PluginSnapshot) -> Self {
-        let startable = matches!(p.state, PluginState::Stopped | PluginState::Failed);
+        let startable = p.state.startable();
         CardOperations {
             activity: p.operations.activity.clone(),
             last_reload: p.operations.reload_log.front().map(|r| reload_summary(&p.name, r).line()),

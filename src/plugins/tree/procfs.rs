@@ -23,7 +23,9 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::sync::lock;
 
 /// A walk of a tree stops here: a fork bomb must not make it unbounded.
 pub const MAX_TREE: usize = 4096;
@@ -76,7 +78,7 @@ static HELD_OPEN: Mutex<BTreeMap<u32, Weak<OpenProcess>>> = Mutex::new(BTreeMap:
 
 fn held_open() -> std::sync::MutexGuard<'static, BTreeMap<u32, Weak<OpenProcess>>> {
     // Every change is one insert or remove: the map is consistent even if a holder panicked.
-    HELD_OPEN.lock().unwrap_or_else(PoisonError::into_inner)
+    lock(&HELD_OPEN)
 }
 
 /// A process's `stat` file, its main thread's `children` file and its task directory, held

@@ -1,7 +1,9 @@
-//! Every conversion of a time or a duration for display or export: the seed's short uptime
-//! text, RFC 3339 timestamps (the `time` crate writes them), and Unix-epoch numbers for the
-//! history samples and Prometheus. One home, so the page, the JSON API and `/metrics` agree.
+//! Every conversion of a time, duration, size, count or address for display or export: the
+//! seed's short uptime text, RFC 3339 timestamps (the `time` crate writes them), Unix-epoch
+//! numbers for the history samples and Prometheus, megabytes, digit groups and the decimal
+//! places the JSON rounds to. One home, so the page, the chat, the JSON API and `/metrics` agree.
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::format_description::well_known::Rfc3339;
@@ -75,9 +77,48 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
+pub fn format_mb(mb: f64) -> String {
+    format!("{mb:.1} MB")
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `v` rounded to `places` decimal places (the JSON API's figures).
+pub fn round(v: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (v * f).round() / f
+}
+
+/// `host:port`, with brackets for IPv6 literals.
+pub fn host_port(host: &str, port: u16) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+        _ => format!("{host}:{port}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
