@@ -403,6 +403,16 @@ pub fn run_rosey(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     }
 }
 
+/// What a finished `rosey` printed on stdout, as text.
+pub fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What a finished `rosey` printed on stderr, as text.
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// All pids whose parent is `pid` (for "no child outlives the host" checks).
 pub fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
