@@ -41,6 +41,31 @@ pub fn python_plugin(name: &str, script: &str, args: &[&str]) -> Value {
     json!({ "name": name, "command": command })
 }
 
+/// The crasher fixture's stderr lines, in order.
+pub const CRASHER_STDERR: [&str; 3] =
+    ["starting up", "<script>alert('stderr')</script> & \"quotes\"", "fatal: giving up"];
+
+/// A plugin config entry "crasher" running the crasher fixture: it prints [`CRASHER_STDERR`],
+/// exits with code 3 after `secs`, and is restarted as `restart` says.
+pub fn crasher(secs: &str, restart: Value) -> Value {
+    let mut plugin = python_plugin("crasher", "crasher.py", &[secs]);
+    plugin["restart"] = restart;
+    plugin
+}
+
+/// Write a Python plugin into `dir` and return its config entry (restarts off).
+pub fn script_plugin(dir: &Path, name: &str, source: &str) -> Value {
+    let path = dir.join(format!("{name}.py"));
+    std::fs::write(&path, source).expect("the temporary directory is writable");
+    json!({ "name": name, "command": ["python3", path.display().to_string()], "restart": { "enabled": false } })
+}
+
+/// Kill a plugin's process at once (SIGKILL), as a crash would.
+pub fn sigkill(pid: i32) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .expect("the plugin can be killed");
+}
+
 /// A plugin config entry that exits with code 1 at once and is never restarted: it ends FAILED.
 pub fn failing_plugin(name: &str) -> Value {
     json!({ "name": name, "command": ["python3", "-c", "import sys; sys.exit(1)"], "restart": { "enabled": false } })

@@ -1,9 +1,11 @@
 //! The metrics collector (issue 4), seen through `/api/plugin/{name}` and `/api/metrics`:
-//! CPU and memory of real processes, retention, history across restarts, system totals.
+//! CPU and memory of real processes, retention, history across restarts, system totals, fresh
+//! samples and availability.
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
+use crate::common::json::{parse_rfc3339, rfc3339_seconds, unix_now};
 use crate::common::*;
 
 fn number(value: &Value) -> f64 {
@@ -263,4 +265,49 @@ fn system_figures_add_up() {
     assert_eq!(crasher["cpu_percent"], 0.0);
     assert_eq!(crasher["pid"], Value::Null);
     assert!(number(&system["bot_uptime_seconds"]) > 0.0);
+}
+
+#[test]
+fn samples_are_fresh_and_availability_is_a_fraction() {
+    let rosey = RoseyBuilder::new().plugin(failing_plugin("broken")).start();
+    rosey.wait_until_running_except("broken");
+    let first = rosey.wait_for_plugin("a sample", "dice-roller", |p| p["last_sampled_at"].is_string());
+    let sampled = rfc3339_seconds(&first["last_sampled_at"]);
+    assert!(sampled <= unix_now() + 1.0 && sampled > unix_now() - 10.0, "fresh: {sampled} vs {}", unix_now());
+    assert_eq!(first["stale"], false);
+    // Availability exists once the history holds a point (one poll interval in).
+    let later = rosey.wait_for_plugin("a newer sample in the history", "dice-roller", |p| {
+        p["last_sampled_at"].as_str().and_then(parse_rfc3339).is_some_and(|t| t > sampled)
+            && p["availability_1h"].is_number()
+    });
+    assert_eq!(later["stale"], false);
+    let availability = later["availability_1h"].as_f64().expect("availability_1h is a number");
+    assert!((0.0..=1.0).contains(&availability), "{availability}");
+    assert!(later["last_crash_at"].is_null(), "never crashed");
+
+    // Time spent FAILED counts against availability.
+    let broken = rosey.wait_for_plugin("availability to drop while FAILED", "broken", |p| {
+        p["state"] == "FAILED" && p["availability_1h"].as_f64().is_some_and(|a| a < 1.0)
+    });
+    let availability = broken["availability_1h"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&availability), "{availability}");
+    assert!(broken["last_crash_at"].is_string());
+    assert_eq!(broken["last_crash_at"], broken["crash_log"][0]["time"]);
+}
+
+/// Waiting helpers this module needs beyond the shared harness.
+trait WaitExt {
+    fn wait_until_running_except(&self, skip: &str);
+}
+
+impl WaitExt for Rosey {
+    fn wait_until_running_except(&self, skip: &str) {
+        let names: Vec<String> = self.config["plugins"]
+            .as_array()
+            .map(|ps| ps.iter().filter_map(|p| p["name"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        for name in names.iter().filter(|n| *n != skip) {
+            self.wait_for_state(name, "RUNNING");
+        }
+    }
 }
