@@ -94,6 +94,15 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Op
     }
 }
 
+/// Wait until `fetch` (an `/api/metrics` answer) returns a snapshot newer than `seen`, and return
+/// it: proof that the bot has published again since `seen` was taken.
+pub fn next_snapshot(seen: &Value, mut fetch: impl FnMut() -> Value) -> Value {
+    wait_for("a newer snapshot", DEADLINE, || {
+        let now = fetch();
+        (now["timestamp"] != seen["timestamp"]).then_some(now)
+    })
+}
+
 /// A plain HTTP response.
 #[derive(Debug)]
 pub struct Reply {

@@ -4,12 +4,12 @@
 //! crashed plugin are dropped and counted, a plugin that cannot start fails without harming the
 //! host (a missing program and a missing directory told apart).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use crate::common::json::metric;
+use crate::common::json::{metric, plugin_in};
 use crate::common::pages::card_text;
 use crate::common::*;
 
@@ -142,7 +142,8 @@ fn commands_for_a_crashed_plugin_are_dropped_and_counted() {
 
 #[test]
 fn a_plugin_that_keeps_crashing_ends_failed() {
-    let crasher = with_restart(python_plugin("crasher", "crasher.py", &["0.2"]), restart(0.1, 0.2, 2));
+    // No delay: a restart, were one still scheduled after giving up, would be due at once.
+    let crasher = with_restart(python_plugin("crasher", "crasher.py", &["0.2"]), restart(0.0, 0.0, 2));
     let mut rosey = RoseyBuilder::new().plugin(crasher).start();
     let failed = rosey.wait_for_state("crasher", "FAILED");
     assert_eq!(failed["current"]["crash_count"], 3, "the first run and two restarts");
@@ -155,9 +156,14 @@ fn a_plugin_that_keeps_crashing_ends_failed() {
         last["stderr_tail"].as_array().expect("stderr tail").iter().filter_map(Value::as_str).collect();
     assert!(tail.contains(&"fatal: giving up"), "the crash log keeps the last stderr lines: {tail:?}");
 
-    // FAILED is final, and the others carry on.
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(rosey.plugin("crasher")["current"]["crash_count"], 3, "no restart after giving up");
+    // FAILED is final: the snapshot after one that shows it would show a restart due at once.
+    let seen = wait_for("crasher FAILED in /api/metrics", DEADLINE, || {
+        let snapshot = rosey.get_json("/api/metrics");
+        (plugin_in(&snapshot["plugins"], "crasher")["state"] == "FAILED").then_some(snapshot)
+    });
+    let later = next_snapshot(&seen, || rosey.get_json("/api/metrics"));
+    assert_eq!(plugin_in(&later["plugins"], "crasher")["crash_count"], 3, "no restart after giving up");
+    // And the others carry on.
     rosey.say("!roll 1d6");
     wait_for_line(&rosey, "[dice-roller] @console 🎲 1d6: ");
 }
