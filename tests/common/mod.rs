@@ -95,12 +95,21 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Op
 }
 
 /// Wait until `fetch` (an `/api/metrics` answer) returns a snapshot newer than `seen`, and return
-/// it: proof that the bot has published again since `seen` was taken.
-pub fn next_snapshot(seen: &Value, mut fetch: impl FnMut() -> Value) -> Value {
-    wait_for("a newer snapshot", DEADLINE, || {
+/// it (or panic naming `what`): proof that the bot has published again since `seen` was taken.
+pub fn next_snapshot(what: &str, seen: &Value, mut fetch: impl FnMut() -> Value) -> Value {
+    wait_for(what, DEADLINE, || {
         let now = fetch();
         (now["timestamp"] != seen["timestamp"]).then_some(now)
     })
+}
+
+/// A bot spawned with its dashboard port taken by the listener returned beside it.
+pub fn spawn_on_a_taken_port() -> (Rosey, TcpListener) {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("a loopback port to occupy");
+    let port = taken.local_addr().expect("its address").port();
+    let mut builder = RoseyBuilder::new();
+    builder.config["dashboard"]["port"] = json!(port);
+    (builder.spawn(), taken)
 }
 
 /// A plain HTTP response.
@@ -336,12 +345,17 @@ impl Rosey {
 
     /// Wait until every configured plugin is RUNNING (a plugin's hello may still be on its way).
     pub fn wait_until_running(&self) {
+        self.wait_until_running_except(None);
+    }
+
+    /// Wait until every configured plugin but `skip` is RUNNING.
+    pub fn wait_until_running_except(&self, skip: Option<&str>) {
         let names: Vec<String> = self.config["plugins"]
             .as_array()
             .map(|ps| ps.iter().filter_map(|p| p["name"].as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
-        for name in names {
-            self.wait_for_state(&name, "RUNNING");
+        for name in names.iter().filter(|n| Some(n.as_str()) != skip) {
+            self.wait_for_state(name, "RUNNING");
         }
     }
 

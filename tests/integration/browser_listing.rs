@@ -8,7 +8,7 @@ use std::time::Instant;
 use fantoccini::Locator;
 use serde_json::{Value, json};
 
-use crate::common::RoseyBuilder;
+use crate::common::{RoseyBuilder, sigkill};
 use crate::e2e_support::browser::*;
 
 async fn choose(browser: &Browser, control: &str, value: &str) {
@@ -92,8 +92,7 @@ fn with_220_plugins_filter_sort_and_table_view_work_and_a_crash_turns_its_row_re
             choose(browser, "sort", "problems").await;
             let victim = name(150);
             let pid = rosey.pid_of(&victim);
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-                .expect("the plugin is killed");
+            sigkill(pid);
             let killed_at = Instant::now();
             let red = format!(
                 "var row = document.querySelector('#cards > .card'); return row && row.dataset.plugin === '{victim}' && row.classList.contains('health-error') ? getComputedStyle(row).backgroundColor : null;"

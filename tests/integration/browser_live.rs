@@ -10,7 +10,7 @@ use fantoccini::Locator;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::common::{DEADLINE, HOSTILE_VERSION, RoseyBuilder, python_plugin};
+use crate::common::{DEADLINE, HOSTILE_VERSION, RoseyBuilder, python_plugin, sigkill};
 use crate::e2e_support::browser::*;
 
 #[test]
@@ -92,8 +92,7 @@ fn a_killed_plugin_turns_red_within_two_seconds_and_green_after_its_restart() {
             let pid: i32 = running.pid.trim().parse().expect("pid on the card");
             let crashes = Card::count(&running.crashes);
 
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-                .expect("the plugin shown on the card is killed");
+            sigkill(pid);
             let killed_at = Instant::now();
             let crashed =
                 card_until(browser, "the card to show CRASHED in red", "dice-roller", Duration::from_secs(2), |c| {
@@ -175,8 +174,7 @@ fn a_crash_appears_live_on_the_plugin_page_with_its_stderr_shown_literally() {
             browser.js("window.__noReload = 1;").await;
 
             let pid = rosey.pid_of("crasher");
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-                .expect("the crasher is killed");
+            sigkill(pid);
             let after = eventually("the crash in the page's crash log", LIVE_DEADLINE, async || {
                 let log = crash_log(browser).await;
                 if log.entries.len() == 1 && !log.empty_shown { Ok(log) } else { Err(format!("{log:?}")) }

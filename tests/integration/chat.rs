@@ -4,7 +4,6 @@
 //! checked before any plugin starts; `run --exit-at-eof`; `ROSEY_LOG`; the docs' examples; the builtins' answers to absurd input, and a hundred commands typed
 //! before any hello counted and answered.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -83,8 +82,7 @@ fn commands_that_cannot_be_delivered_are_answered_by_the_host() {
     assert_eq!(wait_for_line(&rosey, "[rosey] @bob "), "[rosey] @bob failer is not running");
 
     let dice = rosey.wait_for_state("dice-roller", "RUNNING");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(dice["pid"].as_i64().expect("pid") as i32), Signal::SIGKILL)
-        .expect("the plugin can be killed");
+    sigkill(dice["pid"].as_i64().expect("pid") as i32);
     rosey.wait_for_state("dice-roller", "CRASHED");
     rosey.say("alice: !roll 1d6");
     let restarting = wait_for_line(&rosey, "[rosey] @alice ");
@@ -122,7 +120,7 @@ fn the_next_restart_time_is_given_as_a_timestamp_that_stays_put() {
         .start();
     let pid = rosey.wait_for_state("dice-roller", "RUNNING")["pid"].as_i64().expect("pid") as i32;
     assert_eq!(rosey.plugin("dice-roller")["next_restart_at"], Value::Null, "no restart pending");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("the plugin can be killed");
+    sigkill(pid);
     let first = rosey.wait_for_state("dice-roller", "CRASHED");
     let later = rosey.wait_for_plugin("a later snapshot", "dice-roller", |p| {
         p["next_restart_in_seconds"] != first["next_restart_in_seconds"]
@@ -151,32 +149,9 @@ fn sighup_reloads_the_config_and_the_bot_carries_on() {
 }
 
 #[test]
-fn sigquit_stops_at_once_and_leaves_no_plugin_behind() {
-    let stubborn = json!({ "name": "stubborn", "command": ["sh", fixture("ignore_sigterm.sh")] });
-    let mut rosey =
-        RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }, stubborn])).start();
-    rosey.wait_until_running();
-    let stubborn_pid = rosey.pid_of("stubborn") as u32;
-    let sleeper = wait_for("the script's sleep", DEADLINE, || children_of(stubborn_pid).first().copied());
-    let pids = [stubborn_pid, sleeper, rosey.pid_of("dice-roller") as u32];
-    rosey.signal(Signal::SIGQUIT);
-    let status = rosey.wait_exit(DEADLINE);
-    let log = rosey.stderr_text();
-    assert_eq!(status.code(), Some(0), "{log}");
-    assert!(log.contains("SIGQUIT received; stopping now"), "{log}");
-    assert!(!log.contains("did not stop within"), "SIGQUIT does not wait out the grace period: {log}");
-    for pid in pids {
-        assert!(!process_exists(pid), "process {pid} outlived the host");
-    }
-}
-
-#[test]
 fn a_dashboard_port_in_use_stops_the_bot_before_any_plugin_starts() {
-    let taken = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    let port = taken.local_addr().expect("its address").port();
-    let mut builder = RoseyBuilder::new();
-    builder.config["dashboard"]["port"] = json!(port);
-    let mut rosey = builder.spawn();
+    let (mut rosey, _taken) = spawn_on_a_taken_port();
+    let port = rosey.port();
     let status = rosey.wait_exit(DEADLINE);
     let log = rosey.stderr_text();
     assert_eq!(status.code(), Some(1), "{log}");

@@ -42,17 +42,24 @@ fn tree_of(pid: u32) -> Vec<u32> {
     tree
 }
 
-#[test]
-fn sigterm_leaves_no_plugin_process_behind() {
-    let mut rosey = RoseyBuilder::new().plugin(python_plugin("memory-tree", "memory_tree.py", &["10"])).start();
+/// A running bot with the default plugins and memory_tree.py (which starts a child of its own),
+/// and the pids of every plugin process.
+fn start_with_a_tree() -> (Rosey, Vec<u32>) {
+    let rosey = RoseyBuilder::new().plugin(python_plugin("memory-tree", "memory_tree.py", &["10"])).start();
     rosey.wait_until_running();
-    rosey.wait_for_plugin("hostile's hello", "hostile", |p| p["version"] == HOSTILE_VERSION);
     let tree_root = rosey.pid_of("memory-tree") as u32;
     wait_for("memory_tree.py's child", DEADLINE, || (tree_of(tree_root).len() == 2).then_some(()));
     let mut pids = Vec::new();
     for name in ["dice-roller", "8ball", "hostile", "memory-tree"] {
         pids.extend(tree_of(rosey.pid_of(name) as u32));
     }
+    (rosey, pids)
+}
+
+#[test]
+fn sigterm_leaves_no_plugin_process_behind() {
+    let (mut rosey, pids) = start_with_a_tree();
+    rosey.wait_for_plugin("hostile's hello", "hostile", |p| p["version"] == HOSTILE_VERSION);
     assert_eq!(pids.len(), 5, "four plugins and memory_tree.py's child: {pids:?}");
     assert!(pids.iter().all(|&p| process_exists(p)));
 
@@ -67,14 +74,7 @@ fn sigterm_leaves_no_plugin_process_behind() {
 /// The host cannot clean up after SIGKILL; its plugins notice their input closing and exit.
 #[test]
 fn plugins_exit_when_the_host_is_killed() {
-    let mut rosey = RoseyBuilder::new().plugin(python_plugin("memory-tree", "memory_tree.py", &["10"])).start();
-    rosey.wait_until_running();
-    let tree_root = rosey.pid_of("memory-tree") as u32;
-    wait_for("memory_tree.py's child", DEADLINE, || (tree_of(tree_root).len() == 2).then_some(()));
-    let mut pids = Vec::new();
-    for name in ["dice-roller", "8ball", "hostile", "memory-tree"] {
-        pids.extend(tree_of(rosey.pid_of(name) as u32));
-    }
+    let (mut rosey, pids) = start_with_a_tree();
     rosey.signal(Signal::SIGKILL);
     rosey.wait_exit(DEADLINE);
     wait_for("every plugin process to exit", DEADLINE, || pids.iter().all(|&p| !process_exists(p)).then_some(()));

@@ -140,7 +140,7 @@ fn a_stopped_plugin_stays_stopped_and_start_brings_a_failed_one_back() {
     wait_for_plugin(&rosey, "the command to be counted as dropped", "dice-roller", |p| p["dropped_commands"] == 1);
     // A snapshot published after the stop and the dropped command would show that restart.
     let seen = get_json(&rosey, "/api/metrics");
-    let later = next_snapshot(&seen, || get_json(&rosey, "/api/metrics"));
+    let later = next_snapshot("a snapshot after the dropped command", &seen, || get_json(&rosey, "/api/metrics"));
     assert_eq!(plugin_in(&later["plugins"], "dice-roller")["state"], "STOPPED", "no automatic restart");
 
     let reply = post(&rosey, "/api/plugin/dice-roller/start");

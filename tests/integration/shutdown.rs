@@ -1,6 +1,6 @@
 //! Shutdown: the bot runs until signalled and stops cleanly: SIGTERM and SIGINT exit 0 and stop the
 //! plugins, at every log level; a plugin that ignores SIGTERM is killed after the grace period,
-//! or at once on a second signal; the end of the console's input is not a shutdown. (Nothing of
+//! or at once on a second signal or SIGQUIT; the end of the console's input is not a shutdown. (Nothing of
 //! a plugin's process tree outlives the host: `process_tree.rs`.)
 
 use std::time::{Duration, Instant};
@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::common::{DEADLINE, Rosey, RoseyBuilder, children_of, fixture, process_exists, request, wait_for};
+use crate::common::{
+    DEADLINE, Rosey, RoseyBuilder, children_of, fixture, next_snapshot, process_exists, request, wait_for,
+};
 
 /// Start a bot, stop it with `signal`, and check it exits 0 without leaving a plugin behind.
 fn stops_cleanly_on(signal: Signal) {
@@ -41,10 +43,8 @@ fn the_bot_runs_until_signalled_at_every_log_level() {
     for level in ["warn", "error"] {
         let mut rosey = RoseyBuilder::new().env("ROSEY_LOG", level).start();
         rosey.wait_until_running();
-        let first = rosey.get_json("/api/metrics")["timestamp"].clone();
-        wait_for(&format!("a second snapshot at ROSEY_LOG={level}"), DEADLINE, || {
-            (rosey.get_json("/api/metrics")["timestamp"] != first).then_some(())
-        });
+        let what = format!("a second snapshot at ROSEY_LOG={level}");
+        next_snapshot(&what, &rosey.get_json("/api/metrics"), || rosey.get_json("/api/metrics"));
         rosey.assert_alive();
         rosey.signal(Signal::SIGTERM);
         let status = rosey.wait_exit(DEADLINE);
@@ -58,12 +58,9 @@ fn the_bot_keeps_running_after_its_stdin_ends() {
     rosey.wait_until_running();
     rosey.close_stdin();
     // Two fresh snapshots after the console closed: the collector still ticks.
-    let first = rosey.get_json("/api/metrics")["timestamp"].clone();
-    let second = wait_for("a snapshot after stdin closed", DEADLINE, || {
-        let now = rosey.get_json("/api/metrics")["timestamp"].clone();
-        (now != first).then_some(now)
-    });
-    wait_for("another snapshot", DEADLINE, || (rosey.get_json("/api/metrics")["timestamp"] != second).then_some(()));
+    let first = rosey.get_json("/api/metrics");
+    let second = next_snapshot("a snapshot after stdin closed", &first, || rosey.get_json("/api/metrics"));
+    next_snapshot("another snapshot", &second, || rosey.get_json("/api/metrics"));
     rosey.assert_alive();
     let health = request("GET", &rosey.url("/health"), &[]).expect("/health answers");
     assert_eq!(health.status, 200, "{}", health.body);
@@ -112,6 +109,20 @@ fn a_second_signal_kills_the_plugins_without_waiting_out_the_grace() {
     assert!(log.contains("SIGINT received again; killing the plugins now"), "{log}");
     assert!(!log.contains("did not stop within"), "the grace period was waited out: {log}");
     assert!(took < Duration::from_millis(4900), "stopped after {took:?}, as if the grace period had run");
+    for pid in pids {
+        assert!(!process_exists(pid), "process {pid} outlived the host");
+    }
+}
+
+#[test]
+fn sigquit_stops_at_once_and_leaves_no_plugin_behind() {
+    let (mut rosey, pids) = start_with_a_stubborn_plugin();
+    rosey.signal(Signal::SIGQUIT);
+    let status = rosey.wait_exit(DEADLINE);
+    let log = rosey.stderr_text();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("SIGQUIT received; stopping now"), "{log}");
+    assert!(!log.contains("did not stop within"), "SIGQUIT does not wait out the grace period: {log}");
     for pid in pids {
         assert!(!process_exists(pid), "process {pid} outlived the host");
     }

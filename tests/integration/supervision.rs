@@ -161,7 +161,7 @@ fn a_plugin_that_keeps_crashing_ends_failed() {
         let snapshot = rosey.get_json("/api/metrics");
         (plugin_in(&snapshot["plugins"], "crasher")["state"] == "FAILED").then_some(snapshot)
     });
-    let later = next_snapshot(&seen, || rosey.get_json("/api/metrics"));
+    let later = next_snapshot("the snapshot after the one showing FAILED", &seen, || rosey.get_json("/api/metrics"));
     assert_eq!(plugin_in(&later["plugins"], "crasher")["crash_count"], 3, "no restart after giving up");
     // And the others carry on.
     rosey.say("!roll 1d6");
