@@ -129,6 +129,8 @@ fn plugin_names(state: &Value) -> Vec<&str> {
 fn a_config_reload_that_adds_and_removes_plugins_reaches_a_client_on_deltas() {
     let rosey = RoseyBuilder::new().start();
     rosey.wait_until_running();
+    // RUNNING comes before the hello: the kept plugin's version, checked below, comes with it.
+    rosey.wait_for_plugin("hostile's hello", "hostile", |p| p["version"] == HOSTILE_VERSION);
     let started = rosey.config.clone();
     let mut reloaded = started.clone();
     let plugins = reloaded["plugins"].as_array_mut().expect("a list of plugins");
