@@ -12,7 +12,7 @@ use crate::chat::AtEndOfInput;
 use crate::chat::admin::{AdminDesk, Authority};
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError, ConfigFile};
-use crate::control::{self, ConfigReloadError, Controls, Trigger};
+use crate::control::{self, ActionDoor, ConfigReloadError, Trigger};
 use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
@@ -134,7 +134,7 @@ impl ControlSignals {
 
     /// The next request to stop. A reload asked for meanwhile is started and not waited for
     /// (a stop must not wait behind it); without `controls` (during shutdown) it is ignored.
-    async fn next_stop(&mut self, controls: Option<&Controls>) -> StopRequest {
+    async fn next_stop(&mut self, controls: Option<&ActionDoor>) -> StopRequest {
         loop {
             match (self.recv().await, controls) {
                 (ControlEvent::Stop(signal), _) => return StopRequest { signal, at_once: false },
@@ -156,9 +156,9 @@ struct StopRequest {
 }
 
 /// SIGHUP reloads the configuration; an invalid file changes nothing and logs every problem.
-async fn reload_config(controls: Controls) {
+async fn reload_config(controls: ActionDoor) {
     info!("SIGHUP received; reloading the config");
-    // Controls writes the audit line; the problems get one log line each here.
+    // ActionDoor writes the audit line; the problems get one log line each here.
     if let Err(ConfigReloadError::Invalid(error)) = controls.reload_config(Trigger::Signal("SIGHUP")).await {
         for problem in error.to_string().lines() {
             tracing::error!("config reload refused: {problem}");
@@ -189,7 +189,7 @@ pub async fn run(
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     info!(plugins = config.plugins.len(), "starting");
     let host = PluginHost::start(config.plugins.clone(), Launcher { rosey_exe, open_files }, reply_tx);
-    let (controls, control_requests) = Controls::channel();
+    let (controls, control_requests) = ActionDoor::channel();
 
     let collector = Collector::new(host.registry(), config.metrics);
     let snapshots = collector.subscribe();

@@ -13,8 +13,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 
-use crate::action_text::{ActionSummary, ConfigSummary};
 use crate::config::{BasicAuth, DashboardConfig};
+use crate::control::text::{ActionSummary, ConfigSummary};
 use crate::display::host_port;
 use crate::plugins::spec::PluginName;
 pub use url::BotUrl;
