@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::{Action, ActionError, ActionOutcome, ActionReport, Trigger};
-use crate::config::Config;
+use crate::config::{Config, DashboardConfig, MetricsConfig};
 use crate::plugins::PluginHost;
 
 /// What a config reload changed.
@@ -91,44 +91,85 @@ pub(super) fn apply(host: &mut PluginHost, running: &Config, config: Config) -> 
     Plan { report, reloads }
 }
 
-/// The settings that differ from the running ones but only take effect at start.
+/// The settings that differ from the running ones but only take effect at start. Each section
+/// is taken apart field by field (no `..`), so a new setting does not compile until it is
+/// sorted in here: today the dashboard and the collector read every one of theirs only as they
+/// start, so every change needs a restart.
 fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
-    let (a, b) = (&running.dashboard, &new.dashboard);
-    let same_auth = match (&a.auth, &b.auth) {
+    let DashboardConfig { enabled, host, port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth } =
+        &new.dashboard;
+    let MetricsConfig { poll_interval, history_duration } = &new.metrics;
+    let (was, was_metrics) = (&running.dashboard, &running.metrics);
+    let same_auth = match (&was.auth, auth) {
         (None, None) => true,
         (Some(x), Some(y)) => x.username == y.username && x.password == y.password,
         _ => false,
     };
     let changes = [
-        ("dashboard.enabled", a.enabled != b.enabled),
-        ("dashboard.host", a.host != b.host),
-        ("dashboard.port", a.port != b.port),
-        ("dashboard.warn_cpu_percent", a.warn_cpu_percent != b.warn_cpu_percent),
-        ("dashboard.warn_memory_mb", a.warn_memory_mb != b.warn_memory_mb),
-        ("dashboard.max_sse_clients", a.max_sse_clients != b.max_sse_clients),
+        ("dashboard.enabled", was.enabled != *enabled),
+        ("dashboard.host", was.host != *host),
+        ("dashboard.port", was.port != *port),
+        ("dashboard.warn_cpu_percent", was.warn_cpu_percent != *warn_cpu_percent),
+        ("dashboard.warn_memory_mb", was.warn_memory_mb != *warn_memory_mb),
+        ("dashboard.max_sse_clients", was.max_sse_clients != *max_sse_clients),
         ("dashboard.auth", !same_auth),
-        ("metrics.poll_interval", running.metrics.poll_interval != new.metrics.poll_interval),
-        ("metrics.history_duration", running.metrics.history_duration != new.metrics.history_duration),
+        ("metrics.poll_interval", was_metrics.poll_interval != *poll_interval),
+        ("metrics.history_duration", was_metrics.history_duration != *history_duration),
     ];
     changes.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key.to_owned()).collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+    use crate::config::{ConfigFile, NamedBy, RawConfig};
+
+    fn load(json: &str) -> Config {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("rosey.json");
+        std::fs::write(&path, json).expect("written");
+        crate::config::load(&ConfigFile::Named { path, named_by: NamedBy::Flag }).expect("valid").config
+    }
 
     #[test]
     fn settings_that_need_a_re_bind_are_named() {
-        let load = |json: &str| {
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let path = dir.path().join("rosey.json");
-            std::fs::write(&path, json).expect("written");
-            let named_by = crate::config::NamedBy::Flag;
-            crate::config::load(&crate::config::ConfigFile::Named { path, named_by }).expect("valid").config
-        };
         let running = load(r#"{"dashboard": {"port": 8080}}"#);
         assert!(needs_restart(&running, &load(r#"{"dashboard": {"port": 8080}}"#)).is_empty());
         let moved = load(r#"{"dashboard": {"port": 9090, "host": "127.0.0.1"}, "metrics": {"poll_interval": 1}}"#);
         assert_eq!(needs_restart(&running, &moved), ["dashboard.host", "dashboard.port", "metrics.poll_interval"]);
+    }
+
+    /// The keys come from what a user may write (the raw config's defaults), not from a list
+    /// kept beside `needs_restart`: a key it forgets, or names wrongly, fails here.
+    #[test]
+    fn every_dashboard_and_metrics_key_changed_alone_is_named() {
+        let defaults = serde_json::to_value(RawConfig::default()).expect("plain data serialises");
+        let running = load("{}");
+        let mut checked = 0;
+        for section in ["dashboard", "metrics"] {
+            let mut fields = defaults[section].as_object().expect("a section is an object").clone();
+            if section == "dashboard" {
+                // Absent by default, so not serialised.
+                fields.insert("auth".to_owned(), json!({ "username": "admin", "password": "secret" }));
+            }
+            for (field, value) in fields {
+                let changed = match value {
+                    Value::Bool(on) => json!(!on),
+                    Value::Number(n) => match n.as_u64() {
+                        Some(whole) => json!(whole + 1),
+                        None => json!(n.as_f64().expect("a finite number") + 1.0),
+                    },
+                    Value::String(text) => json!(format!("{text}.example")),
+                    object @ Value::Object(_) => object,
+                    other => panic!("{section}.{field}: no change written for {other}"),
+                };
+                let new = load(&json!({ section: { field.as_str(): changed } }).to_string());
+                assert_eq!(needs_restart(&running, &new), [format!("{section}.{field}")]);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 9, "every dashboard and metrics key is checked");
     }
 }
