@@ -23,16 +23,18 @@ use crate::{chat, limits, logging};
 /// Replies waiting to be printed before a plugin's further replies are dropped.
 const REPLY_QUEUE: usize = 1024;
 
-/// Why the program stopped with a failure.
+/// Why the program stopped with a failure. The messages carry no `error: ` in front: `main`
+/// adds it, except to config errors, which name themselves (`config error: …`, one line per
+/// problem).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Config(#[from] ConfigError),
-    #[error("error: {0}")]
+    #[error("{0}")]
     Dashboard(#[from] dashboard::StartError),
-    #[error("error: unknown built-in plugin \"{0}\" (expected dice-roller or 8ball)")]
+    #[error("unknown built-in plugin \"{0}\" (expected dice-roller or 8ball)")]
     UnknownBuiltin(String),
-    #[error("error: {context}: {source}")]
+    #[error("{context}: {source}")]
     Io { context: &'static str, source: std::io::Error },
     #[error("{0}")]
     Remote(#[from] remote::RemoteError),
@@ -160,7 +162,7 @@ async fn reload_config(controls: ActionDoor) {
     info!("SIGHUP received; reloading the config");
     // ActionDoor writes the audit line; the problems get one log line each here.
     if let Err(ConfigReloadError::Invalid(error)) = controls.reload_config(Trigger::Signal("SIGHUP")).await {
-        for problem in error.to_string().lines() {
+        for problem in error.problem_lines() {
             tracing::error!("config reload refused: {problem}");
         }
     }

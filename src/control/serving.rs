@@ -85,7 +85,7 @@ fn dispatch(
     }
     let entry = match action {
         Action::Reload => {
-            let config = load().map_err(|e| ActionError::InvalidConfig(e.to_string()))?;
+            let config = load().map_err(|e| ActionError::InvalidConfig(e.problem_lines()))?;
             let entry = config.plugins.into_iter().find(|p| p.name.as_str() == plugin);
             Some(entry.ok_or_else(|| ActionError::NotInConfig(plugin.to_owned()))?)
         }
