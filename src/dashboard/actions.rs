@@ -19,19 +19,19 @@ use poem::{Request, Response, handler};
 use serde_json::json;
 
 use super::Shared;
-use crate::action_text::ActionSummary;
-use crate::control::{Action, ActionError, ActionReport, ConfigReloadError, Controls, Trigger};
+use crate::control::text::ActionSummary;
+use crate::control::{Action, ActionDoor, ActionError, ActionReport, ConfigReloadError, Trigger};
 use form::FormPost;
 
 /// What the action routes share.
 pub struct Actions {
-    controls: Controls,
+    controls: ActionDoor,
     /// Actions are enabled only when the dashboard has credentials.
     enabled: bool,
 }
 
 impl Actions {
-    pub fn new(controls: Controls, enabled: bool) -> Arc<Actions> {
+    pub fn new(controls: ActionDoor, enabled: bool) -> Arc<Actions> {
         Arc::new(Actions { controls, enabled })
     }
 }

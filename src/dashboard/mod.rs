@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{BasicAuth, DashboardConfig};
-use crate::control::Controls;
+use crate::control::ActionDoor;
 use crate::display::host_port;
 use crate::limits;
 use crate::metrics::Snapshot;
@@ -101,7 +101,7 @@ impl Dashboard {
         bound: BoundDashboard,
         config: &DashboardConfig,
         snapshots: watch::Receiver<Arc<Snapshot>>,
-        controls: Controls,
+        controls: ActionDoor,
     ) -> Dashboard {
         let BoundDashboard { listener, templates, local_addr } = bound;
         // The first snapshot lists every configured plugin, each holding descriptors of its own.

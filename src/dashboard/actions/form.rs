@@ -23,8 +23,8 @@ use serde::Serialize;
 use tera::Context;
 
 use super::Refused;
-use crate::action_text::ActionSummary;
 use crate::control::ActionReport;
+use crate::control::text::ActionSummary;
 use crate::dashboard::{Shared, html_response};
 
 const TEMPLATE: &str = "action_answer.html";
