@@ -12,13 +12,13 @@ mod form;
 use std::sync::Arc;
 
 use poem::http::{StatusCode, header};
-use poem::web::headers::authorization::Basic;
-use poem::web::headers::{Authorization, HeaderMapExt};
 use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 use serde_json::json;
 
 use super::Shared;
+use super::auth::basic_auth_user;
+use super::responses::json_response;
 use crate::action_text::ActionSummary;
 use crate::control::{Action, ActionError, ActionReport, ConfigReloadError, Controls, Trigger};
 use form::FormPost;
@@ -49,7 +49,7 @@ impl Refused {
     }
 
     fn json(&self) -> Response {
-        json_response(self.status, json!({ "error": self.message }))
+        json_response(self.status, &json!({ "error": self.message }))
     }
 }
 
@@ -63,14 +63,6 @@ impl From<ActionError> for Refused {
         };
         Refused::new(status, e.to_string())
     }
-}
-
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("application/json")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(body.to_string())
 }
 
 /// Why an action request is refused before it reaches the bot.
@@ -102,8 +94,7 @@ fn cross_origin(req: &Request) -> Option<String> {
 }
 
 fn trigger(req: &Request) -> Trigger {
-    let user = req.headers().typed_get::<Authorization<Basic>>().map(|Authorization(b)| b.username().to_owned());
-    Trigger::Api { user }
+    Trigger::Api { user: basic_auth_user(req) }
 }
 
 /// `POST /api/plugin/{name}/{action}`: the action is the path's last segment.
@@ -122,7 +113,7 @@ pub async fn plugin_action(
                 // The outcome in words too, so the page shows what chat and the CLI would say.
                 let mut body = json!(report);
                 body["summary"] = json!(ActionSummary::of(&report).line());
-                json_response(StatusCode::OK, body)
+                json_response(StatusCode::OK, &body)
             }
             Err(refused) => refused.json(),
         };
@@ -150,12 +141,12 @@ pub async fn reload_config(actions: Data<&Arc<Actions>>, req: &Request) -> Respo
         return refused.json();
     }
     match actions.controls.reload_config(trigger(req)).await {
-        Ok(report) => json_response(StatusCode::OK, json!(report)),
+        Ok(report) => json_response(StatusCode::OK, &json!(report)),
         Err(ConfigReloadError::Invalid(problems)) => {
             let problems: Vec<String> = problems.to_string().lines().map(str::to_owned).collect();
             json_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                json!({ "error": "the config is invalid; nothing was changed", "problems": problems }),
+                &json!({ "error": "the config is invalid; nothing was changed", "problems": problems }),
             )
         }
         Err(e @ ConfigReloadError::Busy) => Refused::new(StatusCode::CONFLICT, e.to_string()).json(),

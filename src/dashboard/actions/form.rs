@@ -25,7 +25,8 @@ use tera::Context;
 use super::Refused;
 use crate::action_text::ActionSummary;
 use crate::control::ActionReport;
-use crate::dashboard::{Shared, html_response};
+use crate::dashboard::Shared;
+use crate::dashboard::responses::{html_response, uncached};
 
 const TEMPLATE: &str = "action_answer.html";
 /// How long a redirect waits for the dashboard to show the action's result, so that the page
@@ -73,11 +74,7 @@ impl FormPost {
             return self.page(shared, StatusCode::OK, &heading, &summary.line(), summary.outcome);
         }
         shown_after(shared, finished).await;
-        Response::builder()
-            .status(StatusCode::SEE_OTHER)
-            .header(header::LOCATION, self.back.url.as_str())
-            .header(header::CACHE_CONTROL, "no-store")
-            .finish()
+        uncached().status(StatusCode::SEE_OTHER).header(header::LOCATION, self.back.url.as_str()).finish()
     }
 
     /// The answer to a refused action (`action` as the path named it).
