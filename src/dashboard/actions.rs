@@ -1,4 +1,5 @@
-//! The action routes: `POST /api/plugin/{name}/reload|restart|stop|start` and `POST /api/reload`.
+//! The action routes: `POST /api/plugin/{name}/{action}` (`reload`, `restart`, `stop` or
+//! `start`, read once into an [`Action`] by [`ActionPath`]) and `POST /api/reload`.
 //!
 //! They change what runs, so they are guarded more than the read-only routes: refused unless
 //! `dashboard.auth` is set (basic auth is then checked for them like for every route, by the
@@ -11,9 +12,10 @@ mod form;
 
 use std::sync::Arc;
 
-use poem::http::{StatusCode, header};
+use poem::error::{MethodNotAllowedError, NotFoundError};
+use poem::http::{Method, StatusCode, header};
 use poem::web::{Data, Path};
-use poem::{Request, Response, handler};
+use poem::{FromRequest, Request, RequestBody, Response, handler};
 use serde_json::json;
 
 use super::Shared;
@@ -97,16 +99,46 @@ fn trigger(req: &Request) -> Trigger {
     Trigger::Api { user: basic_auth_user(req) }
 }
 
-/// `POST /api/plugin/{name}/{action}`: the action is the path's last segment.
+/// The path of `/api/plugin/{name}/{action}`. A last segment that names no action is no
+/// route at all: 404 whatever the method, as for any other unknown path.
+pub struct ActionPath {
+    name: String,
+    action: Action,
+}
+
+impl<'a> FromRequest<'a> for ActionPath {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<ActionPath> {
+        let Path((name, action)) = Path::<(String, String)>::from_request(req, body).await?;
+        let action = action.parse::<Action>().map_err(|_| NotFoundError)?;
+        Ok(ActionPath { name, action })
+    }
+}
+
+/// The action routes change what runs, so they take POST only: any other method (HEAD
+/// included) is 405, saying that POST is allowed.
+pub struct PostOnly;
+
+impl<'a> FromRequest<'a> for PostOnly {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<PostOnly> {
+        if req.method() == Method::POST {
+            return Ok(PostOnly);
+        }
+        let mut refused = poem::Error::from(MethodNotAllowedError).into_response();
+        refused.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        Err(poem::Error::from_response(refused))
+    }
+}
+
+/// `POST /api/plugin/{name}/{action}`.
 #[handler]
 pub async fn plugin_action(
+    ActionPath { name, action }: ActionPath,
+    _post: PostOnly,
     actions: Data<&Arc<Actions>>,
     shared: Data<&Arc<Shared>>,
-    Path(name): Path<String>,
     req: &Request,
 ) -> Response {
-    let last = req.uri().path().rsplit('/').next().unwrap_or("");
-    let result = act(&actions, &name, last, req).await;
+    let result = act(&actions, &name, action, req).await;
     let Some(form) = FormPost::of(req, &name) else {
         return match result {
             Ok(report) => {
@@ -120,23 +152,21 @@ pub async fn plugin_action(
     };
     match result {
         Ok(report) => form.answer(&shared, &report).await,
-        Err(refused) => form.refused(&shared, last, &name, &refused),
+        Err(refused) => form.refused(&shared, action, &name, &refused),
     }
 }
 
-/// Carry out the action named `last` (the path's last segment) on `name`, unless refused.
-async fn act(actions: &Actions, name: &str, last: &str, req: &Request) -> Result<ActionReport, Refused> {
+/// Carry out `action` on `name`, unless refused.
+async fn act(actions: &Actions, name: &str, action: Action, req: &Request) -> Result<ActionReport, Refused> {
     if let Some(refused) = refusal(actions, req) {
         return Err(refused);
     }
-    let action =
-        last.parse::<Action>().map_err(|_| Refused::new(StatusCode::NOT_FOUND, format!("unknown action {last:?}")))?;
     Ok(actions.controls.act(name, action, trigger(req)).await?)
 }
 
 /// `POST /api/reload`: re-read the config file and environment and apply the difference.
 #[handler]
-pub async fn reload_config(actions: Data<&Arc<Actions>>, req: &Request) -> Response {
+pub async fn reload_config(_post: PostOnly, actions: Data<&Arc<Actions>>, req: &Request) -> Response {
     if let Some(refused) = refusal(&actions, req) {
         return refused.json();
     }

@@ -26,7 +26,6 @@ impl Guard {
     /// Serve `req` through `ep` if it may be served. `nosniff` goes on every response, errors
     /// included (a 404 that echoes a requested name must never be sniffed as HTML).
     pub async fn serve<E: Endpoint>(&self, ep: &E, req: Request) -> poem::Result<Response> {
-        let action_route = is_action_path(req.uri().path());
         let mut response = if self.admits(&req) {
             match ep.call(req).await {
                 Ok(response) => response.into_response(),
@@ -38,13 +37,12 @@ impl Guard {
                 .header(header::WWW_AUTHENTICATE, "Basic realm=\"rosey\", charset=\"UTF-8\"")
                 .body("authentication required")
         };
-        let refused_method = response.status() == StatusCode::METHOD_NOT_ALLOWED;
         let headers = response.headers_mut();
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
-        if refused_method {
-            // RFC 9110 requires a 405 to say what is allowed.
-            let allow = if action_route { "POST" } else { "GET, HEAD" };
-            headers.insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        // RFC 9110 requires a 405 to say what is allowed. The action routes say it themselves
+        // (actions::PostOnly); every other route takes GET and HEAD.
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::ALLOW) {
+            response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         }
         Ok(response)
     }
@@ -56,15 +54,6 @@ impl Guard {
             Some(credentials) => req.uri().path() == "/health" || basic_auth_matches(req, credentials),
         }
     }
-}
-
-/// The action routes, which take POST only.
-fn is_action_path(path: &str) -> bool {
-    path == "/api/reload"
-        || path
-            .strip_prefix("/api/plugin/")
-            .and_then(|rest| rest.split_once('/'))
-            .is_some_and(|(_, action)| action.parse::<crate::control::Action>().is_ok())
 }
 
 /// The request's basic-auth user, whether or not auth is configured: it names who asked for

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Path, Query};
-use poem::{Body, EndpointExt, Request, Response, Route, get, handler, post};
+use poem::{Body, EndpointExt, Request, Response, Route, get, handler};
 use serde::Deserialize;
 
 use super::responses::{accepts_gzip, html, html_response, json, negotiated, respond, uncached};
@@ -20,13 +20,11 @@ const FAVICON: &str = include_str!("../../static/favicon.svg");
 
 /// The route table.
 pub fn routes(actions: Arc<actions::Actions>) -> Route {
-    let act = || post(actions::plugin_action).data(actions.clone());
     Route::new()
-        .at("/api/plugin/:name/reload", act())
-        .at("/api/plugin/:name/restart", act())
-        .at("/api/plugin/:name/stop", act())
-        .at("/api/plugin/:name/start", act())
-        .at("/api/reload", post(actions::reload_config).data(actions.clone()))
+        // The action routes check their method themselves (actions::PostOnly), after the
+        // action's name: an unknown action is 404 whatever the method.
+        .at("/api/plugin/:name/:action", actions::plugin_action.data(actions.clone()))
+        .at("/api/reload", actions::reload_config.data(actions))
         .at("/", get(index))
         .at("/plugin/:name", get(plugin_page))
         .at("/events", get(events))

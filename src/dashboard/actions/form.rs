@@ -24,7 +24,7 @@ use tera::Context;
 
 use super::Refused;
 use crate::action_text::ActionSummary;
-use crate::control::ActionReport;
+use crate::control::{Action, ActionReport};
 use crate::dashboard::Shared;
 use crate::dashboard::responses::{html_response, uncached};
 
@@ -77,8 +77,8 @@ impl FormPost {
         uncached().status(StatusCode::SEE_OTHER).header(header::LOCATION, self.back.url.as_str()).finish()
     }
 
-    /// The answer to a refused action (`action` as the path named it).
-    pub(super) fn refused(&self, shared: &Shared, action: &str, plugin: &str, refused: &Refused) -> Response {
+    /// The answer to a refused action.
+    pub(super) fn refused(&self, shared: &Shared, action: Action, plugin: &str, refused: &Refused) -> Response {
         self.page(shared, refused.status, &format!("{action} {plugin}: refused"), &refused.message, "refused")
     }
 
