@@ -20,9 +20,10 @@ use serde_json::json;
 
 use super::Shared;
 use super::auth::basic_auth_user;
+use super::refusal::Refusal;
 use super::responses::json_response;
 use crate::action_text::ActionSummary;
-use crate::control::{Action, ActionError, ActionReport, ConfigReloadError, Controls, Trigger};
+use crate::control::{Action, ActionReport, Controls, Trigger};
 use form::FormPost;
 
 /// What the action routes share.
@@ -38,46 +39,12 @@ impl Actions {
     }
 }
 
-/// Why an action was not carried out: the HTTP status and the reason in words.
-#[derive(Debug)]
-struct Refused {
-    status: StatusCode,
-    message: String,
-}
-
-impl Refused {
-    fn new(status: StatusCode, message: impl Into<String>) -> Refused {
-        Refused { status, message: message.into() }
-    }
-
-    fn json(&self) -> Response {
-        json_response(self.status, &json!({ "error": self.message }))
-    }
-}
-
-impl From<ActionError> for Refused {
-    fn from(e: ActionError) -> Refused {
-        let status = match &e {
-            ActionError::UnknownPlugin(_) => StatusCode::NOT_FOUND,
-            ActionError::Busy { .. } => StatusCode::CONFLICT,
-            ActionError::InvalidConfig(_) | ActionError::NotInConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ActionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Refused::new(status, e.to_string())
-    }
-}
-
 /// Why an action request is refused before it reaches the bot.
-fn refusal(actions: &Actions, req: &Request) -> Option<Refused> {
+fn refusal(actions: &Actions, req: &Request) -> Option<Refusal> {
     if !actions.enabled {
-        return Some(Refused::new(
-            StatusCode::FORBIDDEN,
-            "actions are disabled: set dashboard.auth (username and password) in the config file and \
-             restart the bot; actions then need those credentials",
-        ));
+        return Some(Refusal::ActionsDisabled);
     }
-    cross_origin(req)
-        .map(|reason| Refused::new(StatusCode::FORBIDDEN, format!("cross-origin request refused: {reason}")))
+    cross_origin(req).map(Refusal::CrossOrigin)
 }
 
 /// The rules of Go's `http.CrossOriginProtection` for a state-changing request: a browser's
@@ -157,7 +124,7 @@ pub async fn plugin_action(
 }
 
 /// Carry out `action` on `name`, unless refused.
-async fn act(actions: &Actions, name: &str, action: Action, req: &Request) -> Result<ActionReport, Refused> {
+async fn act(actions: &Actions, name: &str, action: Action, req: &Request) -> Result<ActionReport, Refusal> {
     if let Some(refused) = refusal(actions, req) {
         return Err(refused);
     }
@@ -172,15 +139,7 @@ pub async fn reload_config(_post: PostOnly, actions: Data<&Arc<Actions>>, req: &
     }
     match actions.controls.reload_config(trigger(req)).await {
         Ok(report) => json_response(StatusCode::OK, &json!(report)),
-        Err(ConfigReloadError::Invalid(problems)) => {
-            let problems: Vec<String> = problems.to_string().lines().map(str::to_owned).collect();
-            json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({ "error": "the config is invalid; nothing was changed", "problems": problems }),
-            )
-        }
-        Err(e @ ConfigReloadError::Busy) => Refused::new(StatusCode::CONFLICT, e.to_string()).json(),
-        Err(e @ ConfigReloadError::ShuttingDown) => Refused::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).json(),
+        Err(e) => Refusal::from(e).json(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod api;
 mod auth;
 mod memory;
 pub mod prometheus;
+mod refusal;
 pub mod render;
 mod responses;
 mod routes;

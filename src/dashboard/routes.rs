@@ -11,6 +11,7 @@ use poem::web::{Data, Path, Query};
 use poem::{Body, EndpointExt, Request, Response, Route, get, handler};
 use serde::Deserialize;
 
+use super::refusal::Refusal;
 use super::responses::{accepts_gzip, html, html_response, json, negotiated, respond, uncached};
 use super::{Shared, actions, prometheus, sse, view};
 
@@ -37,11 +38,6 @@ pub fn routes(actions: Arc<actions::Actions>) -> Route {
         .at("/static/favicon.svg", get(static_favicon))
         // Browsers ask for it on pages without an icon link (the JSON and text routes).
         .at("/favicon.ico", get(static_favicon))
-}
-
-pub fn plugin_not_found(name: &str) -> Response {
-    let message = serde_json::json!({ "error": format!("Plugin {name} not found") });
-    Response::builder().status(StatusCode::NOT_FOUND).content_type("application/json").body(message.to_string())
 }
 
 #[handler]
@@ -80,7 +76,7 @@ fn api_plugin(shared: Data<&Arc<Shared>>, Path(name): Path<String>) -> Response 
     let page = shared.current();
     match page.plugin_index(&name) {
         Some(i) => json(page.api_plugin(i)),
-        None => plugin_not_found(&name),
+        None => Refusal::UnknownPlugin(name).json(),
     }
 }
 
@@ -122,7 +118,7 @@ fn events(shared: Data<&Arc<Shared>>, req: &Request, Query(query): Query<EventsQ
     if let Some(name) = &query.plugin
         && shared.current().plugin_index(name).is_none()
     {
-        return plugin_not_found(name);
+        return Refusal::UnknownPlugin(name.clone()).json();
     }
     let Some(slot) = shared.context.sse_clients.try_join() else {
         // Closing the refused client's connection gives its slot under the connection cap
