@@ -49,15 +49,61 @@ impl SystemView {
     }
 }
 
+/// The card's colour: how much a plugin needs a look.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// RUNNING within the thresholds.
+    Healthy,
+    /// RUNNING above the CPU or memory threshold.
+    Warning,
+    /// CRASHED or FAILED.
+    Error,
+    /// STARTING or STOPPED.
+    #[default]
+    Idle,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Warning => "warning",
+            Health::Error => "error",
+            Health::Idle => "idle",
+        }
+    }
+
+    /// Worst first, for sorting problems first: 0 for errors, 1 for warnings (and for stale
+    /// figures, which need a look whatever the health), 2 for idle, 3 for healthy.
+    pub fn problem_rank(self, stale: bool) -> u8 {
+        let rank = match self {
+            Health::Error => 0,
+            Health::Warning => 1,
+            Health::Idle => 2,
+            Health::Healthy => 3,
+        };
+        if stale { rank.min(1) } else { rank }
+    }
+}
+
+/// A card's state as the page shows it: the blank card of the page's `<template>` (`None`)
+/// shows none.
+fn state_text<S: serde::Serializer>(state: &Option<PluginState>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(state.map_or("", PluginState::as_str))
+}
+
 /// One plugin's card. `Default` is the blank card the page's `<template>` is rendered from,
 /// which the script clones for a plugin the page does not show yet.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CardView {
     pub name: String,
     pub detail_url: String,
-    pub state: &'static str,
-    /// `healthy`, `warning`, `error` or `idle`: the card's colour, and what sorts problems first.
-    pub health: &'static str,
+    /// None only on the blank card.
+    #[serde(serialize_with = "state_text")]
+    pub state: Option<PluginState>,
+    /// The card's colour, and what sorts problems first.
+    pub health: Health,
     /// The card's CSS classes: its health colour and whether its figures are stale.
     pub classes: String,
     pub badge: String,
@@ -86,21 +132,23 @@ impl CardView {
         let high_cpu = p.cpu_percent > thresholds.cpu_percent;
         let high_memory = p.memory_mb() > thresholds.memory_mb;
         let (health, badge) = match p.state {
-            PluginState::Running if high_cpu && high_memory => ("warning", "RUNNING · high CPU and memory".to_owned()),
-            PluginState::Running if high_cpu => ("warning", "RUNNING · high CPU".to_owned()),
-            PluginState::Running if high_memory => ("warning", "RUNNING · high memory".to_owned()),
-            PluginState::Running => ("healthy", "RUNNING".to_owned()),
-            PluginState::Crashed | PluginState::Failed => ("error", p.state.as_str().to_owned()),
-            PluginState::Starting | PluginState::Stopped => ("idle", p.state.as_str().to_owned()),
+            PluginState::Running if high_cpu && high_memory => {
+                (Health::Warning, "RUNNING · high CPU and memory".to_owned())
+            }
+            PluginState::Running if high_cpu => (Health::Warning, "RUNNING · high CPU".to_owned()),
+            PluginState::Running if high_memory => (Health::Warning, "RUNNING · high memory".to_owned()),
+            PluginState::Running => (Health::Healthy, "RUNNING".to_owned()),
+            PluginState::Crashed | PluginState::Failed => (Health::Error, p.state.as_str().to_owned()),
+            PluginState::Starting | PluginState::Stopped => (Health::Idle, p.state.as_str().to_owned()),
         };
         let stale = snapshot.is_stale(p);
         let CardOperations { activity, last_reload, stoppable, startable } = CardOperations::of(p);
         CardView {
             name: p.name.clone(),
             detail_url: format!("/plugin/{}", p.name),
-            state: p.state.as_str(),
+            state: Some(p.state),
             health,
-            classes: format!("card health-{health}{}", if stale { " is-stale" } else { "" }),
+            classes: format!("card health-{}{}", health.as_str(), if stale { " is-stale" } else { "" }),
             badge,
             version: p.version.clone(),
             pid: p.pid.map_or_else(|| "—".to_owned(), |pid| pid.to_string()),

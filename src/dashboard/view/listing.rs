@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CardView;
 use crate::dashboard::api::PluginSummary;
+use crate::plugins::PluginState;
 
 /// The index page's query. Every field has a default, so `/` is the default listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
@@ -119,34 +120,22 @@ pub struct Row<'a> {
 }
 
 impl Row<'_> {
-    /// 0 for errors, 1 for warnings and stale figures, 2 for STARTING/STOPPED, 3 for healthy.
     fn problem_rank(&self) -> u8 {
-        match self.card.health {
-            "error" => 0,
-            "warning" => 1,
-            _ if self.card.stale => 1,
-            "idle" => 2,
-            _ => 3,
-        }
+        self.card.health.problem_rank(self.card.stale)
     }
 
     fn state_rank(&self) -> u8 {
-        match self.card.state {
-            "FAILED" => 0,
-            "CRASHED" => 1,
-            "STARTING" => 2,
-            "STOPPED" => 3,
-            _ => 4,
-        }
+        self.card.state.map_or(PluginState::Running.rank(), PluginState::rank)
     }
 
     fn shown_by(&self, filter: StateFilter) -> bool {
+        let running = self.card.state == Some(PluginState::Running);
         match filter {
             StateFilter::All => true,
             StateFilter::Problems => self.problem_rank() < 3,
-            StateFilter::NotRunning => self.card.state != "RUNNING",
-            StateFilter::Down => self.card.health == "error",
-            StateFilter::Running => self.card.state == "RUNNING",
+            StateFilter::NotRunning => !running,
+            StateFilter::Down => self.card.state.is_some_and(PluginState::is_down),
+            StateFilter::Running => running,
         }
     }
 }
@@ -174,9 +163,10 @@ pub fn listing(query: &PageQuery, rows: &[Row]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dashboard::view::Health;
 
-    fn card(name: &str, state: &'static str, health: &'static str) -> CardView {
-        CardView { name: name.to_owned(), state, health, ..CardView::default() }
+    fn card(name: &str, state: PluginState, health: Health) -> CardView {
+        CardView { name: name.to_owned(), state: Some(state), health, ..CardView::default() }
     }
 
     fn summary<'a>(card: &'a CardView, cpu: f64) -> PluginSummary<'a> {
@@ -184,7 +174,7 @@ mod tests {
             name: &card.name,
             version: "",
             pid: None,
-            state: card.state,
+            state: card.state.map_or("", PluginState::as_str),
             uptime_seconds: 0.0,
             cpu_percent: cpu,
             memory_mb: 0.0,
@@ -200,10 +190,10 @@ mod tests {
     #[test]
     fn problems_come_first_then_names_and_filters_combine() {
         let cards = vec![
-            card("alpha", "RUNNING", "healthy"),
-            card("beta", "CRASHED", "error"),
-            card("Gamma", "RUNNING", "warning"),
-            card("delta", "STOPPED", "idle"),
+            card("alpha", PluginState::Running, Health::Healthy),
+            card("beta", PluginState::Crashed, Health::Error),
+            card("Gamma", PluginState::Running, Health::Warning),
+            card("delta", PluginState::Stopped, Health::Idle),
         ];
         let cpus = [5.0, 0.0, 90.0, 0.0];
         let summaries: Vec<PluginSummary> = cards.iter().zip(cpus).map(|(c, cpu)| summary(c, cpu)).collect();
