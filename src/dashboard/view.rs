@@ -11,11 +11,13 @@ use crate::display::{format_duration, format_mb, format_uptime, rfc3339, thousan
 use crate::metrics::history::{Aggregates, Sample, SeriesView};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::{CrashRecord, PluginState};
-pub use listing::{PageQuery, Row, listing};
+pub use listing::{PageQuery, Row, StateFilter, listing};
 pub use operations::{CardOperations, ConflictView, ReloadView};
 
 /// Samples drawn in a card's sparkline.
 pub const SPARK_SAMPLES: usize = 60;
+/// The boxes lines are drawn in; the templates' `<svg viewBox>` declare the same, and the live
+/// page reads them there.
 const SPARK_BOX: (f64, f64) = (120.0, 24.0);
 const CHART_BOX: (f64, f64) = (600.0, 120.0);
 
@@ -102,8 +104,16 @@ pub struct CardView {
     /// None only on the blank card.
     #[serde(serialize_with = "state_text")]
     pub state: Option<PluginState>,
-    /// The card's colour, and what sorts problems first.
+    /// The card's colour.
     pub health: Health,
+    // How the index page orders and filters the card, sent so that the live page orders it by
+    // the same rules as the server's render without working them out again.
+    /// [`Health::problem_rank`].
+    pub problem_rank: u8,
+    /// [`PluginState::rank`].
+    pub state_rank: u8,
+    /// The state filters that show the card (`all` always).
+    pub filters: Vec<StateFilter>,
     /// The card's CSS classes: its health colour and whether its figures are stale.
     pub classes: String,
     pub badge: String,
@@ -142,12 +152,16 @@ impl CardView {
             PluginState::Starting | PluginState::Stopped => (Health::Idle, p.state.as_str().to_owned()),
         };
         let stale = snapshot.is_stale(p);
+        let problem_rank = health.problem_rank(stale);
         let CardOperations { activity, last_reload, stoppable, startable } = CardOperations::of(p);
         CardView {
             name: p.name.clone(),
             detail_url: format!("/plugin/{}", p.name),
             state: Some(p.state),
             health,
+            problem_rank,
+            state_rank: p.state.rank(),
+            filters: StateFilter::showing(p.state, problem_rank),
             classes: format!("card health-{}{}", health.as_str(), if stale { " is-stale" } else { "" }),
             badge,
             version: p.version.clone(),
@@ -395,5 +409,17 @@ mod tests {
         assert_eq!(polyline([0.0, 10.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,1");
         assert_eq!(polyline([].into_iter(), (120.0, 24.0), 0.0), "");
         assert_eq!(polyline([0.0, 0.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,23");
+    }
+
+    /// The live page draws each line into the box its `<svg>` declares, so the templates'
+    /// boxes must be the ones the server draws in.
+    #[test]
+    fn the_templates_declare_the_boxes_the_server_draws_in() {
+        let view_box = |(width, height): (f64, f64)| format!("viewBox=\"0 0 {width} {height}\"");
+        let card = include_str!("../../templates/card.html");
+        assert_eq!(card.matches("<svg ").count(), card.matches(&view_box(SPARK_BOX)).count(), "{card}");
+        let plugin = include_str!("../../templates/plugin.html");
+        assert_eq!(plugin.matches("<svg ").count(), plugin.matches(&view_box(CHART_BOX)).count(), "{plugin}");
+        assert!(plugin.contains(&view_box(CHART_BOX)), "{plugin}");
     }
 }

@@ -1,7 +1,8 @@
 //! Which cards the index page lists, in which order and how: the `?q=&state=&sort=&view=`
-//! query. The server render honours it (so it works without JavaScript and can be bookmarked),
-//! and `static/dashboard.js` applies the same rules to the live page; the two must agree, or
-//! the first live update would reshuffle the page.
+//! query. The server render honours it (so it works without JavaScript and can be bookmarked).
+//! The live page (`static/dashboard.js`) orders its cards by what each card carries (its
+//! ranks and the filters that show it, worked out here) and by the `/api/metrics` figures, so
+//! the two cannot disagree and the first live update never reshuffles the page.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,27 @@ pub enum StateFilter {
     /// CRASHED or FAILED.
     Down,
     Running,
+}
+
+impl StateFilter {
+    pub const ALL: [StateFilter; 5] =
+        [StateFilter::All, StateFilter::Problems, StateFilter::NotRunning, StateFilter::Down, StateFilter::Running];
+
+    /// Does the filter show a plugin in `state` whose card has `problem_rank`?
+    pub fn shows(self, state: PluginState, problem_rank: u8) -> bool {
+        match self {
+            StateFilter::All => true,
+            StateFilter::Problems => problem_rank < 3,
+            StateFilter::NotRunning => state != PluginState::Running,
+            StateFilter::Down => state.is_down(),
+            StateFilter::Running => state == PluginState::Running,
+        }
+    }
+
+    /// The filters that show a plugin in `state` whose card has `problem_rank`.
+    pub fn showing(state: PluginState, problem_rank: u8) -> Vec<StateFilter> {
+        StateFilter::ALL.into_iter().filter(|f| f.shows(state, problem_rank)).collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -119,39 +141,18 @@ pub struct Row<'a> {
     pub summary: &'a PluginSummary<'a>,
 }
 
-impl Row<'_> {
-    fn problem_rank(&self) -> u8 {
-        self.card.health.problem_rank(self.card.stale)
-    }
-
-    fn state_rank(&self) -> u8 {
-        self.card.state.map_or(PluginState::Running.rank(), PluginState::rank)
-    }
-
-    fn shown_by(&self, filter: StateFilter) -> bool {
-        let running = self.card.state == Some(PluginState::Running);
-        match filter {
-            StateFilter::All => true,
-            StateFilter::Problems => self.problem_rank() < 3,
-            StateFilter::NotRunning => !running,
-            StateFilter::Down => self.card.state.is_some_and(PluginState::is_down),
-            StateFilter::Running => running,
-        }
-    }
-}
-
 /// The positions (in name order) of the rows `query` shows, in the order it shows them.
 pub fn listing(query: &PageQuery, rows: &[Row]) -> Vec<usize> {
     let needle = query.q.to_lowercase();
     let mut shown: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].shown_by(query.state) && rows[i].card.name.to_lowercase().contains(&needle))
+        .filter(|&i| rows[i].card.filters.contains(&query.state) && rows[i].card.name.to_lowercase().contains(&needle))
         .collect();
     // Highest first for the figures; the position (name order) breaks every tie.
     let descending = |f: fn(&Row) -> f64| move |a: &usize, b: &usize| f(&rows[*b]).total_cmp(&f(&rows[*a]));
     match query.sort {
         SortKey::Name => {}
-        SortKey::Problems => shown.sort_by_key(|&i| rows[i].problem_rank()),
-        SortKey::State => shown.sort_by_key(|&i| rows[i].state_rank()),
+        SortKey::Problems => shown.sort_by_key(|&i| rows[i].card.problem_rank),
+        SortKey::State => shown.sort_by_key(|&i| rows[i].card.state_rank),
         SortKey::Cpu => shown.sort_by(descending(|r| r.summary.cpu_percent)),
         SortKey::Memory => shown.sort_by(descending(|r| r.summary.memory_mb)),
         SortKey::Events => shown.sort_by(descending(|r| r.summary.event_count as f64)),
@@ -166,7 +167,17 @@ mod tests {
     use crate::dashboard::view::Health;
 
     fn card(name: &str, state: PluginState, health: Health) -> CardView {
-        CardView { name: name.to_owned(), state: Some(state), health, ..CardView::default() }
+        let problem_rank = health.problem_rank(false);
+        let filters = StateFilter::showing(state, problem_rank);
+        CardView {
+            name: name.to_owned(),
+            state: Some(state),
+            health,
+            problem_rank,
+            state_rank: state.rank(),
+            filters,
+            ..CardView::default()
+        }
     }
 
     fn summary<'a>(card: &'a CardView, cpu: f64) -> PluginSummary<'a> {
