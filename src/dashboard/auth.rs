@@ -40,7 +40,7 @@ impl Guard {
         let headers = response.headers_mut();
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
         // RFC 9110 requires a 405 to say what is allowed. The action routes say it themselves
-        // (actions::PostOnly); every other route takes GET and HEAD.
+        // (action_routes::PostOnly); every other route takes GET and HEAD.
         if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::ALLOW) {
             response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         }

@@ -3,10 +3,10 @@
 //! once ([`follow_snapshots`]), and stopping both. Every route is in [`routes`]; the guard
 //! around them (basic auth) in [`auth`]; how answers are built in [`responses`].
 
-pub mod actions;
+pub mod action_routes;
 pub mod api;
 mod auth;
-mod memory;
+mod burst_trim;
 pub mod prometheus;
 mod refusal;
 pub mod render;
@@ -112,7 +112,7 @@ impl Dashboard {
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
         let shared = Arc::new(Shared { pages, context, stop: stop.clone() });
         let guard = auth::Guard::new(config.auth.clone());
-        let actions = actions::Actions::new(controls, config.auth.is_some());
+        let actions = action_routes::Actions::new(controls, config.auth.is_some());
         let app = routes::routes(actions).data(shared).around(move |ep, req| {
             let guard = guard.clone();
             async move { guard.serve(&*ep, req).await }

@@ -1,6 +1,6 @@
 //! Why a request was not served as asked, and the one place where each reason gets its HTTP
 //! status ([`Refusal::status`]). Every route answers a refusal in JSON (`{"error": …}`), and
-//! a card's form without JavaScript as a page ([`super::actions`]); both take the status here.
+//! a card's form without JavaScript as a page ([`super::action_routes`]); both take the status here.
 
 use poem::Response;
 use poem::http::StatusCode;

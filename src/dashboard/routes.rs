@@ -1,5 +1,5 @@
 //! Every route the dashboard serves, and the GET handlers. Any other path is 404; a method
-//! other than GET/HEAD is 405 (POST only on the action routes, in [`super::actions`]).
+//! other than GET/HEAD is 405 (POST only on the action routes, in [`super::action_routes`]).
 //! Handlers only look up bodies that [`Rendered`](super::render::Rendered) made once for the
 //! current snapshot; they never sample and never take a lock the collector holds.
 
@@ -13,19 +13,19 @@ use serde::Deserialize;
 
 use super::refusal::Refusal;
 use super::responses::{accepts_gzip, html, html_response, json, negotiated, respond, uncached};
-use super::{Shared, actions, prometheus, sse, view};
+use super::{Shared, action_routes, prometheus, sse, view};
 
 const JS: &str = include_str!("../../static/dashboard.js");
 const CSS: &str = include_str!("../../static/dashboard.css");
 const FAVICON: &str = include_str!("../../static/favicon.svg");
 
 /// The route table.
-pub fn routes(actions: Arc<actions::Actions>) -> Route {
+pub fn routes(actions: Arc<action_routes::Actions>) -> Route {
     Route::new()
-        // The action routes check their method themselves (actions::PostOnly), after the
+        // The action routes check their method themselves (action_routes::PostOnly), after the
         // action's name: an unknown action is 404 whatever the method.
-        .at("/api/plugin/:name/:action", actions::plugin_action.data(actions.clone()))
-        .at("/api/reload", actions::reload_config.data(actions))
+        .at("/api/plugin/:name/:action", action_routes::plugin_action.data(actions.clone()))
+        .at("/api/reload", action_routes::reload_config.data(actions))
         .at("/", get(index))
         .at("/plugin/:name", get(plugin_page))
         .at("/events", get(events))

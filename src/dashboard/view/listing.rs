@@ -114,7 +114,7 @@ fn choices<T: PartialEq + Copy>(all: &[(T, &'static str, &'static str)], current
 
 /// The page's controls as the template shows them.
 #[derive(Debug, Serialize)]
-pub struct Controls {
+pub struct ListingControls {
     pub q: String,
     pub states: Vec<Choice>,
     pub sorts: Vec<Choice>,
@@ -123,8 +123,8 @@ pub struct Controls {
 }
 
 impl PageQuery {
-    pub fn controls(&self) -> Controls {
-        Controls {
+    pub fn controls(&self) -> ListingControls {
+        ListingControls {
             q: self.q.clone(),
             states: choices(&STATE_CHOICES, self.state),
             sorts: choices(&SORT_CHOICES, self.sort),
