@@ -6,11 +6,11 @@
 //! delta's `changes` is the difference of two trees (see [`diff`]); points travel apart, as new
 //! values only, because the browser keeps its own window of them. Each tree is built once per
 //! snapshot on first use, and the previous snapshot's tree is kept only until the next one
-//! arrives ([`LiveFrames`] never refers to an older `LiveFrames`). The index page's tree, a thousand
-//! plugins' entries and cards, holds each of those as a flat list of [`Fields`], compared
-//! field by field, each with the same plugin's (by name: a config reload that adds or removes
-//! plugins also gives a delta, which then names the new list of plugins); a detail page's tree
-//! is one `serde_json::Value`.
+//! arrives ([`LiveFrames`] never refers to an older `LiveFrames`). The index page's tree, a
+//! thousand plugins' entries and cards, holds each of those as a flat list of [`Fields`],
+//! compared field by field, each with the same plugin's (by name: a config reload that adds or
+//! removes plugins also gives a delta, which then names the new list of plugins); a detail
+//! page's tree is one `serde_json::Value`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, OnceLock};
