@@ -155,7 +155,27 @@ fn request_with(headers: &[(&str, &str)]) -> Request {
 
 #[cfg(test)]
 mod tests {
+    use poem::{Endpoint, Route};
+
     use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_action_is_no_route_and_a_known_one_takes_post_only() {
+        // The method and the path are refused before the handler needs its data.
+        let route = Route::new().at("/api/plugin/:name/:action", plugin_action);
+        let answer =
+            |method: Method, path: &str| route.get_response(Request::builder().method(method).uri_str(path).finish());
+        for method in [Method::GET, Method::POST, Method::PUT] {
+            let unknown = answer(method.clone(), "/api/plugin/dice-roller/bogus").await;
+            assert_eq!(unknown.status(), StatusCode::NOT_FOUND, "{method} of an unknown action");
+            assert!(unknown.headers().get(header::ALLOW).is_none());
+        }
+        for method in [Method::GET, Method::HEAD, Method::DELETE] {
+            let refused = answer(method.clone(), "/api/plugin/dice-roller/reload").await;
+            assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(refused.headers().get(header::ALLOW).map(|v| v.as_bytes()), Some(&b"POST"[..]), "{method}");
+        }
+    }
 
     #[test]
     fn cross_origin_rules_follow_go() {
