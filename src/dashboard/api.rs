@@ -154,7 +154,7 @@ impl<'a> ReloadJson<'a> {
     fn of(r: &'a ReloadRecord) -> Self {
         ReloadJson {
             at: rfc3339(r.at),
-            trigger: r.trigger,
+            trigger: r.trigger.kind(),
             from_version: r.from_version.as_deref(),
             to_version: r.to_version.as_deref(),
             duration_seconds: round(r.duration.as_secs_f64(), 3),

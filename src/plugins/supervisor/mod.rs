@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::action::{Action, ActionReport};
+use super::action::{Action, ActionReport, Trigger};
 use super::protocol::HostMessage;
 use super::spec::PluginConfig;
 use super::tree::Reaper;
@@ -31,8 +31,8 @@ pub(in crate::plugins) struct Order {
     pub action: Action,
     /// For a reload: the plugin's entry as the config file has it now.
     pub config: Option<Arc<PluginConfig>>,
-    /// Who asked, as the reload log says it.
-    pub trigger: &'static str,
+    /// Who asked, for the reload log.
+    pub trigger: Trigger,
     pub reply: oneshot::Sender<ActionReport>,
     pub claim: Claim,
 }
