@@ -7,6 +7,7 @@
 //! it answers what it already received and is stopped (see [`process`](super::process)). If
 //! the new one exits or is not ready in time, it is killed and the old one never noticed.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,7 +19,7 @@ use super::{Live, Order, Phase, Supervisor};
 use crate::plugins::action::{Action, ActionOutcome, ActionReport, ReloadRecord};
 use crate::plugins::protocol::HostMessage;
 use crate::plugins::spec::PluginConfig;
-use crate::plugins::{COMMAND_QUEUE, PluginState, RELOAD_LOG_LEN};
+use crate::plugins::{COMMAND_QUEUE, ExitReason, PluginState, RELOAD_LOG_LEN};
 
 /// A plugin that has never said hello is ready when its new process is still alive after this.
 pub const READY_WITHOUT_HELLO: Duration = Duration::from_secs(2);
@@ -151,7 +152,7 @@ impl Supervisor {
         match self.start(config, commands) {
             Phase::Running(mut live) => match self.ready(&mut live, timeout).await {
                 // A process that exited is picked up by the main loop as a crash.
-                Err(reason) => (Phase::Running(live), ActionOutcome::Failed, Some(reason)),
+                Err(reason) => (Phase::Running(live), ActionOutcome::Failed, Some(reason.to_string())),
                 Ok(()) => (Phase::Running(live), ActionOutcome::Done, None),
             },
             phase => {
@@ -182,7 +183,7 @@ impl Supervisor {
         if let Err(reason) = self.ready(&mut new, timeout).await {
             warn!(plugin = name, pid = new.info.pid, "reload rolled back: {reason}");
             new.kill().await;
-            return (Phase::Running(old), ActionOutcome::RolledBack, Some(reason));
+            return (Phase::Running(old), ActionOutcome::RolledBack, Some(reason.to_string()));
         }
 
         // The switch. The new process speaks for the plugin before the queue moves, so a hello
@@ -210,32 +211,92 @@ impl Supervisor {
 
     /// Wait until `live` is ready: it says hello within `timeout` or, if this plugin has never
     /// said hello, it is still alive after [`READY_WITHOUT_HELLO`]. Err says why not.
-    async fn ready(&self, live: &mut Live, timeout: Duration) -> Result<(), String> {
+    async fn ready(&self, live: &mut Live, timeout: Duration) -> Result<(), NotReady> {
         let mut hello = live.voice.hello.subscribe();
         let quiet = READY_WITHOUT_HELLO.min(timeout);
-        let waited_for = if self.link.speaks_protocol() { "hello" } else { "the first seconds" };
+        let waited_for = if self.link.speaks_protocol() { WaitedFor::Hello } else { WaitedFor::FirstSeconds };
         tokio::select! {
             _ = hello.wait_for(Option::is_some) => Ok(()),
             () = tokio::time::sleep(quiet), if !self.link.speaks_protocol() => Ok(()),
-            () = tokio::time::sleep(timeout) => Err(format!("no hello within {}s", timeout.as_secs_f64())),
+            () = tokio::time::sleep(timeout) => Err(NotReady::NoHello { timeout }),
             finished = &mut live.finished => {
                 let reason = match &finished.outcome {
                     Outcome::Exited(exit) => {
-                        let mut reason = format!("{} before {waited_for}", exit.reason);
                         let tail = &exit.stderr_tail[exit.stderr_tail.len().saturating_sub(REASON_STDERR_LINES)..];
-                        if !tail.is_empty() {
-                            reason.push_str("; stderr: ");
-                            reason.push_str(&tail.join(" | "));
-                        }
-                        reason
+                        NotReady::Exited { reason: exit.reason.clone(), waited_for, stderr: StderrQuote(tail.to_vec()) }
                     }
-                    Outcome::Stopped => format!("stopped before {waited_for}"),
+                    Outcome::Stopped => NotReady::Stopped { waited_for },
                 };
                 // Put the ending back for whoever handles it next (the main loop: a crash).
                 live.finished = Box::pin(std::future::ready(finished));
                 Err(reason)
             }
-            () = self.stop.cancelled() => Err("the bot is shutting down".to_owned()),
+            () = self.stop.cancelled() => Err(NotReady::ShuttingDown),
         }
+    }
+}
+
+/// Why a new process was not ready: the reason of a failed start or a rolled-back reload, as
+/// the operator reads it in the action's answer and the reload log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NotReady {
+    #[error("no hello within {}s", .timeout.as_secs_f64())]
+    NoHello { timeout: Duration },
+    #[error("{reason} before {waited_for}{stderr}")]
+    Exited { reason: ExitReason, waited_for: WaitedFor, stderr: StderrQuote },
+    #[error("stopped before {waited_for}")]
+    Stopped { waited_for: WaitedFor },
+    #[error("the bot is shutting down")]
+    ShuttingDown,
+}
+
+/// What a new process had to do before it counts as ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitedFor {
+    /// A plugin that has said hello before must say it again.
+    Hello,
+    /// One that never did must stay alive for [`READY_WITHOUT_HELLO`].
+    FirstSeconds,
+}
+
+impl fmt::Display for WaitedFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitedFor::Hello => "hello",
+            WaitedFor::FirstSeconds => "the first seconds",
+        })
+    }
+}
+
+/// The last stderr lines of a process that died before it was ready: `; stderr: a | b`, or
+/// nothing when it wrote none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StderrQuote(Vec<String>);
+
+impl fmt::Display for StderrQuote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        write!(f, "; stderr: {}", self.0.join(" | "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_reasons_read_as_before() {
+        assert_eq!(NotReady::NoHello { timeout: Duration::from_millis(1500) }.to_string(), "no hello within 1.5s");
+        let exited = |stderr: &[&str]| NotReady::Exited {
+            reason: ExitReason::Code(3),
+            waited_for: WaitedFor::Hello,
+            stderr: StderrQuote(stderr.iter().map(|l| (*l).to_owned()).collect()),
+        };
+        assert_eq!(exited(&[]).to_string(), "exited with code 3 before hello");
+        assert_eq!(exited(&["boom", "bye"]).to_string(), "exited with code 3 before hello; stderr: boom | bye");
+        let stopped = NotReady::Stopped { waited_for: WaitedFor::FirstSeconds };
+        assert_eq!(stopped.to_string(), "stopped before the first seconds");
     }
 }

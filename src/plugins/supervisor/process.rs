@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::spawn::{SpawnError, command_for};
 use crate::logging::LogBudget;
-use crate::plugins::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage};
+use crate::plugins::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage, ProtocolError};
 use crate::plugins::spec::PluginConfig;
 use crate::plugins::stream::{Line, LineSplitter};
 use crate::plugins::tree::{Family, Reaper};
@@ -355,6 +355,22 @@ async fn write_commands(
     QueueEnd::Switched
 }
 
+/// What was wrong with a line a plugin wrote to stdout (counted as a protocol error and logged
+/// for the plugin's author).
+#[derive(Debug, thiserror::Error)]
+enum StdoutProblem {
+    #[error("line of {len} bytes is over the {MAX_LINE_BYTES}-byte limit")]
+    TooLong { len: usize },
+    #[error("line is not UTF-8")]
+    NotUtf8,
+    #[error(transparent)]
+    Invalid(#[from] ProtocolError),
+    #[error("reply to unknown request id {0}")]
+    UnknownRequest(u64),
+    #[error("chat output is full; reply dropped")]
+    ChatOutputFull,
+}
+
 /// Reads protocol messages from the plugin's stdout.
 async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<Pending>>, stdout: ChildStdout) {
     let mut reader = BufReader::new(stdout);
@@ -362,15 +378,15 @@ async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<
     let mut budget = LogBudget::new(LOG_LINES_PER_SECOND, Duration::from_secs(1));
     while let Ok(Some(line)) = lines.next_line(&mut reader).await {
         let problem = match line {
-            Line::TooLong { len, .. } => format!("line of {len} bytes is over the {MAX_LINE_BYTES}-byte limit"),
-            Line::NotUtf8(_) => "line is not UTF-8".to_owned(),
+            Line::TooLong { len, .. } => StdoutProblem::TooLong { len },
+            Line::NotUtf8(_) => StdoutProblem::NotUtf8,
             Line::Text(text) if text.trim().is_empty() => continue,
             Line::Text(text) => match PluginMessage::parse(&text) {
                 Ok(message) => match handle_message(link, voice, pending, message, &mut budget) {
                     Ok(()) => continue,
                     Err(problem) => problem,
                 },
-                Err(e) => e.to_string(),
+                Err(e) => StdoutProblem::Invalid(e),
             },
         };
         PluginCounters::bump(&link.handle.counters.protocol_errors);
@@ -386,7 +402,7 @@ fn handle_message(
     pending: &Mutex<VecDeque<Pending>>,
     message: PluginMessage,
     budget: &mut LogBudget,
-) -> Result<(), String> {
+) -> Result<(), StdoutProblem> {
     match message {
         PluginMessage::Hello { version, commands } => {
             link.said_hello.store(true, Ordering::Relaxed);
@@ -420,11 +436,11 @@ fn handle_message(
                 index.and_then(|i| pending.remove(i)).map(|p| p.user)
             };
             let Some(user) = user else {
-                return Err(format!("reply to unknown request id {id}"));
+                return Err(StdoutProblem::UnknownRequest(id));
             };
             let reply = ChatReply { plugin: link.name().to_owned(), user: Some(user), text };
             // A full chat output drops the reply rather than stalling this plugin's reader.
-            link.replies.try_send(reply).map_err(|_| "chat output is full; reply dropped".to_owned())
+            link.replies.try_send(reply).map_err(|_| StdoutProblem::ChatOutputFull)
         }
     }
 }
