@@ -9,7 +9,7 @@ use crate::metrics::history::{Aggregates, Stats};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::CrashRecord;
 use crate::plugins::action::ReloadRecord;
-use crate::plugins::routing::CommandConflict;
+use crate::plugins::command_table::CommandConflict;
 
 /// History points returned by `/api/plugin/{name}` (the seed's "last 60 snapshots").
 pub const HISTORY_POINTS: usize = 60;

@@ -15,7 +15,7 @@ use super::sampler::{HostUsage, Sampler, TreeUsage};
 use super::snapshot::{Operations, PluginSnapshot, Snapshot, SystemMetrics};
 use crate::config::MetricsConfig;
 use crate::display::unix_ms;
-use crate::plugins::routing::CommandTable;
+use crate::plugins::command_table::CommandTable;
 use crate::plugins::{PluginCounters, PluginHandle, PluginList, PluginState};
 
 /// What the collector remembers about one plugin between ticks.

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use super::history::SeriesView;
 use super::sampler::HostUsage;
 use crate::plugins::action::{ReloadCounts, ReloadRecord};
-use crate::plugins::routing::CommandConflict;
+use crate::plugins::command_table::CommandConflict;
 use crate::plugins::{CrashRecord, PluginState};
 
 /// Everything known about one plugin at one moment.

@@ -9,7 +9,7 @@ use crate::action_text::ActionSummary;
 use crate::display::{format_action_seconds, rfc3339};
 use crate::metrics::PluginSnapshot;
 use crate::plugins::action::{ActionOutcome, ReloadRecord};
-use crate::plugins::routing::CommandConflict;
+use crate::plugins::command_table::CommandConflict;
 
 /// A card's part in the actions: what is under way, how the newest reload went, and whether
 /// its Stop or its Start button is offered (a card's own fields, set from this).

@@ -6,8 +6,8 @@ use std::io::{self, BufRead, Write};
 
 use rand::Rng;
 
+use super::lines::{Line, LineSplitter};
 use super::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage};
-use super::stream::{Line, LineSplitter};
 
 mod dice;
 mod eight_ball;

@@ -83,7 +83,7 @@ struct Finished {
 }
 
 /// A running generation, driven by its own task so that two can run side by side.
-struct Live {
+struct GenerationTask {
     info: ProcessInfo,
     voice: Arc<Voice>,
     config: Arc<PluginConfig>,
@@ -93,7 +93,7 @@ struct Live {
     finished: Pin<Box<dyn Future<Output = Finished> + Send>>,
 }
 
-impl Live {
+impl GenerationTask {
     /// Stop it the normal way and wait for it.
     async fn stop(self) -> mpsc::Receiver<HostMessage> {
         self.stop.cancel();
@@ -109,7 +109,7 @@ impl Live {
 
 /// Where a plugin is between events.
 enum Phase {
-    Running(Live),
+    Running(GenerationTask),
     /// CRASHED: waiting to start again.
     Backoff {
         until: tokio::time::Instant,
@@ -168,7 +168,7 @@ impl Supervisor {
         config: Arc<PluginConfig>,
         mut commands: mpsc::Receiver<HostMessage>,
         current: bool,
-    ) -> Result<Live, (Exit, mpsc::Receiver<HostMessage>)> {
+    ) -> Result<GenerationTask, (Exit, mpsc::Receiver<HostMessage>)> {
         let generation = match Generation::spawn(&config, &self.launcher, &self.reaper, current) {
             Ok(generation) => generation,
             Err(error) => return Err((Exit::spawn_failed(&error), commands)),
@@ -192,7 +192,7 @@ impl Supervisor {
             })
         });
         info!(plugin = self.link.handle.name(), pid = info.pid, "started");
-        Ok(Live { info, voice, config, stop, kill, finished })
+        Ok(GenerationTask { info, voice, config, stop, kill, finished })
     }
 
     /// Start a generation that is the plugin's only one.

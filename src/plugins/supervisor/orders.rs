@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::process::Outcome;
-use super::{Live, Order, Phase, Supervisor};
+use super::{GenerationTask, Order, Phase, Supervisor};
 use crate::plugins::action::{Action, ActionOutcome, ActionReport, ReloadRecord};
 use crate::plugins::protocol::HostMessage;
 use crate::plugins::spec::PluginConfig;
@@ -35,7 +35,7 @@ struct Done {
 
 impl Supervisor {
     /// Carry out `order` while a generation runs.
-    pub(super) async fn obey_running(&mut self, live: Live, order: Order) -> Phase {
+    pub(super) async fn obey_running(&mut self, live: GenerationTask, order: Order) -> Phase {
         let started = Instant::now();
         let from_version = Some(self.link.handle.status.borrow().version());
         let (phase, outcome, reason) = match order.action {
@@ -130,7 +130,7 @@ impl Supervisor {
         self.link.publish(|s| s.activity = activity);
     }
 
-    async fn stop_live(&self, live: Live) -> Phase {
+    async fn stop_live(&self, live: GenerationTask) -> Phase {
         self.publish_activity(Some(format!("stopping pid {}", live.info.pid)));
         let commands = live.stop().await;
         self.link.publish(|s| {
@@ -164,7 +164,11 @@ impl Supervisor {
 
     /// Blue-green: a new generation with `config` beside `old`, switch when it is ready, then
     /// drain `old`; or roll back.
-    async fn reload(&mut self, old: Live, config: Arc<PluginConfig>) -> (Phase, ActionOutcome, Option<String>) {
+    async fn reload(
+        &mut self,
+        old: GenerationTask,
+        config: Arc<PluginConfig>,
+    ) -> (Phase, ActionOutcome, Option<String>) {
         let name = self.link.handle.name().to_owned();
         self.publish_activity(Some("reloading…".to_owned()));
         let (queue, commands) = mpsc::channel(COMMAND_QUEUE);
@@ -211,7 +215,7 @@ impl Supervisor {
 
     /// Wait until `live` is ready: it says hello within `timeout` or, if this plugin has never
     /// said hello, it is still alive after [`READY_WITHOUT_HELLO`]. Err says why not.
-    async fn ready(&self, live: &mut Live, timeout: Duration) -> Result<(), NotReady> {
+    async fn ready(&self, live: &mut GenerationTask, timeout: Duration) -> Result<(), NotReady> {
         let mut hello = live.voice.hello.subscribe();
         let quiet = READY_WITHOUT_HELLO.min(timeout);
         let waited_for = if self.link.speaks_protocol() { WaitedFor::Hello } else { WaitedFor::FirstSeconds };

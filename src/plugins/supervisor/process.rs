@@ -18,9 +18,9 @@ use tracing::{info, warn};
 
 use super::spawn::{SpawnError, command_for};
 use crate::logging::LogBudget;
+use crate::plugins::lines::{Line, LineSplitter};
 use crate::plugins::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage, ProtocolError};
 use crate::plugins::spec::PluginConfig;
-use crate::plugins::stream::{Line, LineSplitter};
 use crate::plugins::tree::{Family, Reaper};
 use crate::plugins::{ChatReply, ExitReason, Launcher, PluginCounters, PluginHandle, PluginStatus, ProcessInfo};
 
@@ -130,7 +130,7 @@ enum Ending {
 }
 
 /// A request awaiting its reply: who asked.
-struct Pending {
+struct AwaitingReply {
     id: u64,
     user: String,
 }
@@ -141,7 +141,7 @@ pub(super) struct Generation {
     info: ProcessInfo,
     family: Family,
     /// Recent requests, to address replies to the user who asked.
-    pending: Mutex<VecDeque<Pending>>,
+    pending: Mutex<VecDeque<AwaitingReply>>,
     voice: Arc<Voice>,
     reset_window: Duration,
     drain_timeout: Duration,
@@ -333,7 +333,7 @@ enum QueueEnd {
 /// Write queued commands to the plugin's stdin, until it closes its input or the queue ends
 /// (then its input is closed: the end of its work).
 async fn write_commands(
-    pending: &Mutex<VecDeque<Pending>>,
+    pending: &Mutex<VecDeque<AwaitingReply>>,
     commands: &mut mpsc::Receiver<HostMessage>,
     mut stdin: ChildStdin,
 ) -> QueueEnd {
@@ -344,7 +344,7 @@ async fn write_commands(
             if pending.len() == PENDING_REQUESTS {
                 pending.pop_front();
             }
-            pending.push_back(Pending { id: *id, user: user.clone() });
+            pending.push_back(AwaitingReply { id: *id, user: user.clone() });
         }
         let line = message.to_line();
         if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
@@ -372,7 +372,7 @@ enum StdoutProblem {
 }
 
 /// Reads protocol messages from the plugin's stdout.
-async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<Pending>>, stdout: ChildStdout) {
+async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<AwaitingReply>>, stdout: ChildStdout) {
     let mut reader = BufReader::new(stdout);
     let mut lines = LineSplitter::new(MAX_LINE_BYTES);
     let mut budget = LogBudget::new(LOG_LINES_PER_SECOND, Duration::from_secs(1));
@@ -399,7 +399,7 @@ async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<
 fn handle_message(
     link: &HostLink,
     voice: &Voice,
-    pending: &Mutex<VecDeque<Pending>>,
+    pending: &Mutex<VecDeque<AwaitingReply>>,
     message: PluginMessage,
     budget: &mut LogBudget,
 ) -> Result<(), StdoutProblem> {
