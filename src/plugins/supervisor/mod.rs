@@ -90,8 +90,11 @@ struct GenerationTask {
     /// This generation's own stop and kill (children of the supervisor's).
     stop: CancellationToken,
     kill: CancellationToken,
-    finished: Pin<Box<dyn Future<Output = Finished> + Send>>,
+    finished: Finishing,
 }
+
+/// A generation's task, seen from the supervisor: done when the generation has ended.
+type Finishing = Pin<Box<dyn Future<Output = Finished> + Send>>;
 
 impl GenerationTask {
     /// Stop it the normal way and wait for it.

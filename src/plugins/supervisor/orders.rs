@@ -11,11 +11,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::process::Outcome;
-use super::{GenerationTask, Order, Phase, Supervisor};
+use super::process::{Greeting, Outcome};
+use super::{Finishing, GenerationTask, Order, Phase, Supervisor};
 use crate::plugins::action::{Action, ActionOutcome, ActionReport, ReloadRecord};
 use crate::plugins::protocol::HostMessage;
 use crate::plugins::spec::PluginConfig;
@@ -213,30 +214,42 @@ impl Supervisor {
         (Phase::Running(new), ActionOutcome::Reloaded, None)
     }
 
-    /// Wait until `live` is ready: it says hello within `timeout` or, if this plugin has never
-    /// said hello, it is still alive after [`READY_WITHOUT_HELLO`]. Err says why not.
+    /// Wait until `live` is ready (see [`wait_ready`]).
     async fn ready(&self, live: &mut GenerationTask, timeout: Duration) -> Result<(), NotReady> {
-        let mut hello = live.voice.hello.subscribe();
-        let quiet = READY_WITHOUT_HELLO.min(timeout);
-        let waited_for = if self.link.speaks_protocol() { WaitedFor::Hello } else { WaitedFor::FirstSeconds };
-        tokio::select! {
-            _ = hello.wait_for(Option::is_some) => Ok(()),
-            () = tokio::time::sleep(quiet), if !self.link.speaks_protocol() => Ok(()),
-            () = tokio::time::sleep(timeout) => Err(NotReady::NoHello { timeout }),
-            finished = &mut live.finished => {
-                let reason = match &finished.outcome {
-                    Outcome::Exited(exit) => {
-                        let tail = &exit.stderr_tail[exit.stderr_tail.len().saturating_sub(REASON_STDERR_LINES)..];
-                        NotReady::Exited { reason: exit.reason.clone(), waited_for, stderr: StderrQuote(tail.to_vec()) }
-                    }
-                    Outcome::Stopped => NotReady::Stopped { waited_for },
-                };
-                // Put the ending back for whoever handles it next (the main loop: a crash).
-                live.finished = Box::pin(std::future::ready(finished));
-                Err(reason)
-            }
-            () = self.stop.cancelled() => Err(NotReady::ShuttingDown),
+        wait_ready(&live.voice.hello, &mut live.finished, timeout, self.link.speaks_protocol(), &self.stop).await
+    }
+}
+
+/// Wait until a new process is ready: it says `hello` within `timeout` or, if this plugin has
+/// never said hello (`speaks_protocol` false), it is still alive after [`READY_WITHOUT_HELLO`].
+/// Err says why not; an ending seen meanwhile is put back into `finished` for whoever handles
+/// it next (the main loop: a crash).
+async fn wait_ready(
+    hello: &watch::Sender<Option<Greeting>>,
+    finished: &mut Finishing,
+    timeout: Duration,
+    speaks_protocol: bool,
+    shutdown: &CancellationToken,
+) -> Result<(), NotReady> {
+    let mut hello = hello.subscribe();
+    let quiet = READY_WITHOUT_HELLO.min(timeout);
+    let waited_for = if speaks_protocol { WaitedFor::Hello } else { WaitedFor::FirstSeconds };
+    tokio::select! {
+        _ = hello.wait_for(Option::is_some) => Ok(()),
+        () = tokio::time::sleep(quiet), if !speaks_protocol => Ok(()),
+        () = tokio::time::sleep(timeout) => Err(NotReady::NoHello { timeout }),
+        ended = &mut *finished => {
+            let reason = match &ended.outcome {
+                Outcome::Exited(exit) => {
+                    let tail = &exit.stderr_tail[exit.stderr_tail.len().saturating_sub(REASON_STDERR_LINES)..];
+                    NotReady::Exited { reason: exit.reason.clone(), waited_for, stderr: StderrQuote(tail.to_vec()) }
+                }
+                Outcome::Stopped => NotReady::Stopped { waited_for },
+            };
+            *finished = Box::pin(std::future::ready(ended));
+            Err(reason)
         }
+        () = shutdown.cancelled() => Err(NotReady::ShuttingDown),
     }
 }
 
@@ -289,6 +302,8 @@ impl fmt::Display for StderrQuote {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugins::supervisor::Finished;
+    use crate::plugins::supervisor::process::Exit;
 
     #[test]
     fn not_ready_reasons_read_as_before() {
@@ -302,5 +317,74 @@ mod tests {
         assert_eq!(exited(&["boom", "bye"]).to_string(), "exited with code 3 before hello; stderr: boom | bye");
         let stopped = NotReady::Stopped { waited_for: WaitedFor::FirstSeconds };
         assert_eq!(stopped.to_string(), "stopped before the first seconds");
+    }
+
+    fn greeting() -> Option<Greeting> {
+        Some(Greeting { version: None, commands: Arc::from([]) })
+    }
+
+    fn never_ends() -> Finishing {
+        Box::pin(std::future::pending())
+    }
+
+    fn ends_after(after: Duration, outcome: Outcome) -> Finishing {
+        Box::pin(async move {
+            tokio::time::sleep(after).await;
+            let (_, commands) = mpsc::channel(1);
+            Finished { outcome, commands }
+        })
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_process_that_never_says_hello_is_given_up_on_at_the_timeout() {
+        let (hello, start) = (watch::Sender::new(None), tokio::time::Instant::now());
+        let ready = wait_ready(&hello, &mut never_ends(), TIMEOUT, true, &CancellationToken::new()).await;
+        assert_eq!(ready, Err(NotReady::NoHello { timeout: TIMEOUT }));
+        assert_eq!(start.elapsed(), TIMEOUT, "not a moment before");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hello_makes_it_ready_at_once() {
+        let (hello, start) = (Arc::new(watch::Sender::new(None)), tokio::time::Instant::now());
+        let speaker = hello.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            speaker.send_replace(greeting());
+        });
+        assert_eq!(wait_ready(&hello, &mut never_ends(), TIMEOUT, true, &CancellationToken::new()).await, Ok(()));
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plugin_that_never_spoke_the_protocol_is_ready_when_it_stays_alive() {
+        let (hello, start) = (watch::Sender::new(None), tokio::time::Instant::now());
+        assert_eq!(wait_ready(&hello, &mut never_ends(), TIMEOUT, false, &CancellationToken::new()).await, Ok(()));
+        assert_eq!(start.elapsed(), READY_WITHOUT_HELLO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exit_before_hello_is_the_reason_and_stays_for_the_main_loop() {
+        let exit = Exit { reason: ExitReason::Code(3), uptime: Duration::ZERO, stderr_tail: vec!["boom".into()] };
+        let mut finished = ends_after(Duration::from_millis(500), Outcome::Exited(exit));
+        let hello = watch::Sender::new(None);
+        let ready = wait_ready(&hello, &mut finished, TIMEOUT, true, &CancellationToken::new()).await;
+        let reason = ready.expect_err("it exited");
+        assert_eq!(reason.to_string(), "exited with code 3 before hello; stderr: boom");
+        let again = tokio::time::timeout(Duration::ZERO, finished).await.expect("the ending was put back");
+        assert!(matches!(again.outcome, Outcome::Exited(Exit { reason: ExitReason::Code(3), .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutting_down_ends_the_wait() {
+        let shutdown = CancellationToken::new();
+        let canceller = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            canceller.cancel();
+        });
+        let hello = watch::Sender::new(None);
+        assert_eq!(wait_ready(&hello, &mut never_ends(), TIMEOUT, true, &shutdown).await, Err(NotReady::ShuttingDown));
     }
 }

@@ -225,34 +225,27 @@ impl Generation {
             let reset_window = tokio::time::sleep(self.reset_window);
             tokio::pin!(reset_window);
             let mut reset_pending = link.handle.status.borrow().restart_attempt > 0;
+            // Polled only once the queue has switched: its clock starts then.
             let mut draining = false;
-            let drain_deadline = tokio::time::sleep(Duration::ZERO);
-            tokio::pin!(drain_deadline);
-            let mut drain_check = tokio::time::interval(DRAIN_CHECK);
+            let drain = drained(pending, self.drain_timeout);
+            tokio::pin!(drain);
             let ending = loop {
                 tokio::select! {
                     status = self.child.wait() => break Ending::Exited(status),
                     end = &mut writer, if writing => {
                         writing = false;
-                        if end == QueueEnd::Switched {
-                            draining = true;
-                            drain_deadline.as_mut().reset(tokio::time::Instant::now() + self.drain_timeout);
-                        }
+                        draining = end == QueueEnd::Switched;
                     }
-                    _ = drain_check.tick(), if draining => {
-                        if lock(pending).is_empty() {
-                            info!(plugin = link.name(), pid = self.info.pid, "old process drained");
-                            break Ending::StopRequested;
+                    drained = &mut drain, if draining => {
+                        match drained {
+                            Drained::Answered => info!(plugin = link.name(), pid = self.info.pid, "old process drained"),
+                            Drained::TimedOut { unanswered } => warn!(
+                                plugin = link.name(),
+                                pid = self.info.pid,
+                                "old process still owes {unanswered} replies after drain_timeout ({}s); stopping it",
+                                self.drain_timeout.as_secs_f64()
+                            ),
                         }
-                    }
-                    () = &mut drain_deadline, if draining => {
-                        let unanswered = lock(pending).len();
-                        warn!(
-                            plugin = link.name(),
-                            pid = self.info.pid,
-                            "old process still owes {unanswered} replies after drain_timeout ({}s); stopping it",
-                            self.drain_timeout.as_secs_f64()
-                        );
                         break Ending::StopRequested;
                     }
                     () = &mut readers, if reading => reading = false,
@@ -286,6 +279,33 @@ impl Generation {
                 uptime: self.info.started.elapsed(),
                 stderr_tail: stderr_tail.into(),
             }),
+        }
+    }
+}
+
+/// How draining an old process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// Every request it received is answered.
+    Answered,
+    /// `drain_timeout` passed first.
+    TimedOut { unanswered: usize },
+}
+
+/// Wait until every request in `pending` is answered (looked at every [`DRAIN_CHECK`]) or
+/// `timeout` has passed, counted from the first poll.
+async fn drained(pending: &Mutex<VecDeque<AwaitingReply>>, timeout: Duration) -> Drained {
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut check = tokio::time::interval(DRAIN_CHECK);
+    loop {
+        tokio::select! {
+            _ = check.tick() => {
+                if lock(pending).is_empty() {
+                    return Drained::Answered;
+                }
+            }
+            () = &mut deadline => return Drained::TimedOut { unanswered: lock(pending).len() },
         }
     }
 }
@@ -483,5 +503,42 @@ mod tests {
         let s = "ab🦀".to_owned(); // the crab is 4 bytes, starting at byte 2
         assert_eq!(truncate_utf8(s.clone(), 3), "ab");
         assert_eq!(truncate_utf8(s.clone(), 6), s);
+    }
+
+    fn awaiting(ids: &[u64]) -> Arc<Mutex<VecDeque<AwaitingReply>>> {
+        Arc::new(Mutex::new(ids.iter().map(|&id| AwaitingReply { id, user: "alice".into() }).collect()))
+    }
+
+    const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_process_that_owes_nothing_is_drained_at_once() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(drained(&awaiting(&[]), DRAIN_TIMEOUT).await, Drained::Answered);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_process_that_never_answers_is_stopped_at_the_drain_timeout() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(drained(&awaiting(&[1, 2]), DRAIN_TIMEOUT).await, Drained::TimedOut { unanswered: 2 });
+        assert_eq!(start.elapsed(), DRAIN_TIMEOUT, "not a moment before");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_process_is_stopped_soon_after_its_last_answer() {
+        let pending = awaiting(&[7]);
+        let answerer = pending.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            lock(&answerer).clear();
+        });
+        let start = tokio::time::Instant::now();
+        assert_eq!(drained(&pending, DRAIN_TIMEOUT).await, Drained::Answered);
+        let waited = start.elapsed();
+        assert!(
+            (Duration::from_millis(100)..=Duration::from_millis(100) + DRAIN_CHECK).contains(&waited),
+            "{waited:?}"
+        );
     }
 }
