@@ -337,4 +337,38 @@ mod tests {
         assert!(collector.sampler.is_some(), "a new sampler took its place");
         assert!(collector.host.resident_bytes > 0, "and it reads figures again");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn state_changes_publish_snapshots_no_more_often_than_the_gap() {
+        let config =
+            MetricsConfig { poll_interval: Duration::from_secs(60), history_duration: Duration::from_secs(600) };
+        let (_registry, plugins) = watch::channel(PluginList::from([]));
+        let collector = Collector::new(plugins, config);
+        let mut snapshots = collector.subscribe();
+        let first = snapshots.borrow_and_update().seq;
+        let (changed, stop) = (Arc::new(Notify::new()), CancellationToken::new());
+        let start = tokio::time::Instant::now();
+        let running = tokio::spawn(collector.run(changed.clone(), stop.clone()));
+
+        changed.notify_one();
+        snapshots.changed().await.expect("the collector runs");
+        assert_eq!(start.elapsed(), MIN_CHANGE_GAP, "a change right after a snapshot waits out the gap");
+        assert_eq!(snapshots.borrow_and_update().seq, first + 1);
+
+        // A burst of changes: a snapshot or two, each a gap after the one before, then quiet
+        // until the next poll.
+        for _ in 0..5 {
+            changed.notify_one();
+        }
+        let mut published = vec![start.elapsed()];
+        while let Ok(news) = tokio::time::timeout(config.poll_interval / 2, snapshots.changed()).await {
+            news.expect("the collector runs");
+            published.push(start.elapsed());
+        }
+        assert!((2..=3).contains(&published.len()), "{published:?}");
+        assert!(published.windows(2).all(|w| w[1] - w[0] >= MIN_CHANGE_GAP), "{published:?}");
+
+        stop.cancel();
+        running.await.expect("the collector stops");
+    }
 }
