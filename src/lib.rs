@@ -5,6 +5,8 @@
 //! and its snapshots) → [`dashboard`] (HTTP: HTML, JSON, Prometheus, SSE). [`chat`] feeds
 //! commands to the plugins; [`app`] starts and stops everything in order; [`config`] and
 //! [`cli`] are what the operator controls, [`control`] how actions reach the running plugins; [`display`] is how times, sizes and counts read everywhere.
+//! [`procfs`] is what the kernel says about a process, read by the plugins' process trees and
+//! the metrics sampler alike.
 
 pub mod app;
 pub mod chat;
@@ -17,5 +19,6 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod plugins;
+pub mod procfs;
 pub mod remote;
 pub mod sync;

@@ -21,8 +21,8 @@ use crate::control::text::{ActionSummary, ConfigSummary};
 use crate::control::{AUDIT_TARGET, Action, ActionDoor, ConfigReloadError, Trigger};
 use crate::metrics::Snapshot;
 use crate::plugins::ChatReply;
-use crate::plugins::routing::ADMIN_COMMAND;
-use crate::plugins::routing::HOST_NAME;
+use crate::plugins::command_table::ADMIN_COMMAND;
+use crate::plugins::command_table::HOST_NAME;
 
 mod status;
 

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::plugins::ChatReply;
-use crate::plugins::stream::{Line, LineSplitter};
+use crate::plugins::lines::{Line, LineSplitter};
 
 /// The longest chat line kept; the rest of a longer line is read and discarded, never buffered.
 pub const MAX_CHAT_LINE: usize = 4096;

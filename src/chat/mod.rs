@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
-use crate::plugins::routing::HOST_NAME;
-use crate::plugins::stream::Line;
+use crate::plugins::command_table::HOST_NAME;
+use crate::plugins::lines::Line;
 use crate::plugins::{ChatReply, PluginList};
 use admin::AdminDesk;
 use console::{MAX_CHAT_LINE, print_reply};

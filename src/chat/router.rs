@@ -14,8 +14,8 @@ use tracing::{debug, warn};
 
 use super::parse::ChatCommand;
 use crate::logging::LogBudget;
+use crate::plugins::command_table::{CommandTable, HOST_NAME, Owner};
 use crate::plugins::protocol::HostMessage;
-use crate::plugins::routing::{CommandTable, HOST_NAME, Owner};
 use crate::plugins::{ChatReply, PluginHandle, PluginList, PluginState, SendError};
 
 /// How long a new process may take to say hello before its silence means "no commands".

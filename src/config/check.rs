@@ -8,7 +8,7 @@ use super::numbers::compact;
 use super::report::{ConfigProblem, ValueSource};
 use super::schema::{BasicAuth, Config, MetricsConfig, RawAuth, RawConfig, RawPlugin};
 use crate::plugins::builtin::Builtin;
-use crate::plugins::routing::HOST_NAME;
+use crate::plugins::command_table::HOST_NAME;
 use crate::plugins::spec::{Launch, PluginConfig, PluginName, ReloadPolicy, RestartPolicy};
 
 /// Collects problems, each with the source of its key.

@@ -9,7 +9,7 @@ use crate::metrics::history::{Aggregates, Stats};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::CrashRecord;
 use crate::plugins::action::ReloadRecord;
-use crate::plugins::routing::CommandConflict;
+use crate::plugins::command_table::CommandConflict;
 
 /// History points returned by `/api/plugin/{name}` (the seed's "last 60 snapshots").
 pub const HISTORY_POINTS: usize = 60;
@@ -154,7 +154,7 @@ impl<'a> ReloadJson<'a> {
     fn of(r: &'a ReloadRecord) -> Self {
         ReloadJson {
             at: rfc3339(r.at),
-            trigger: r.trigger,
+            trigger: r.trigger.kind(),
             from_version: r.from_version.as_deref(),
             to_version: r.to_version.as_deref(),
             duration_seconds: round(r.duration.as_secs_f64(), 3),

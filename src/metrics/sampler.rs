@@ -1,7 +1,7 @@
 //! Reading CPU and memory of plugin process trees, and of the host itself (with sysinfo).
 //!
 //! Only the plugins' processes and their descendants are read, never the whole process table,
-//! and each of them with one read of `/proc/PID/stat` (see [`crate::plugins::tree::ProcReader`]):
+//! and each of them with one read of `/proc/PID/stat` (see [`crate::procfs::ProcReader`]):
 //! through sysinfo each also cost its `status` and `statm` files and a walk of its task
 //! directory, 29.6 ms a tick at 1,000 plugins.
 //! CPU percent is the growth of the tree's CPU time between two readings divided by the wall
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
-use crate::plugins::tree::{ProcReader, ProcStat};
+use crate::procfs::{ProcReader, ProcStat};
 
 /// What one plugin's process tree used.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

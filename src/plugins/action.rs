@@ -6,10 +6,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An operation on one plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Blue-green: start a new process beside the old one, switch routing when it is ready,
@@ -94,7 +94,7 @@ impl fmt::Display for Trigger {
 }
 
 /// How a finished action went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionOutcome {
     /// A restart, stop or start that did what was asked.
@@ -124,15 +124,15 @@ impl fmt::Display for ActionOutcome {
     }
 }
 
-/// The result of one finished action, as the API answers it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The result of one finished action, as the API answers it (and a client reads it back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionReport {
     pub plugin: String,
     pub action: Action,
     pub outcome: ActionOutcome,
     pub from_version: Option<String>,
     pub to_version: Option<String>,
-    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
+    #[serde(rename = "duration_seconds", serialize_with = "seconds", deserialize_with = "from_seconds")]
     pub duration: Duration,
     /// Why it rolled back or failed, in words (e.g. "exited with code 3 before hello").
     pub reason: Option<String>,
@@ -143,12 +143,18 @@ pub(crate) fn seconds<S: serde::Serializer>(d: &Duration, serializer: S) -> Resu
     serializer.serialize_f64(d.as_secs_f64())
 }
 
+/// The other way: a JSON number of seconds, refused when negative or not finite.
+fn from_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let seconds = f64::deserialize(deserializer)?;
+    Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
+}
+
 /// One finished reload, as a plugin's reload log keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReloadRecord {
     pub at: SystemTime,
-    /// [`Trigger::kind`] of who asked.
-    pub trigger: &'static str,
+    /// Who asked.
+    pub trigger: Trigger,
     pub from_version: Option<String>,
     pub to_version: Option<String>,
     pub duration: Duration,
@@ -228,6 +234,8 @@ mod tests {
         assert_eq!(json["action"], "reload");
         assert_eq!(json["outcome"], "rolled_back");
         assert_eq!(json["duration_seconds"], 1.5);
+        let read: ActionReport = serde_json::from_value(json).expect("what the API sends reads back");
+        assert_eq!(read, report);
     }
 
     #[test]

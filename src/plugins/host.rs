@@ -131,7 +131,7 @@ impl PluginHost {
         let claim =
             entry.busy.claim(action).map_err(|running| ActionError::Busy { plugin: plugin.to_owned(), running })?;
         let (reply, answer) = oneshot::channel();
-        let order = Order { action, config: config.map(Arc::new), trigger: trigger.kind(), reply, claim };
+        let order = Order { action, config: config.map(Arc::new), trigger: trigger.clone(), reply, claim };
         // The claim means no other order is queued, and a one-slot queue holds this one.
         entry.orders.try_send(order).map_err(|_| ActionError::ShuttingDown)?;
         Ok(answer)

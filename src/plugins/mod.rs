@@ -12,11 +12,11 @@
 
 pub mod action;
 pub mod builtin;
+pub mod command_table;
 mod host;
+pub mod lines;
 pub mod protocol;
-pub mod routing;
 pub mod spec;
-pub mod stream;
 mod supervisor;
 pub mod tree;
 

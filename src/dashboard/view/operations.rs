@@ -9,7 +9,7 @@ use crate::control::text::ActionSummary;
 use crate::display::{format_action_seconds, rfc3339};
 use crate::metrics::PluginSnapshot;
 use crate::plugins::action::{ActionOutcome, ReloadRecord};
-use crate::plugins::routing::CommandConflict;
+use crate::plugins::command_table::CommandConflict;
 
 /// A card's part in the actions: what is under way, how the newest reload went, and whether
 /// its Stop or its Start button is offered (a card's own fields, set from this).
@@ -78,7 +78,7 @@ impl ReloadView {
         };
         ReloadView {
             at: rfc3339(r.at),
-            trigger: r.trigger,
+            trigger: r.trigger.kind(),
             versions: format!("{} → {}", version(&r.from_version), version(&r.to_version)),
             duration: format_action_seconds(r.duration),
             outcome,
@@ -114,12 +114,13 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
+    use crate::plugins::action::Trigger;
 
     #[test]
     fn a_rolled_back_reload_reads_with_its_reason_and_unknown_new_version() {
         let record = ReloadRecord {
             at: SystemTime::UNIX_EPOCH,
-            trigger: "api",
+            trigger: Trigger::Api { user: None },
             from_version: Some("1".into()),
             to_version: None,
             duration: Duration::from_millis(2100),

@@ -4,12 +4,13 @@
 
 use std::io::{self, BufRead, Write};
 
-use rand::{Rng, RngExt};
+use rand::Rng;
 
+use super::lines::{Line, LineSplitter};
 use super::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage};
-use super::stream::{Line, LineSplitter};
 
 mod dice;
+mod eight_ball;
 
 /// A plugin compiled into the `rosey` binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl Builtin {
     fn answer_with<R: Rng + ?Sized>(self, args: &str, rng: &mut R) -> String {
         match self {
             Builtin::DiceRoller => dice::answer(args, rng),
-            Builtin::EightBall => eight_ball(args, rng),
+            Builtin::EightBall => eight_ball::answer(args, rng),
         }
     }
 }
@@ -127,41 +128,6 @@ fn serve<I: BufRead, O: Write, E: Write>(builtin: Builtin, mut input: I, mut out
         output.flush()?;
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// Magic 8-Ball
-
-/// The 20 classic Magic 8-Ball answers.
-const EIGHT_BALL_ANSWERS: [&str; 20] = [
-    "It is certain.",
-    "It is decidedly so.",
-    "Without a doubt.",
-    "Yes definitely.",
-    "You may rely on it.",
-    "As I see it, yes.",
-    "Most likely.",
-    "Outlook good.",
-    "Yes.",
-    "Signs point to yes.",
-    "Reply hazy, try again.",
-    "Ask again later.",
-    "Better not tell you now.",
-    "Cannot predict now.",
-    "Concentrate and ask again.",
-    "Don't count on it.",
-    "My reply is no.",
-    "My sources say no.",
-    "Outlook not so good.",
-    "Very doubtful.",
-];
-
-fn eight_ball<R: Rng + ?Sized>(question: &str, rng: &mut R) -> String {
-    if question.trim().is_empty() {
-        return "🎱 Ask me a yes/no question, e.g. `!8ball Will it rain tomorrow?`".to_owned();
-    }
-    let answer = EIGHT_BALL_ANSWERS[rng.random_range(0..EIGHT_BALL_ANSWERS.len())];
-    format!("🎱 {answer}")
 }
 
 #[cfg(test)]
@@ -235,39 +201,6 @@ mod tests {
         assert!(rolls.iter().all(|r| (1..=1000).contains(r)));
         assert_eq!(total, rolls.iter().sum::<i64>() - 1_000_000);
         assert!(reply.len() < MAX_LINE_BYTES / 10);
-    }
-
-    #[test]
-    fn eight_ball_answers_from_the_list() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..1000 {
-            let reply = Builtin::EightBall.answer_with("Will it work?", &mut rng);
-            let answer = reply.strip_prefix("🎱 ").expect("8ball prefix");
-            assert!(EIGHT_BALL_ANSWERS.contains(&answer), "{reply}");
-            seen.insert(answer.to_owned());
-        }
-        assert_eq!(seen.len(), 20, "all answers reachable");
-        let reply = Builtin::EightBall.answer("Is it Monday?");
-        assert!(EIGHT_BALL_ANSWERS.contains(&reply.strip_prefix("🎱 ").unwrap()));
-    }
-
-    #[test]
-    fn eight_ball_answers_are_the_twenty_classics() {
-        let unique: std::collections::BTreeSet<_> = EIGHT_BALL_ANSWERS.iter().collect();
-        assert_eq!(unique.len(), 20);
-        assert!(EIGHT_BALL_ANSWERS.contains(&"It is certain."));
-        assert!(EIGHT_BALL_ANSWERS.contains(&"Very doubtful."));
-    }
-
-    #[test]
-    fn eight_ball_empty_question_asks_for_one() {
-        for q in ["", "   ", "\n"] {
-            let reply = Builtin::EightBall.answer(q);
-            assert!(reply.starts_with("🎱 "));
-            assert!(reply.contains("yes/no question"), "{reply}");
-            assert!(!EIGHT_BALL_ANSWERS.contains(&reply.strip_prefix("🎱 ").unwrap()));
-        }
     }
 
     fn run_session(builtin: Builtin, input: &[u8]) -> (Vec<PluginMessage>, String) {

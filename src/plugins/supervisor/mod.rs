@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::action::{Action, ActionReport};
+use super::action::{Action, ActionReport, Trigger};
 use super::protocol::HostMessage;
 use super::spec::PluginConfig;
 use super::tree::Reaper;
@@ -31,8 +31,8 @@ pub(in crate::plugins) struct Order {
     pub action: Action,
     /// For a reload: the plugin's entry as the config file has it now.
     pub config: Option<Arc<PluginConfig>>,
-    /// Who asked, as the reload log says it.
-    pub trigger: &'static str,
+    /// Who asked, for the reload log.
+    pub trigger: Trigger,
     pub reply: oneshot::Sender<ActionReport>,
     pub claim: Claim,
 }
@@ -83,17 +83,20 @@ struct Finished {
 }
 
 /// A running generation, driven by its own task so that two can run side by side.
-struct Live {
+struct GenerationTask {
     info: ProcessInfo,
     voice: Arc<Voice>,
     config: Arc<PluginConfig>,
     /// This generation's own stop and kill (children of the supervisor's).
     stop: CancellationToken,
     kill: CancellationToken,
-    finished: Pin<Box<dyn Future<Output = Finished> + Send>>,
+    finished: Finishing,
 }
 
-impl Live {
+/// A generation's task, seen from the supervisor: done when the generation has ended.
+type Finishing = Pin<Box<dyn Future<Output = Finished> + Send>>;
+
+impl GenerationTask {
     /// Stop it the normal way and wait for it.
     async fn stop(self) -> mpsc::Receiver<HostMessage> {
         self.stop.cancel();
@@ -109,7 +112,7 @@ impl Live {
 
 /// Where a plugin is between events.
 enum Phase {
-    Running(Live),
+    Running(GenerationTask),
     /// CRASHED: waiting to start again.
     Backoff {
         until: tokio::time::Instant,
@@ -168,7 +171,7 @@ impl Supervisor {
         config: Arc<PluginConfig>,
         mut commands: mpsc::Receiver<HostMessage>,
         current: bool,
-    ) -> Result<Live, (Exit, mpsc::Receiver<HostMessage>)> {
+    ) -> Result<GenerationTask, (Exit, mpsc::Receiver<HostMessage>)> {
         let generation = match Generation::spawn(&config, &self.launcher, &self.reaper, current) {
             Ok(generation) => generation,
             Err(error) => return Err((Exit::spawn_failed(&error), commands)),
@@ -192,7 +195,7 @@ impl Supervisor {
             })
         });
         info!(plugin = self.link.handle.name(), pid = info.pid, "started");
-        Ok(Live { info, voice, config, stop, kill, finished })
+        Ok(GenerationTask { info, voice, config, stop, kill, finished })
     }
 
     /// Start a generation that is the plugin's only one.

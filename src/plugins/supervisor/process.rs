@@ -18,9 +18,9 @@ use tracing::{info, warn};
 
 use super::spawn::{SpawnError, command_for};
 use crate::logging::LogBudget;
-use crate::plugins::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage};
+use crate::plugins::lines::{Line, LineSplitter};
+use crate::plugins::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage, ProtocolError};
 use crate::plugins::spec::PluginConfig;
-use crate::plugins::stream::{Line, LineSplitter};
 use crate::plugins::tree::{Family, Reaper};
 use crate::plugins::{ChatReply, ExitReason, Launcher, PluginCounters, PluginHandle, PluginStatus, ProcessInfo};
 
@@ -130,7 +130,7 @@ enum Ending {
 }
 
 /// A request awaiting its reply: who asked.
-struct Pending {
+struct AwaitingReply {
     id: u64,
     user: String,
 }
@@ -141,7 +141,7 @@ pub(super) struct Generation {
     info: ProcessInfo,
     family: Family,
     /// Recent requests, to address replies to the user who asked.
-    pending: Mutex<VecDeque<Pending>>,
+    pending: Mutex<VecDeque<AwaitingReply>>,
     voice: Arc<Voice>,
     reset_window: Duration,
     drain_timeout: Duration,
@@ -225,34 +225,27 @@ impl Generation {
             let reset_window = tokio::time::sleep(self.reset_window);
             tokio::pin!(reset_window);
             let mut reset_pending = link.handle.status.borrow().restart_attempt > 0;
+            // Polled only once the queue has switched: its clock starts then.
             let mut draining = false;
-            let drain_deadline = tokio::time::sleep(Duration::ZERO);
-            tokio::pin!(drain_deadline);
-            let mut drain_check = tokio::time::interval(DRAIN_CHECK);
+            let drain = drained(pending, self.drain_timeout);
+            tokio::pin!(drain);
             let ending = loop {
                 tokio::select! {
                     status = self.child.wait() => break Ending::Exited(status),
                     end = &mut writer, if writing => {
                         writing = false;
-                        if end == QueueEnd::Switched {
-                            draining = true;
-                            drain_deadline.as_mut().reset(tokio::time::Instant::now() + self.drain_timeout);
-                        }
+                        draining = end == QueueEnd::Switched;
                     }
-                    _ = drain_check.tick(), if draining => {
-                        if lock(pending).is_empty() {
-                            info!(plugin = link.name(), pid = self.info.pid, "old process drained");
-                            break Ending::StopRequested;
+                    drained = &mut drain, if draining => {
+                        match drained {
+                            Drained::Answered => info!(plugin = link.name(), pid = self.info.pid, "old process drained"),
+                            Drained::TimedOut { unanswered } => warn!(
+                                plugin = link.name(),
+                                pid = self.info.pid,
+                                "old process still owes {unanswered} replies after drain_timeout ({}s); stopping it",
+                                self.drain_timeout.as_secs_f64()
+                            ),
                         }
-                    }
-                    () = &mut drain_deadline, if draining => {
-                        let unanswered = lock(pending).len();
-                        warn!(
-                            plugin = link.name(),
-                            pid = self.info.pid,
-                            "old process still owes {unanswered} replies after drain_timeout ({}s); stopping it",
-                            self.drain_timeout.as_secs_f64()
-                        );
                         break Ending::StopRequested;
                     }
                     () = &mut readers, if reading => reading = false,
@@ -286,6 +279,33 @@ impl Generation {
                 uptime: self.info.started.elapsed(),
                 stderr_tail: stderr_tail.into(),
             }),
+        }
+    }
+}
+
+/// How draining an old process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// Every request it received is answered.
+    Answered,
+    /// `drain_timeout` passed first.
+    TimedOut { unanswered: usize },
+}
+
+/// Wait until every request in `pending` is answered (looked at every [`DRAIN_CHECK`]) or
+/// `timeout` has passed, counted from the first poll.
+async fn drained(pending: &Mutex<VecDeque<AwaitingReply>>, timeout: Duration) -> Drained {
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut check = tokio::time::interval(DRAIN_CHECK);
+    loop {
+        tokio::select! {
+            _ = check.tick() => {
+                if lock(pending).is_empty() {
+                    return Drained::Answered;
+                }
+            }
+            () = &mut deadline => return Drained::TimedOut { unanswered: lock(pending).len() },
         }
     }
 }
@@ -333,7 +353,7 @@ enum QueueEnd {
 /// Write queued commands to the plugin's stdin, until it closes its input or the queue ends
 /// (then its input is closed: the end of its work).
 async fn write_commands(
-    pending: &Mutex<VecDeque<Pending>>,
+    pending: &Mutex<VecDeque<AwaitingReply>>,
     commands: &mut mpsc::Receiver<HostMessage>,
     mut stdin: ChildStdin,
 ) -> QueueEnd {
@@ -344,7 +364,7 @@ async fn write_commands(
             if pending.len() == PENDING_REQUESTS {
                 pending.pop_front();
             }
-            pending.push_back(Pending { id: *id, user: user.clone() });
+            pending.push_back(AwaitingReply { id: *id, user: user.clone() });
         }
         let line = message.to_line();
         if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
@@ -355,22 +375,38 @@ async fn write_commands(
     QueueEnd::Switched
 }
 
+/// What was wrong with a line a plugin wrote to stdout (counted as a protocol error and logged
+/// for the plugin's author).
+#[derive(Debug, thiserror::Error)]
+enum StdoutProblem {
+    #[error("line of {len} bytes is over the {MAX_LINE_BYTES}-byte limit")]
+    TooLong { len: usize },
+    #[error("line is not UTF-8")]
+    NotUtf8,
+    #[error(transparent)]
+    Invalid(#[from] ProtocolError),
+    #[error("reply to unknown request id {0}")]
+    UnknownRequest(u64),
+    #[error("chat output is full; reply dropped")]
+    ChatOutputFull,
+}
+
 /// Reads protocol messages from the plugin's stdout.
-async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<Pending>>, stdout: ChildStdout) {
+async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<AwaitingReply>>, stdout: ChildStdout) {
     let mut reader = BufReader::new(stdout);
     let mut lines = LineSplitter::new(MAX_LINE_BYTES);
     let mut budget = LogBudget::new(LOG_LINES_PER_SECOND, Duration::from_secs(1));
     while let Ok(Some(line)) = lines.next_line(&mut reader).await {
         let problem = match line {
-            Line::TooLong { len, .. } => format!("line of {len} bytes is over the {MAX_LINE_BYTES}-byte limit"),
-            Line::NotUtf8(_) => "line is not UTF-8".to_owned(),
+            Line::TooLong { len, .. } => StdoutProblem::TooLong { len },
+            Line::NotUtf8(_) => StdoutProblem::NotUtf8,
             Line::Text(text) if text.trim().is_empty() => continue,
             Line::Text(text) => match PluginMessage::parse(&text) {
                 Ok(message) => match handle_message(link, voice, pending, message, &mut budget) {
                     Ok(()) => continue,
                     Err(problem) => problem,
                 },
-                Err(e) => e.to_string(),
+                Err(e) => StdoutProblem::Invalid(e),
             },
         };
         PluginCounters::bump(&link.handle.counters.protocol_errors);
@@ -383,10 +419,10 @@ async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<
 fn handle_message(
     link: &HostLink,
     voice: &Voice,
-    pending: &Mutex<VecDeque<Pending>>,
+    pending: &Mutex<VecDeque<AwaitingReply>>,
     message: PluginMessage,
     budget: &mut LogBudget,
-) -> Result<(), String> {
+) -> Result<(), StdoutProblem> {
     match message {
         PluginMessage::Hello { version, commands } => {
             link.said_hello.store(true, Ordering::Relaxed);
@@ -420,11 +456,11 @@ fn handle_message(
                 index.and_then(|i| pending.remove(i)).map(|p| p.user)
             };
             let Some(user) = user else {
-                return Err(format!("reply to unknown request id {id}"));
+                return Err(StdoutProblem::UnknownRequest(id));
             };
             let reply = ChatReply { plugin: link.name().to_owned(), user: Some(user), text };
             // A full chat output drops the reply rather than stalling this plugin's reader.
-            link.replies.try_send(reply).map_err(|_| "chat output is full; reply dropped".to_owned())
+            link.replies.try_send(reply).map_err(|_| StdoutProblem::ChatOutputFull)
         }
     }
 }
@@ -467,5 +503,42 @@ mod tests {
         let s = "ab🦀".to_owned(); // the crab is 4 bytes, starting at byte 2
         assert_eq!(truncate_utf8(s.clone(), 3), "ab");
         assert_eq!(truncate_utf8(s.clone(), 6), s);
+    }
+
+    fn awaiting(ids: &[u64]) -> Arc<Mutex<VecDeque<AwaitingReply>>> {
+        Arc::new(Mutex::new(ids.iter().map(|&id| AwaitingReply { id, user: "alice".into() }).collect()))
+    }
+
+    const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_process_that_owes_nothing_is_drained_at_once() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(drained(&awaiting(&[]), DRAIN_TIMEOUT).await, Drained::Answered);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_process_that_never_answers_is_stopped_at_the_drain_timeout() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(drained(&awaiting(&[1, 2]), DRAIN_TIMEOUT).await, Drained::TimedOut { unanswered: 2 });
+        assert_eq!(start.elapsed(), DRAIN_TIMEOUT, "not a moment before");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_process_is_stopped_soon_after_its_last_answer() {
+        let pending = awaiting(&[7]);
+        let answerer = pending.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            lock(&answerer).clear();
+        });
+        let start = tokio::time::Instant::now();
+        assert_eq!(drained(&pending, DRAIN_TIMEOUT).await, Drained::Answered);
+        let waited = start.elapsed();
+        assert!(
+            (Duration::from_millis(100)..=Duration::from_millis(100) + DRAIN_CHECK).contains(&waited),
+            "{waited:?}"
+        );
     }
 }

@@ -12,13 +12,12 @@
 //! Processes are signalled by PID only after re-reading their start time, so a PID reused by
 //! an unrelated process after the original died is left alone.
 
-mod procfs;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use crate::procfs::{OpenProcess, ProcReader, ProcStat};
 use crate::sync::lock;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
@@ -27,8 +26,6 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
-
-pub use procfs::{OpenProcess, ProcReader, ProcStat};
 
 /// How often every family's members are recorded: a process a plugin starts and abandons
 /// within this time before the plugin crashes is not yet known to belong to it.

@@ -1,5 +1,6 @@
-//! Reading processes from `/proc` with as few system calls as it takes, for the supervisors'
-//! tree walks and the sampler's readings of 1,000 plugins alike.
+//! What the kernel says about a process: reading `/proc` with as few system calls as it
+//! takes, for the plugins' tree walks and reaping and the sampler's readings of 1,000 plugins
+//! alike.
 //!
 //! One read of `/proc/PID/stat` gives all the host needs of a process: its identity (PID and
 //! start time), group, state, thread count, CPU time and resident memory. A process's children
