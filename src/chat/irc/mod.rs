@@ -5,6 +5,7 @@
 //! chat text safe in both directions; [`flood`] paces what the bot sends.
 
 pub mod flood;
+pub mod connection;
 pub mod proto;
 pub mod session;
 pub mod settings;

@@ -388,7 +388,7 @@ impl Session {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::chat::irc::settings::{FloodLimit, Sasl};
     use crate::config::Secret;
