@@ -225,7 +225,8 @@ impl Link {
         let mut session = Session::new(self.settings.clone(), Instant::now());
         let mut bucket = Bucket::new(self.settings.flood, Instant::now());
         let mut registered = false;
-        let fail = |error: String, needs_operator: bool, registered: bool| End::Failed { error, needs_operator, registered };
+        let fail =
+            |error: String, needs_operator: bool, registered: bool| End::Failed { error, needs_operator, registered };
         if let Err(e) = self.write(&mut writer, &session.greet()).await {
             return fail(e, false, false);
         }
