@@ -28,6 +28,8 @@ use crate::plugins::stream::{Line, LineSplitter};
 
 /// How long a TCP connect and TLS handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long stopping waits to say QUIT.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Chat heard on connection `connection` (its index in `chat.irc`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,10 +179,8 @@ impl Link {
                 st.channels.clear();
             });
             info!(connection = s.name, server = %s.server, port = s.port, tls = s.tls, "connecting");
-            let end = tokio::select! {
-                end = self.connect_and_serve(&stop) => end,
-                () = stop.cancelled() => End::Stopped,
-            };
+            // Not raced against `stop`: on a live link, stopping sends QUIT first.
+            let end = self.connect_and_serve(&stop).await;
             let End::Failed { error, needs_operator, registered } = end else { break };
             if registered {
                 backoff.reset();
@@ -210,7 +210,11 @@ impl Link {
     }
 
     async fn connect_and_serve(&mut self, stop: &CancellationToken) -> End {
-        let stream = match timeout(CONNECT_TIMEOUT, open(&self.settings)).await {
+        let opened = tokio::select! {
+            opened = timeout(CONNECT_TIMEOUT, open(&self.settings)) => opened,
+            () = stop.cancelled() => return End::Stopped,
+        };
+        let stream = match opened {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => return End::Failed { error, needs_operator: false, registered: false },
             Err(_) => {
@@ -287,7 +291,9 @@ impl Link {
                 },
                 () = sleep_until(pace_at.unwrap_or_else(Instant::now)), if pace_at.is_some() => {}
                 () = stop.cancelled() => {
-                    let _ = self.write(&mut writer, &[Message::new("QUIT", ["Rosey is stopping"])]).await;
+                    // A server that does not take the line soon is not waited for.
+                    let quit = [Message::new("QUIT", ["Rosey is stopping"])];
+                    let _ = timeout(QUIT_TIMEOUT, self.write(&mut writer, &quit)).await;
                     return End::Stopped;
                 }
             }
