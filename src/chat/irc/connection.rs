@@ -222,6 +222,11 @@ impl Link {
                 return End::Failed { error, needs_operator: false, registered: false };
             }
         };
+        self.serve(stream, stop).await
+    }
+
+    /// Log in and chat over `stream` until it fails or `stop`.
+    async fn serve(&mut self, stream: Box<dyn Stream>, stop: &CancellationToken) -> End {
         self.status.send_modify(|st| st.state = LinkState::Registering);
         let (reader, mut writer) = tokio::io::split(stream);
         let mut reader = BufReader::new(reader);
@@ -469,5 +474,61 @@ mod tests {
         link.queue_reply(reply("y"));
         assert_eq!(link.queue.len(), 8);
         assert_eq!(status.borrow().replies_dropped, 2);
+    }
+
+    /// A server that speaks garbage: each hostile line is dropped and the link goes on.
+    #[tokio::test]
+    async fn hostile_server_lines_do_not_end_the_connection() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt as _};
+        let settings = crate::chat::irc::session::tests::settings();
+        let (incoming, mut heard) = mpsc::channel(8);
+        let (_tx, outgoing) = mpsc::channel(1);
+        let status = Arc::new(watch::Sender::new(ConnectionStatus::new(&settings)));
+        let mut link = Link {
+            index: 0,
+            settings: Arc::new(settings),
+            incoming,
+            outgoing,
+            status: status.clone(),
+            queue: VecDeque::new(),
+            drop_log: LogBudget::new(1, Duration::from_secs(10)),
+        };
+        let (bot, server) = tokio::io::duplex(1 << 20);
+        let stop = CancellationToken::new();
+        let serving = {
+            let stop = stop.clone();
+            tokio::spawn(async move { matches!(link.serve(Box::new(bot), &stop).await, End::Stopped) })
+        };
+        let (server_read, mut server) = tokio::io::split(server);
+        let mut from_bot = BufReader::new(server_read).lines();
+        assert_eq!(from_bot.next_line().await.expect("read").as_deref(), Some("CAP LS 302"));
+        let mut hostile: Vec<Vec<u8>> = vec![
+            b":irc.local 001 rosey :Welcome".to_vec(),
+            b"\x01\x02 garbage \xff\xfe".to_vec(),
+            format!(":a!b@c PRIVMSG #a :{}", "x".repeat(64 * 1024)).into_bytes(),
+            b":a!b@c PRIVMSG #a :caf\xe9 \xff".to_vec(),
+            b":a!b@c PRIVMSG #a".to_vec(),
+            b"@;;= :: :".to_vec(),
+            b"".to_vec(),
+        ];
+        hostile.push(b"@account=alice :alice!a@h PRIVMSG #a :!roll 2d6".to_vec());
+        for line in hostile {
+            server.write_all(&line).await.expect("write");
+            server.write_all(b"\r\n").await.expect("write");
+        }
+        let mut texts = Vec::new();
+        while texts.last().map(String::as_str) != Some("!roll 2d6") {
+            let got = timeout(Duration::from_secs(10), heard.recv()).await.expect("heard in time").expect("open");
+            texts.push(got.heard.text);
+        }
+        assert_eq!(texts, ["caf\u{fffd} \u{fffd}", "", "!roll 2d6"], "the 64 KB line was dropped");
+        assert_eq!(status.borrow().state, LinkState::Registered);
+        stop.cancel();
+        assert!(serving.await.expect("the task ends"), "stopped, not failed");
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = from_bot.next_line().await {
+            rest.push(line);
+        }
+        assert_eq!(rest.last().map(String::as_str), Some("QUIT :Rosey is stopping"));
     }
 }
