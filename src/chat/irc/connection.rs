@@ -108,6 +108,8 @@ impl ConnectionStatus {
 #[derive(Clone)]
 pub struct IrcHandle {
     pub name: String,
+    /// Twitch chat has no private messages over IRC: private answers go to the channel.
+    pub twitch: bool,
     outgoing: mpsc::Sender<Outgoing>,
     status: Arc<watch::Sender<ConnectionStatus>>,
 }
@@ -136,7 +138,12 @@ pub fn spawn(
 ) -> (IrcHandle, tokio::task::JoinHandle<()>) {
     let (outgoing_tx, outgoing_rx) = mpsc::channel(settings.queue);
     let status = Arc::new(watch::Sender::new(ConnectionStatus::new(&settings)));
-    let handle = IrcHandle { name: settings.name.clone(), outgoing: outgoing_tx, status: status.clone() };
+    let handle = IrcHandle {
+        name: settings.name.clone(),
+        twitch: settings.twitch,
+        outgoing: outgoing_tx,
+        status: status.clone(),
+    };
     let link = Link {
         index,
         settings: Arc::new(settings),
