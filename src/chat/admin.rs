@@ -94,6 +94,22 @@ pub enum Usage {
 }
 
 impl AdminCommand {
+    /// The command's name, as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AdminCommand::Help => "help",
+            AdminCommand::Status(_) => "status",
+            AdminCommand::List => "list",
+            AdminCommand::Metrics => "metrics",
+            AdminCommand::Act { action: Action::Reload, .. } => "reload",
+            AdminCommand::Act { action: Action::Restart, .. } => "restart",
+            AdminCommand::Act { action: Action::Stop, .. } => "stop",
+            AdminCommand::Act { action: Action::Start, .. } => "start",
+            AdminCommand::ReloadConfig => "reload-config",
+            AdminCommand::Audit => "audit",
+        }
+    }
+
     /// The words after `!admin`. Subcommands ignore ASCII case; plugin names do not.
     pub fn parse(args: &str) -> Result<AdminCommand, Usage> {
         let mut words = args.split_whitespace();
@@ -247,14 +263,19 @@ impl AdminDesk {
         heard.taken = true;
         let refusal = self.refusal(speaker, user, identity.as_deref(), now);
         let who = who(speaker, user);
+        let parsed = AdminCommand::parse(&command.args);
+        let label = parsed.as_ref().map_or("invalid", AdminCommand::label);
         if let Some(refusal) = refusal {
+            self.audit.count(label, "refused");
             warn!(target: AUDIT_TARGET, who = %who, command = ?command.args, outcome = "refused", reason = %refusal, "audit: !admin refused");
             self.audit.record(&who, &command.args, &format!("refused: {refusal}"));
             heard.replies.push(Answer::new(origin.clone(), reply(user, refusal)));
             return heard;
         }
         self.audit.record(&who, &command.args, "accepted");
-        let answer = match AdminCommand::parse(&command.args) {
+        let admin = speaker.account.as_deref().unwrap_or(user);
+        self.audit.count(label, admin);
+        let answer = match parsed {
             Err(usage) => Answer::new(origin.clone(), reply(user, usage.to_string())),
             Ok(command) => self.obey(command, speaker, identity.unwrap_or_default(), user, now),
         };
@@ -606,6 +627,8 @@ mod tests {
         assert!(audit[0].who.contains("(no account)") && audit[0].outcome.starts_with("refused"));
         assert!(audit[1].who.contains("account \"mallory\"") && audit[1].outcome.starts_with("refused"));
         assert_eq!(audit[2].outcome, "accepted");
+        let counts = desk.audit_log().counts();
+        assert_eq!(counts, [(("reload", "alice".to_owned()), 1), (("reload", "refused".to_owned()), 2)]);
     }
 
     #[tokio::test]
