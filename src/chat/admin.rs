@@ -1,6 +1,6 @@
 //! `!admin`: the operator's commands in chat. `status`, `list` and `metrics` answer from the
 //! latest metrics snapshot; `reload`, `restart`, `stop`, `start` and `reload-config` ask the
-//! running bot through [`Controls`] (which writes the audit line) and answer when the action has
+//! running bot through [`ActionDoor`] (which writes the audit line) and answer when the action has
 //! finished, without holding up the chat meanwhile. `stop` and `restart` take the plugin down,
 //! so they wait for a `yes` from the same user within [`CONFIRM_WITHIN`]; anything else that
 //! user says first cancels them.
@@ -22,8 +22,8 @@ use tracing::warn;
 
 use super::parse::{CONSOLE_USER, ChatMessage};
 use super::{Answer, Origin};
-use crate::action_text::{ActionSummary, ConfigSummary};
-use crate::control::{AUDIT_TARGET, Action, ConfigReloadError, Controls, Trigger};
+use crate::control::text::{ActionSummary, ConfigSummary};
+use crate::control::{AUDIT_TARGET, Action, ActionDoor, ConfigReloadError, Trigger};
 use crate::metrics::Snapshot;
 use crate::plugins::ChatReply;
 use crate::plugins::routing::ADMIN_COMMAND;
@@ -178,7 +178,7 @@ pub struct AdminDesk {
     authority: Authority,
     /// Each chat network's admins (accounts), by connection index.
     networks: Vec<Authority>,
-    controls: Controls,
+    controls: ActionDoor,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Where the operator finds the dashboard; None when it is disabled.
     dashboard_url: Option<String>,
@@ -193,7 +193,7 @@ pub struct AdminDesk {
 impl AdminDesk {
     pub fn new(
         authority: Authority,
-        controls: Controls,
+        controls: ActionDoor,
         snapshots: watch::Receiver<Arc<Snapshot>>,
         dashboard_url: Option<String>,
     ) -> AdminDesk {
@@ -474,7 +474,7 @@ mod tests {
     }
 
     fn desk() -> (AdminDesk, mpsc::Receiver<ControlRequest>) {
-        let (controls, requests) = Controls::channel();
+        let (controls, requests) = ActionDoor::channel();
         let (_, snapshots) = watch::channel(empty_snapshot());
         let url = Some("http://127.0.0.1:8080/".to_owned());
         (AdminDesk::new(Authority::console(), controls, snapshots, url), requests)
