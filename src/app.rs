@@ -228,7 +228,11 @@ pub async fn run(
     let desk = AdminDesk::new(Authority::console(), door.clone(), snapshots.clone(), dashboard_url);
     let dashboard = bound.map(|bound| Dashboard::start(bound, &config.dashboard, snapshots, door));
 
-    let chat = chat::run_console(host.registry(), reply_rx, desk, at_end, shutdown.stop.child_token());
+    // The dashboard's chat panel will subscribe here (chat_status.subscribe()).
+    let chat_status = tokio::sync::watch::Sender::new(chat::ChatStatus::default());
+    let chat_config = config.chat.clone();
+    let chat =
+        chat::run(host.registry(), reply_rx, desk, at_end, chat_config, chat_status, shutdown.stop.child_token());
     let mut chat_task = tokio::spawn(chat);
 
     let kill = host.kill_switch();

@@ -115,6 +115,9 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("dashboard.auth", !same_auth),
         ("metrics.poll_interval", was_metrics.poll_interval != *poll_interval),
         ("metrics.history_duration", was_metrics.history_duration != *history_duration),
+        ("metrics.prometheus_enabled", running.prometheus_enabled != new.prometheus_enabled),
+        // The chat connections are made at start.
+        ("chat", running.chat != new.chat),
     ];
     changes.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key.to_owned()).collect()
 }
@@ -170,6 +173,6 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 9, "every dashboard and metrics key is checked");
+        assert_eq!(checked, 10, "every dashboard and metrics key is checked");
     }
 }
