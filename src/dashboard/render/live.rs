@@ -20,6 +20,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+#[cfg(test)]
+mod browser_twins;
 mod diff;
 mod fields;
 use diff::{Pairing, diff, entries_diff, patch, uptime_step};
