@@ -17,7 +17,6 @@
 //! `scripts/bench.sh` collects. Figures are for the machine it runs on; nothing is asserted.
 //! Name sections to run only those: `cargo bench --bench collector -- sampler rendering`.
 
-use std::collections::VecDeque;
 use std::hint::black_box;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -314,9 +313,7 @@ fn snapshot_of(count: usize, ticks: usize) -> Snapshot {
             let view = series.view();
             let last = *view.iter().next_back().expect("a full hour");
             PluginSnapshot {
-                name: format!("plugin-{i:03}"),
                 version: "1.0.0".into(),
-                state: PluginState::Running,
                 pid: Some(10_000 + i as u32),
                 uptime: Duration::from_secs(3600) + POLL * ticks as u32,
                 loaded_at: Some(now - Duration::from_secs(3600)),
@@ -325,19 +322,9 @@ fn snapshot_of(count: usize, ticks: usize) -> Snapshot {
                 cpu_seconds: 12.5,
                 processes: 1,
                 events: last.events,
-                crashes: 0,
-                restarts: 0,
-                restart_attempt: 0,
-                next_restart_in: None,
-                next_restart_at: None,
-                protocol_errors: 0,
-                dropped_commands: 0,
                 commands: vec!["roll".into()],
-                command_conflicts: Vec::new(),
-                crash_log: Arc::new(VecDeque::new()),
                 last_sampled_at: Some(now),
-                history: view,
-                operations: Default::default(),
+                ..PluginSnapshot::example(&format!("plugin-{i:03}"), view)
             }
         })
         .collect();

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{BasicAuth, DashboardConfig};
 use crate::control::text::{ActionSummary, ConfigSummary};
+use crate::control::{Action, ActionOutcome};
 use crate::display::host_port;
 use crate::plugins::spec::PluginName;
 pub use url::BotUrl;
@@ -202,13 +203,12 @@ struct RefusalAnswer {
     problems: Option<Vec<String>>,
 }
 
-/// An `ActionReport` as the API sends it: read here with the labels as text, which
-/// [`ActionSummary`] words.
+/// An `ActionReport` as the API sends it, which [`ActionSummary`] words.
 #[derive(Debug, Deserialize)]
 struct ActionAnswer {
     plugin: String,
-    action: String,
-    outcome: String,
+    action: Action,
+    outcome: ActionOutcome,
     from_version: Option<String>,
     to_version: Option<String>,
     duration_seconds: Option<f64>,
@@ -219,8 +219,8 @@ impl ActionAnswer {
     fn summary(&self) -> ActionSummary<'_> {
         ActionSummary {
             plugin: &self.plugin,
-            action: &self.action,
-            outcome: &self.outcome,
+            action: self.action,
+            outcome: self.outcome,
             from_version: self.from_version.as_deref(),
             to_version: self.to_version.as_deref(),
             duration: seconds(self.duration_seconds),

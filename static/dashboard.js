@@ -69,14 +69,20 @@
     }
   }
 
-  // Draw `values` as the points of the polyline `line`, scaled into its <svg>'s box (the
-  // viewBox the server's template sets), as the server draws them.
-  function draw(line, values) {
-    const { width, height } = line.ownerSVGElement.viewBox.baseVal;
+  // The points of a polyline for `values` scaled into a `width` x `height` box, as the
+  // server's `view::polyline` writes them (tests/fixtures/drawing.json holds both to it).
+  function polylinePoints(values, width, height) {
     const max = values.reduce((m, v) => Math.max(m, v), 0);
     const step = values.length > 1 ? width / (values.length - 1) : 0;
     const y = (v) => (max > 0 ? height - 1 - (v / max) * (height - 2) : height - 1);
-    line.setAttribute('points', values.map((v, i) => `${Math.round(i * step)},${Math.round(y(v))}`).join(' '));
+    return values.map((v, i) => `${Math.round(i * step)},${Math.round(y(v))}`).join(' ');
+  }
+
+  // Draw `values` as the points of the polyline `line`, scaled into its <svg>'s box (the
+  // viewBox the server's template sets).
+  function draw(line, values) {
+    const { width, height } = line.ownerSVGElement.viewBox.baseVal;
+    line.setAttribute('points', polylinePoints(values, width, height));
   }
 
   function drawSparks(root, points) {
@@ -109,10 +115,16 @@
     frame.points = pick(frame.points, () => []);
   }
 
+  // An uptime grown by a delta's `uptime_step`, to a tenth of a second as the server's
+  // `diff::stepped` expects (tests/fixtures/drawing.json holds both to it).
+  function steppedUptime(uptime, step) {
+    return Math.round((uptime + step) * 10) / 10;
+  }
+
   function applyDelta(delta) {
     if (delta.uptime_step !== undefined) {
       for (const p of frame.plugins) {
-        if (p.uptime_seconds > 0) p.uptime_seconds = Math.round((p.uptime_seconds + delta.uptime_step) * 10) / 10;
+        if (p.uptime_seconds > 0) p.uptime_seconds = steppedUptime(p.uptime_seconds, delta.uptime_step);
       }
     }
     if (delta.names) reorder(delta.names);

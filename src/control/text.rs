@@ -5,17 +5,15 @@
 
 use std::time::Duration;
 
-use super::{ActionReport, ConfigReport};
+use super::{Action, ActionOutcome, ActionReport, ConfigReport};
 use crate::display::format_action_seconds as seconds;
 
 /// One finished plugin action.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionSummary<'a> {
     pub plugin: &'a str,
-    /// `reload`, `restart`, `stop` or `start`.
-    pub action: &'a str,
-    /// `done`, `reloaded`, `rolled_back` or `failed`.
-    pub outcome: &'a str,
+    pub action: Action,
+    pub outcome: ActionOutcome,
     pub from_version: Option<&'a str>,
     pub to_version: Option<&'a str>,
     pub duration: Duration,
@@ -26,8 +24,8 @@ impl<'a> ActionSummary<'a> {
     pub fn of(report: &'a ActionReport) -> Self {
         ActionSummary {
             plugin: &report.plugin,
-            action: report.action.as_str(),
-            outcome: report.outcome.as_str(),
+            action: report.action,
+            outcome: report.outcome,
             from_version: report.from_version.as_deref(),
             to_version: report.to_version.as_deref(),
             duration: report.duration,
@@ -37,7 +35,7 @@ impl<'a> ActionSummary<'a> {
 
     /// Did it do what was asked?
     pub fn succeeded(&self) -> bool {
-        matches!(self.outcome, "done" | "reloaded")
+        matches!(self.outcome, ActionOutcome::Done | ActionOutcome::Reloaded)
     }
 
     /// `reloaded dice-roller 1.0 → 1.1 in 0.84 s`, `reload of dice-roller rolled back after
@@ -50,12 +48,18 @@ impl<'a> ActionSummary<'a> {
         let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
         match (action, self.outcome) {
             // Nothing to do, e.g. a start of a plugin that runs.
-            (_, "done") if !reason.is_empty() => format!("{action} {plugin}: nothing to do{reason}"),
-            (_, "rolled_back") => format!("reload of {plugin} rolled back after {took}{reason}; {from} keeps serving"),
-            ("reload", "reloaded" | "done") => format!("reloaded {plugin} {from} → {to} in {took}"),
-            ("restart", "done") => format!("restarted {plugin} {from} → {to} in {took}"),
-            ("stop", "done") => format!("stopped {plugin} in {took}; it stays STOPPED until started"),
-            ("start", "done") => format!("started {plugin} {to} in {took}"),
+            (_, ActionOutcome::Done) if !reason.is_empty() => format!("{action} {plugin}: nothing to do{reason}"),
+            (_, ActionOutcome::RolledBack) => {
+                format!("reload of {plugin} rolled back after {took}{reason}; {from} keeps serving")
+            }
+            (Action::Reload, ActionOutcome::Reloaded | ActionOutcome::Done) => {
+                format!("reloaded {plugin} {from} → {to} in {took}")
+            }
+            (Action::Restart, ActionOutcome::Done) => format!("restarted {plugin} {from} → {to} in {took}"),
+            (Action::Stop, ActionOutcome::Done) => {
+                format!("stopped {plugin} in {took}; it stays STOPPED until started")
+            }
+            (Action::Start, ActionOutcome::Done) => format!("started {plugin} {to} in {took}"),
             (_, outcome) => format!("{action} of {plugin} {}after {took}{reason}", outcome_words(outcome)),
         }
     }
@@ -111,9 +115,9 @@ fn version(v: Option<&str>) -> &str {
     v.unwrap_or("(unknown version)")
 }
 
-fn outcome_words(outcome: &str) -> &str {
+fn outcome_words(outcome: ActionOutcome) -> &'static str {
     match outcome {
-        "failed" => "failed ",
+        ActionOutcome::Failed => "failed ",
         _ => "ended ",
     }
 }
@@ -122,7 +126,7 @@ fn outcome_words(outcome: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn summary(action: &'static str, outcome: &'static str) -> ActionSummary<'static> {
+    fn summary(action: Action, outcome: ActionOutcome) -> ActionSummary<'static> {
         ActionSummary {
             plugin: "dice",
             action,
@@ -136,13 +140,17 @@ mod tests {
 
     #[test]
     fn each_outcome_reads_with_its_duration_and_versions() {
-        assert_eq!(summary("reload", "reloaded").line(), "reloaded dice 1.0 → 1.1 in 0.84 s");
-        assert_eq!(summary("restart", "done").line(), "restarted dice 1.0 → 1.1 in 0.84 s");
-        assert_eq!(summary("stop", "done").line(), "stopped dice in 0.84 s; it stays STOPPED until started");
-        assert_eq!(summary("start", "done").line(), "started dice 1.1 in 0.84 s");
-        let running = ActionSummary { reason: Some("already running"), ..summary("start", "done") };
+        assert_eq!(summary(Action::Reload, ActionOutcome::Reloaded).line(), "reloaded dice 1.0 → 1.1 in 0.84 s");
+        assert_eq!(summary(Action::Restart, ActionOutcome::Done).line(), "restarted dice 1.0 → 1.1 in 0.84 s");
+        assert_eq!(
+            summary(Action::Stop, ActionOutcome::Done).line(),
+            "stopped dice in 0.84 s; it stays STOPPED until started"
+        );
+        assert_eq!(summary(Action::Start, ActionOutcome::Done).line(), "started dice 1.1 in 0.84 s");
+        let running = ActionSummary { reason: Some("already running"), ..summary(Action::Start, ActionOutcome::Done) };
         assert_eq!(running.line(), "start dice: nothing to do (already running)");
-        let failed = ActionSummary { reason: Some("no such file: ./dice"), ..summary("start", "failed") };
+        let failed =
+            ActionSummary { reason: Some("no such file: ./dice"), ..summary(Action::Start, ActionOutcome::Failed) };
         assert_eq!(failed.line(), "start of dice failed after 0.84 s (no such file: ./dice)");
         assert!(!failed.succeeded());
     }
@@ -152,7 +160,7 @@ mod tests {
         let rolled = ActionSummary {
             to_version: None,
             reason: Some("exited with code 3 before hello"),
-            ..summary("reload", "rolled_back")
+            ..summary(Action::Reload, ActionOutcome::RolledBack)
         };
         assert_eq!(
             rolled.line(),
@@ -165,7 +173,7 @@ mod tests {
         let report = ConfigSummary {
             started: vec!["echo"],
             removed: vec!["old"],
-            reloaded: vec![summary("reload", "reloaded")],
+            reloaded: vec![summary(Action::Reload, ActionOutcome::Reloaded)],
             unchanged: vec!["8ball", "hostile"],
             needs_restart: vec!["dashboard.port"],
             duration: Duration::from_millis(1500),

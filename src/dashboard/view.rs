@@ -395,7 +395,9 @@ pub fn polyline(values: impl ExactSizeIterator<Item = f64>, (width, height): (f6
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(&format!("{:.0},{:.0}", i as f64 * step, y));
+        // `round` (half away from zero), as the live page's Math.round on these non-negative
+        // numbers; `{:.0}` would round a half to even and draw some points a unit apart.
+        out.push_str(&format!("{},{}", (i as f64 * step).round(), y.round()));
     }
     out
 }

@@ -58,6 +58,39 @@ pub struct Operations {
 }
 
 impl PluginSnapshot {
+    /// A plugin for tests and benches: named `name`, RUNNING with `history`, version `1.0`,
+    /// no process, every figure zero and every list empty; a caller sets what it is about with
+    /// struct update syntax.
+    #[doc(hidden)]
+    pub fn example(name: &str, history: SeriesView) -> PluginSnapshot {
+        PluginSnapshot {
+            name: name.to_owned(),
+            version: "1.0".to_owned(),
+            state: PluginState::Running,
+            pid: None,
+            uptime: Duration::ZERO,
+            loaded_at: None,
+            cpu_percent: 0.0,
+            memory_bytes: 0,
+            cpu_seconds: 0.0,
+            processes: 0,
+            events: 0,
+            crashes: 0,
+            restarts: 0,
+            restart_attempt: 0,
+            next_restart_in: None,
+            next_restart_at: None,
+            protocol_errors: 0,
+            dropped_commands: 0,
+            commands: Vec::new(),
+            command_conflicts: Vec::new(),
+            crash_log: Arc::new(VecDeque::new()),
+            last_sampled_at: None,
+            history,
+            operations: Operations::default(),
+        }
+    }
+
     /// Start of the current process (None when none runs).
     pub fn started_at(&self) -> Option<SystemTime> {
         self.pid.and(self.loaded_at)

@@ -70,8 +70,9 @@ impl FormPost {
         let finished = SystemTime::now();
         let summary = ActionSummary::of(report);
         if !summary.succeeded() {
-            let heading = format!("{} {}: {}", summary.action, summary.plugin, summary.outcome.replace('_', " "));
-            return self.page(shared, StatusCode::OK, &heading, &summary.line(), summary.outcome);
+            let outcome = summary.outcome.as_str();
+            let heading = format!("{} {}: {}", summary.action, summary.plugin, outcome.replace('_', " "));
+            return self.page(shared, StatusCode::OK, &heading, &summary.line(), outcome);
         }
         shown_after(shared, finished).await;
         uncached().status(StatusCode::SEE_OTHER).header(header::LOCATION, self.back.url.as_str()).finish()

@@ -20,6 +20,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+#[cfg(test)]
+mod browser_twins;
 mod diff;
 mod fields;
 use diff::{Pairing, diff, entries_diff, patch, uptime_step};
@@ -273,30 +275,14 @@ mod tests {
         }
         let running = !uptime.is_zero();
         PluginSnapshot {
-            name: name.to_owned(),
-            version: "1.0".to_owned(),
             state: if running { PluginState::Running } else { PluginState::Crashed },
             pid: running.then_some(4242),
             uptime,
-            loaded_at: None,
             cpu_percent: f64::from(cpu_percent),
             memory_bytes: 20 << 20,
-            cpu_seconds: 0.0,
             processes: u32::from(running),
             events: samples,
-            crashes: 0,
-            restarts: 0,
-            restart_attempt: 0,
-            next_restart_in: None,
-            next_restart_at: None,
-            protocol_errors: 0,
-            dropped_commands: 0,
-            commands: Vec::new(),
-            command_conflicts: Vec::new(),
-            crash_log: Arc::new(VecDeque::new()),
-            last_sampled_at: None,
-            history: history.view(),
-            operations: Default::default(),
+            ..PluginSnapshot::example(name, history.view())
         }
     }
 

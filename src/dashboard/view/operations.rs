@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::control::text::ActionSummary;
 use crate::display::{format_action_seconds, rfc3339};
 use crate::metrics::PluginSnapshot;
-use crate::plugins::action::{ActionOutcome, ReloadRecord};
+use crate::plugins::action::{Action, ActionOutcome, ReloadRecord};
 use crate::plugins::command_table::CommandConflict;
 
 /// A card's part in the actions: what is under way, how the newest reload went, and whether
@@ -41,8 +41,8 @@ impl CardOperations {
 fn reload_summary<'a>(plugin: &'a str, r: &'a ReloadRecord) -> ActionSummary<'a> {
     ActionSummary {
         plugin,
-        action: "reload",
-        outcome: r.outcome.as_str(),
+        action: Action::Reload,
+        outcome: r.outcome,
         from_version: r.from_version.as_deref(),
         to_version: r.to_version.as_deref(),
         duration: r.duration,

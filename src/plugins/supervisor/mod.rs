@@ -139,13 +139,13 @@ impl Supervisor {
                         break;
                     }
                 },
-                Phase::Backoff { until, commands } => tokio::select! {
-                    () = tokio::time::sleep_until(until) => {
+                Phase::Backoff { until, commands } => match backoff(until, &mut self.orders, &self.stop).await {
+                    Backoff::Due => {
                         self.link.publish(|s| s.restart_count += 1);
                         self.start(self.link.handle.config(), commands)
                     }
-                    Some(order) = self.orders.recv() => self.obey_idle(commands, order).await,
-                    () = self.stop.cancelled() => break,
+                    Backoff::Order(order) => self.obey_idle(commands, order).await,
+                    Backoff::Stopped => break,
                 },
                 Phase::Idle { commands } => tokio::select! {
                     Some(order) = self.orders.recv() => self.obey_idle(commands, order).await,
@@ -295,6 +295,25 @@ impl Restart {
     }
 }
 
+/// How a CRASHED plugin's wait for its restart ended.
+enum Backoff {
+    /// The restart is due.
+    Due,
+    /// The operator asked for something first (a start, a stop…).
+    Order(Order),
+    /// The host stops or the plugin was removed.
+    Stopped,
+}
+
+/// Wait until `until` for the restart, unless an order or the stop comes first.
+async fn backoff(until: tokio::time::Instant, orders: &mut mpsc::Receiver<Order>, stop: &CancellationToken) -> Backoff {
+    tokio::select! {
+        () = tokio::time::sleep_until(until) => Backoff::Due,
+        Some(order) = orders.recv() => Backoff::Order(order),
+        () = stop.cancelled() => Backoff::Stopped,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,5 +375,38 @@ mod tests {
         assert_eq!(ExitReason::Code(3).to_string(), "exited with code 3");
         assert_eq!(ExitReason::Signal(9).to_string(), "killed by SIGKILL");
         assert_eq!(ExitReason::Signal(9).signal_name().as_deref(), Some("SIGKILL"));
+    }
+
+    fn order(busy: &Busy) -> (Order, oneshot::Receiver<ActionReport>) {
+        let (reply, answer) = oneshot::channel();
+        let claim = busy.claim(Action::Start).expect("the plugin is free");
+        (Order { action: Action::Start, config: None, trigger: Trigger::Config, reply, claim }, answer)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crashed_plugin_restarts_when_its_backoff_is_over_not_before() {
+        let (_sender, mut orders) = mpsc::channel(1);
+        let stop = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let until = start + Duration::from_secs(4);
+        let early = tokio::time::timeout(Duration::from_millis(3999), backoff(until, &mut orders, &stop)).await;
+        assert!(early.is_err(), "not due before the backoff is over");
+        assert!(matches!(backoff(until, &mut orders, &stop).await, Backoff::Due));
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_order_or_the_stop_ends_the_backoff_at_once() {
+        let (sender, mut orders) = mpsc::channel(1);
+        let stop = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let until = start + Duration::from_secs(30);
+        let busy = Busy::default();
+        let (first, _answer) = order(&busy);
+        sender.send(first).await.expect("the receiver is open");
+        assert!(matches!(backoff(until, &mut orders, &stop).await, Backoff::Order(o) if o.action == Action::Start));
+        stop.cancel();
+        assert!(matches!(backoff(until, &mut orders, &stop).await, Backoff::Stopped));
+        assert_eq!(start.elapsed(), Duration::ZERO, "neither waited for the restart");
     }
 }
