@@ -23,6 +23,7 @@ mod errors;
 mod hostile_chat;
 mod hostile_http;
 mod hostile_plugins;
+mod irc;
 mod live_updates;
 mod metrics;
 mod ops;
