@@ -208,6 +208,13 @@ impl IrcNetwork {
         )
     }
 
+    /// How many clients have connected to `port` so far (from InspIRCd's log).
+    pub fn connections_on(&self, port: u16) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("insp/logs/ircd.log")).unwrap_or_default();
+        let needle = format!("connecting on port {port} ");
+        log.lines().filter(|l| l.contains(&needle)).count()
+    }
+
     /// Register account `nick` with `password` through NickServ and return the client that did
     /// it, logged in to that account.
     pub fn register(&self, nick: &str, password: &str) -> Human {
@@ -472,12 +479,20 @@ impl Human {
         self.send(&format!("PRIVMSG {target} :{text}"));
     }
 
-    /// JOIN and wait until the server lists the channel's members.
-    pub fn join(&mut self, channel: &str) {
+    /// JOIN and wait until the server lists the channel's members; returns their nicks.
+    pub fn join(&mut self, channel: &str) -> Vec<String> {
         self.send(&format!("JOIN {channel}"));
+        let mut members = Vec::new();
+        let is_channel = |p: Option<&String>| p.is_some_and(|c| c.eq_ignore_ascii_case(channel));
         self.wait_for(&format!("the end of {channel}'s names"), |l| {
-            l.command == "366" && l.params.get(1).is_some_and(|c| c.eq_ignore_ascii_case(channel))
+            if l.command == "353" && is_channel(l.params.get(2)) {
+                members.extend(
+                    l.text().split_whitespace().map(|n| n.trim_start_matches(['@', '+', '%', '~', '&']).to_owned()),
+                );
+            }
+            l.command == "366" && is_channel(l.params.get(1))
         });
+        members
     }
 
     /// The next line (from the backlog first) matching `matches`, within [`DEADLINE`].
@@ -487,14 +502,19 @@ impl Human {
 
     /// As [`Human::wait_for`], with its own deadline. Lines that do not match stay in the
     /// backlog for later waits.
-    pub fn wait_for_within(&mut self, what: &str, deadline: Duration, mut matches: impl FnMut(&Line) -> bool) -> Line {
-        if let Some(i) = self.backlog.iter().position(&mut matches) {
-            return self.backlog.remove(i).expect("index from position");
-        }
-        self.next_matching(deadline, matches).unwrap_or_else(|| {
+    pub fn wait_for_within(&mut self, what: &str, deadline: Duration, matches: impl FnMut(&Line) -> bool) -> Line {
+        self.next_within(deadline, matches).unwrap_or_else(|| {
             let seen: Vec<&str> = self.backlog.iter().map(|l| l.raw.as_str()).collect();
             panic!("{}: timed out after {deadline:?} waiting for {what}; lines seen:\n{}", self.nick, seen.join("\n"))
         })
+    }
+
+    /// The next line (from the backlog first) matching `matches` within `deadline`, or None.
+    pub fn next_within(&mut self, deadline: Duration, mut matches: impl FnMut(&Line) -> bool) -> Option<Line> {
+        if let Some(i) = self.backlog.iter().position(&mut matches) {
+            return self.backlog.remove(i);
+        }
+        self.next_matching(deadline, matches)
     }
 
     /// Every line that arrives within `window` and matches (for "nothing else came" checks).
@@ -523,9 +543,10 @@ impl Human {
         }
     }
 
-    /// QUIT and close.
+    /// QUIT, and wait until the server has closed the link (so the nick is free again).
     pub fn quit(mut self) {
-        let _ = self.stream.write_all(b"QUIT :done\r\n");
+        self.send("QUIT :done");
+        self.wait_for("the server to close the link", |l| l.command == "ERROR");
     }
 }
 

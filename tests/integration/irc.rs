@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use crate::common::irc::{Human, HumanOptions, IrcNetwork};
+use crate::common::*;
 
 /// The harness itself: two people talk through the network, and the server tags a message with
 /// the sender's account only when the sender is logged in.
@@ -39,6 +42,11 @@ fn irc_network_carries_messages_and_vouches_for_logged_in_accounts() {
     alice2.say("#harness", "hello");
     let tagged = watcher.wait_for("alice_laptop's message", |l| l.is_privmsg("alice_laptop", "#harness"));
     assert_eq!(tagged.tag("account"), Some("alice"), "{}", tagged.raw);
+    assert!(
+        network.connections_on(network.ports.humans) >= 4,
+        "connections are counted from the log\n{}",
+        network.logs()
+    );
 }
 
 /// The strict port really cuts off a flooder, so a bot that stays connected there is proof of
@@ -59,4 +67,340 @@ fn irc_network_strict_port_disconnects_a_flooder() {
     let error =
         flooder.wait_for_within("the server closing the link", Duration::from_secs(20), |l| l.command == "ERROR");
     assert!(error.text().contains("Excess Flood"), "{}", error.raw);
+}
+
+/// A bot with the default plugins whose only chat network is `connections` (a `chat.irc` list).
+fn bot(connections: Value) -> RoseyBuilder {
+    let mut builder = RoseyBuilder::new();
+    builder.config["chat"] = json!({ "irc": connections });
+    builder
+}
+
+/// Wait until `human` sees `nick` join `channel`.
+fn wait_joined(human: &mut Human, nick: &str, channel: &str) {
+    human.wait_for(&format!("{nick} to join {channel}"), |l| {
+        l.command == "JOIN"
+            && l.nick().eq_ignore_ascii_case(nick)
+            && l.params.first().is_some_and(|c| c.eq_ignore_ascii_case(channel))
+    });
+}
+
+/// A network, a person in `channel`, and a bot (nick `rosey`) that has joined it.
+fn scene(test: &str, channel: &str) -> Option<(IrcNetwork, Human, Rosey)> {
+    let network = IrcNetwork::start(test)?;
+    let mut alice = Human::connect(&network, "alice");
+    alice.join(channel);
+    let rosey = bot(json!([network.bot_connection("rosey", &[channel])])).start();
+    wait_joined(&mut alice, "rosey", channel);
+    Some((network, alice, rosey))
+}
+
+#[test]
+fn a_roll_in_a_channel_is_answered_in_that_channel() {
+    let Some((_network, mut alice, _rosey)) = scene("a_roll_in_a_channel_is_answered_in_that_channel", "#dice") else {
+        return;
+    };
+    alice.say("#dice", "!roll 2d6");
+    let reply = alice.wait_for("the bot's reply in #dice", |l| l.is_privmsg("rosey", "#dice"));
+    assert!(reply.text().contains("2d6"), "{}", reply.raw);
+    assert!(reply.text().contains("alice"), "the reply says whom it answers: {}", reply.raw);
+}
+
+#[test]
+fn a_private_message_is_answered_privately() {
+    let Some((network, mut alice, _rosey)) = scene("a_private_message_is_answered_privately", "#quiet") else {
+        return;
+    };
+    let mut bob = Human::connect(&network, "bob");
+    bob.join("#quiet");
+    alice.say("rosey", "!roll 1d20");
+    let reply = alice.wait_for("the bot's private reply", |l| l.is_privmsg("rosey", "alice"));
+    assert!(reply.text().contains("1d20"), "{}", reply.raw);
+    let in_channel = bob.collect_for(Duration::from_secs(1), |l| l.command == "PRIVMSG" && l.nick() == "rosey");
+    assert!(in_channel.is_empty(), "a private command was answered in public: {in_channel:?}");
+}
+
+#[test]
+fn a_taken_nick_makes_the_bot_use_its_alternate() {
+    let Some(network) = IrcNetwork::start("a_taken_nick_makes_the_bot_use_its_alternate") else {
+        return;
+    };
+    let mut squatter = Human::connect(&network, "rosey");
+    squatter.join("#alt");
+    let mut connection = network.bot_connection("rosey", &["#alt"]);
+    connection["alt_nicks"] = json!(["rosey_", "rosey__"]);
+    let _rosey = bot(json!([connection])).start();
+    wait_joined(&mut squatter, "rosey_", "#alt");
+    squatter.say("#alt", "!roll d4");
+    let reply = squatter.wait_for("the reply from the alternate nick", |l| l.is_privmsg("rosey_", "#alt"));
+    assert!(reply.text().contains("d4"), "{}", reply.raw);
+}
+
+/// One bot, two TLS connections to the same listener: with the network's CA it joins and
+/// answers; without it the certificate is refused, by name, and nothing falls back to plain.
+#[test]
+fn tls_with_the_networks_own_ca_is_trusted_and_without_it_refused() {
+    let Some(network) = IrcNetwork::start("tls_with_the_networks_own_ca_is_trusted_and_without_it_refused") else {
+        return;
+    };
+    let mut alice = Human::connect(&network, "alice");
+    alice.join("#tls");
+    let tls = |name: &str, nick: &str| {
+        let mut c = network.bot_connection(nick, &["#tls"]);
+        c["name"] = json!(name);
+        c["server"] = json!("localhost");
+        c["port"] = json!(network.ports.tls);
+        c["tls"] = json!(true);
+        c
+    };
+    let mut trusted = tls("trusted", "rosey");
+    trusted["tls_ca"] = json!(network.ca_file());
+    let untrusted = tls("untrusted", "stranger");
+    let rosey = bot(json!([trusted, untrusted])).start();
+    wait_joined(&mut alice, "rosey", "#tls");
+    alice.say("#tls", "!roll 3d6");
+    let reply = alice.wait_for("the reply over TLS", |l| l.is_privmsg("rosey", "#tls"));
+    assert!(reply.text().contains("3d6"), "{}", reply.raw);
+
+    let refusal = wait_for("a certificate error for the untrusted connection", DEADLINE, || {
+        rosey
+            .stderr_text()
+            .lines()
+            .find(|l| l.contains("untrusted") && l.to_lowercase().contains("certificate"))
+            .map(str::to_owned)
+    });
+    assert!(!refusal.contains("panicked"), "{refusal}");
+    let joined = alice.collect_for(Duration::from_secs(1), |l| l.command == "JOIN" && l.nick() == "stranger");
+    assert!(joined.is_empty(), "the untrusted connection got through: {joined:?}");
+}
+
+#[test]
+fn a_reply_with_line_breaks_ctcp_markers_and_2000_bytes_arrives_as_safe_split_lines() {
+    let Some(network) =
+        IrcNetwork::start("a_reply_with_line_breaks_ctcp_markers_and_2000_bytes_arrives_as_safe_split_lines")
+    else {
+        return;
+    };
+    let mut alice = Human::connect(&network, "alice");
+    alice.join("#nasty");
+    alice.join("#victim");
+    let _rosey = bot(json!([network.bot_connection("rosey", &["#nasty", "#victim"])]))
+        .plugin(python_plugin("nasty", "irc/nasty_reply.py", &[]))
+        .start();
+    wait_joined(&mut alice, "rosey", "#victim");
+    alice.say("#nasty", "!nasty");
+    let first = alice.wait_for("the first reply line", |l| l.nick() == "rosey");
+    let mut lines = vec![first];
+    lines.extend(alice.collect_for(Duration::from_secs(3), |l| l.nick() == "rosey"));
+
+    assert!(lines.len() >= 2, "2,000 bytes do not fit one line: {lines:#?}");
+    for line in &lines {
+        assert!(line.is_privmsg("rosey", "#nasty"), "only PRIVMSGs to #nasty, nothing forged: {}", line.raw);
+        let untagged =
+            line.raw.split_once(' ').filter(|_| line.raw.starts_with('@')).map_or(line.raw.as_str(), |(_, r)| r);
+        assert!(untagged.len() + 2 <= 512, "{} bytes: {}", untagged.len() + 2, line.raw);
+        assert!(!line.text().contains('\u{1}'), "a CTCP marker reached the wire: {:?}", line.raw);
+        assert!(!line.raw.contains('\u{FFFD}'), "a line was cut inside a UTF-8 character: {:?}", line.raw);
+    }
+    let text: String = lines.iter().map(|l| l.text()).collect();
+    assert!(text.contains("start") && text.contains("ééé"), "{text}");
+
+    alice.say("#nasty", "!roll 1d2");
+    alice.wait_for("a normal reply afterwards", |l| l.is_privmsg("rosey", "#nasty") && l.text().contains("1d2"));
+}
+
+#[test]
+fn the_prd_appendix_a_config_starts_the_bot() {
+    let text = std::fs::read_to_string(fixture("irc/prd-appendix-a.json")).expect("the PRD's Appendix A");
+    let mut config: Value = serde_json::from_str(&text).expect("Appendix A is JSON");
+    // As written, except the port: 8080 may be taken on a test machine.
+    config["dashboard"]["port"] = json!(free_port());
+    let mut builder = RoseyBuilder::new();
+    builder.config = config;
+    let rosey = builder.start();
+    assert_eq!(rosey.get("/metrics").status, 200);
+    assert!(!rosey.stderr_text().contains("unknown"), "{}", rosey.stderr_text());
+}
+
+#[test]
+fn the_bot_reconnects_rejoins_and_answers_after_the_server_restarts() {
+    let Some((mut network, alice, rosey)) =
+        scene("the_bot_reconnects_rejoins_and_answers_after_the_server_restarts", "#again")
+    else {
+        return;
+    };
+    drop(alice);
+    network.kill_server();
+    let outage = wait_for("/api/chat to show the connection reconnecting", DEADLINE, || {
+        let chat = rosey.get("/api/chat");
+        (chat.status == 200 && chat.body.to_lowercase().contains("reconnecting")).then_some(chat.body)
+    });
+    assert!(outage.contains("local"), "{outage}");
+    network.start_server();
+
+    let mut alice = Human::connect(&network, "alice");
+    if !alice.join("#again").iter().any(|n| n == "rosey") {
+        wait_joined(&mut alice, "rosey", "#again");
+    }
+    alice.say("#again", "!roll 2d6");
+    alice.wait_for("a reply after the restart", |l| l.is_privmsg("rosey", "#again") && l.text().contains("2d6"));
+    let metrics = rosey.get("/metrics").body;
+    let reconnects = metrics.lines().find(|l| l.starts_with("rosey_chat_reconnects_total"));
+    assert!(reconnects.is_some_and(|l| !l.ends_with(" 0")), "{metrics}");
+}
+
+/// The bot's SASL password is wrong (given through an environment variable): the log says so,
+/// naming the connection and never the password, and the bot backs off instead of hammering
+/// the server.
+#[test]
+fn a_wrong_sasl_password_is_a_clear_error_and_retried_with_backoff() {
+    let Some(network) = IrcNetwork::start("a_wrong_sasl_password_is_a_clear_error_and_retried_with_backoff") else {
+        return;
+    };
+    network.register("rosey", "the-right-one").quit();
+    let mut connection = network.bot_connection("rosey", &["#sasl"]);
+    connection["name"] = json!("libera-ish");
+    connection["sasl"] = json!({ "account": "rosey", "password_env": "TEST_IRC_SASL_PASSWORD" });
+    let rosey = bot(json!([connection])).env("TEST_IRC_SASL_PASSWORD", "wrong-horse-battery").start();
+    let error = wait_for("the SASL failure in the log", DEADLINE, || {
+        rosey
+            .stderr_text()
+            .lines()
+            .find(|l| l.contains("libera-ish") && l.to_lowercase().contains("sasl"))
+            .map(str::to_owned)
+    });
+    let before = network.connections_on(network.ports.plain);
+    std::thread::sleep(Duration::from_secs(10));
+    let during = network.connections_on(network.ports.plain) - before;
+    assert!(during <= 4, "{during} connections in 10 s after {error:?}: a reconnect storm");
+    let chat = rosey.get("/api/chat").body;
+    for (place, text) in [("log", rosey.stderr_text()), ("/api/chat", chat)] {
+        assert!(!text.contains("wrong-horse-battery"), "the password is in the {place}");
+    }
+}
+
+/// A bot whose connection names `alice` as an admin, in `#ops`.
+fn admin_bot(network: &IrcNetwork, watcher: &mut Human) -> Rosey {
+    let mut connection = network.bot_connection("rosey", &["#ops"]);
+    connection["admins"] = json!(["alice"]);
+    let rosey = bot(json!([connection])).start();
+    wait_joined(watcher, "rosey", "#ops");
+    rosey.wait_for_state("dice-roller", "RUNNING");
+    rosey
+}
+
+/// Audit lines in the log that mention `needle`.
+fn audited(rosey: &Rosey, needle: &str) -> Vec<String> {
+    rosey.stderr_text().lines().filter(|l| l.contains("audit: ") && l.contains(needle)).map(str::to_owned).collect()
+}
+
+#[test]
+fn the_admins_account_reloads_a_plugin_from_the_channel_and_it_is_audited() {
+    let Some(network) = IrcNetwork::start("the_admins_account_reloads_a_plugin_from_the_channel_and_it_is_audited")
+    else {
+        return;
+    };
+    let mut alice = network.register("alice", "alice-pw");
+    alice.join("#ops");
+    let rosey = admin_bot(&network, &mut alice);
+    let pid = rosey.pid_of("dice-roller");
+    alice.say("#ops", "!admin reload dice-roller");
+    let answer = alice.wait_for("the bot's answer", |l| l.command == "PRIVMSG" && l.nick() == "rosey");
+    assert!(answer.text().contains("reloaded dice-roller"), "{}", answer.raw);
+    rosey.wait_for_plugin("a new dice-roller process", "dice-roller", |p| p["state"] == "RUNNING" && p["pid"] != pid);
+    let audit = wait_for("the audit line", DEADLINE, || {
+        audited(&rosey, "alice").into_iter().find(|l| l.contains("reload") && l.contains("outcome=done"))
+    });
+    assert!(audit.contains("dice-roller"), "{audit}");
+}
+
+#[test]
+fn the_admins_nick_without_the_account_is_refused_and_audited() {
+    let Some(network) = IrcNetwork::start("the_admins_nick_without_the_account_is_refused_and_audited") else {
+        return;
+    };
+    network.register("alice", "alice-pw").quit();
+    // Anyone may take the nick while alice is away; the server just will not vouch for them.
+    let mut impostor = Human::connect(&network, "alice");
+    impostor.join("#ops");
+    let rosey = admin_bot(&network, &mut impostor);
+    let pid = rosey.pid_of("dice-roller");
+    impostor.say("#ops", "!admin reload dice-roller");
+    let answer = impostor.wait_for("the bot's refusal", |l| l.command == "PRIVMSG" && l.nick() == "rosey");
+    assert!(!answer.text().contains("reloaded"), "{}", answer.raw);
+    let audit = wait_for("the refusal's audit line", DEADLINE, || {
+        audited(&rosey, "alice").into_iter().find(|l| l.contains("refused"))
+    });
+    assert!(audit.contains("reload"), "{audit}");
+    assert_eq!(rosey.pid_of("dice-roller"), pid, "the plugin was not reloaded");
+}
+
+/// What a broken or hostile server might send; none of it may stop the bot or its connection.
+const HOSTILE_SERVER_LINES: &[&[u8]] = &[
+    b"\x00\x01\x02 garbage without any structure\r\n",
+    b":\r\n",
+    b"@\r\n",
+    b"@;;=;= :x\r\n",
+    b"\r\n",
+    b"\n",
+    b":fake.server 001\r\n",
+    b"PING\r\n",
+    b":mallory!m@127.0.0.1 PRIVMSG #chan\r\n",
+    b":mallory!m@127.0.0.1 PRIVMSG #chan :\r\n",
+    b":mallory!m@127.0.0.1 PRIVMSG\r\n",
+    b"PRIVMSG #chan :!roll 1d3 from nobody\r\n",
+    b":!@ PRIVMSG #chan :!roll 1d3\r\n",
+    b":mallory!m@127.0.0.1 PRIVMSG #chan :\xff\xfe not UTF-8 \xc3\r\n",
+    b":mallory!m@127.0.0.1 NOTICE #chan :\x01VERSION\x01\r\n",
+];
+
+/// A fake server (a real one would never send garbage): it registers the bot, then sends
+/// garbage, a 64 KB line, invalid UTF-8 and PRIVMSGs without text, and then checks that the
+/// same connection still answers a PING and a command.
+#[test]
+fn hostile_server_lines_leave_the_connection_working() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+    let port = listener.local_addr().expect("bound address").port();
+    listener.set_nonblocking(true).expect("non-blocking accept");
+    let connection = json!({ "name": "fake", "server": "127.0.0.1", "port": port, "tls": false, "nick": "rosey", "channels": ["#chan"] });
+    let rosey = bot(json!([connection])).start();
+    let (stream, _) = wait_for("the bot to connect", DEADLINE, || listener.accept().ok());
+    stream.set_nonblocking(false).expect("blocking socket");
+    let mut server = Human::over(stream, "fake-server");
+    server.wait_for("USER", |l| l.command == "USER");
+    if server
+        .next_within(Duration::from_millis(500), |l| l.command == "CAP" && l.params.first().is_some_and(|p| p == "LS"))
+        .is_some()
+    {
+        server.send(":fake.server CAP * LS :message-tags server-time");
+        let answer = server.wait_for("CAP REQ or END", |l| {
+            l.command == "CAP" && l.params.first().is_some_and(|p| p == "REQ" || p == "END")
+        });
+        if answer.params[0] == "REQ" {
+            server.send(&format!(":fake.server CAP rosey ACK :{}", answer.text()));
+            server.wait_for("CAP END", |l| l.command == "CAP" && l.params.first().is_some_and(|p| p == "END"));
+        }
+    }
+    server.send(":fake.server 001 rosey :Welcome to the fake network");
+    server.send(":fake.server 376 rosey :End of MOTD");
+    server.wait_for("JOIN #chan", |l| l.command == "JOIN");
+    server.send(":rosey!rosey@127.0.0.1 JOIN #chan");
+
+    for line in HOSTILE_SERVER_LINES {
+        server.send_bytes(line);
+    }
+    let mut huge = b":mallory!m@127.0.0.1 PRIVMSG #chan :".to_vec();
+    huge.extend(std::iter::repeat_n(b'A', 64 * 1024));
+    huge.extend(b"\r\n");
+    server.send_bytes(&huge);
+
+    server.send("PING :still-there");
+    server.wait_for("a PONG on the same connection", |l| l.command == "PONG" && l.raw.contains("still-there"));
+    server.send(":alice!alice@127.0.0.1 PRIVMSG #chan :!roll 1d6");
+    let reply = server
+        .wait_for("the reply to alice", |l| l.command == "PRIVMSG" && l.params.first().is_some_and(|t| t == "#chan"));
+    assert!(reply.text().contains("1d6"), "{}", reply.raw);
+    rosey.assert_alive();
+    assert!(!rosey.stderr_text().contains("panicked"), "{}", rosey.stderr_text());
+    assert_eq!(rosey.get("/health").status, 200);
 }
