@@ -320,6 +320,8 @@ pub struct Line {
     pub params: Vec<String>,
     /// When the harness read it.
     pub at: Instant,
+    /// Whether the bytes were valid UTF-8 (`raw` shows invalid ones as U+FFFD).
+    pub utf8: bool,
 }
 
 impl Line {
@@ -351,7 +353,15 @@ impl Line {
             params.push(p.to_owned());
             rest = r.trim_start();
         }
-        Line { raw: raw.to_owned(), tags, source, command: command.to_ascii_uppercase(), params, at: Instant::now() }
+        Line {
+            raw: raw.to_owned(),
+            tags,
+            source,
+            command: command.to_ascii_uppercase(),
+            params,
+            at: Instant::now(),
+            utf8: true,
+        }
     }
 
     pub fn tag(&self, key: &str) -> Option<&str> {
@@ -451,7 +461,8 @@ impl Human {
             let mut buf = Vec::new();
             while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
                 let text = String::from_utf8_lossy(&buf);
-                let line = Line::parse(text.trim_end_matches(['\r', '\n']));
+                let mut line = Line::parse(text.trim_end_matches(['\r', '\n']));
+                line.utf8 = std::str::from_utf8(&buf).is_ok();
                 buf.clear();
                 if line.command == "PING" {
                     let _ = ponger.write_all(format!("PONG :{}\r\n", line.text()).as_bytes());

@@ -200,7 +200,7 @@ fn a_reply_with_line_breaks_ctcp_markers_and_2000_bytes_arrives_as_safe_split_li
             line.raw.split_once(' ').filter(|_| line.raw.starts_with('@')).map_or(line.raw.as_str(), |(_, r)| r);
         assert!(untagged.len() + 2 <= 512, "{} bytes: {}", untagged.len() + 2, line.raw);
         assert!(!line.text().contains('\u{1}'), "a CTCP marker reached the wire: {:?}", line.raw);
-        assert!(!line.raw.contains('\u{FFFD}'), "a line was cut inside a UTF-8 character: {:?}", line.raw);
+        assert!(line.utf8, "a line was cut inside a UTF-8 character: {:?}", line.raw);
     }
     let text: String = lines.iter().map(|l| l.text()).collect();
     assert!(text.contains("start") && text.contains("ééé"), "{text}");
@@ -403,4 +403,52 @@ fn hostile_server_lines_leave_the_connection_working() {
     rosey.assert_alive();
     assert!(!rosey.stderr_text().contains("panicked"), "{}", rosey.stderr_text());
     assert_eq!(rosey.get("/health").status, 200);
+}
+
+/// The bot's pace on the strict port: a burst of 4, then a line every 0.25 s (the server there
+/// cuts off anything beyond about ten lines over five a second).
+const BURST: usize = 4;
+const INTERVAL: f64 = 0.25;
+
+#[test]
+fn fifty_commands_at_once_are_all_answered_at_the_bots_pace_without_an_excess_flood() {
+    let Some(network) =
+        IrcNetwork::start("fifty_commands_at_once_are_all_answered_at_the_bots_pace_without_an_excess_flood")
+    else {
+        return;
+    };
+    let mut alice = Human::connect(&network, "alice");
+    alice.join("#busy");
+    let mut connection = network.bot_connection("rosey", &["#busy"]);
+    connection["port"] = json!(network.ports.strict);
+    connection["flood_burst"] = json!(BURST);
+    connection["flood_interval"] = json!(INTERVAL);
+    let rosey = bot(json!([connection])).start();
+    wait_joined(&mut alice, "rosey", "#busy");
+
+    let burst: String = (2..=51).map(|sides| format!("PRIVMSG #busy :!roll 1d{sides}\r\n")).collect();
+    let sent = std::time::Instant::now();
+    alice.send_bytes(burst.as_bytes());
+    let mut replies = Vec::new();
+    while replies.len() < 50 {
+        let line = alice.wait_for_within("the next reply or the bot leaving", Duration::from_secs(30), |l| {
+            l.is_privmsg("rosey", "#busy") || (l.command == "QUIT" && l.nick() == "rosey")
+        });
+        assert_eq!(line.command, "PRIVMSG", "the bot left after {} replies: {}", replies.len(), line.raw);
+        replies.push(line);
+    }
+    for sides in 2..=51 {
+        let label = format!("1d{sides}:");
+        assert!(replies.iter().any(|r| r.text().contains(&label)), "no answer to !roll 1d{sides}");
+    }
+    // A line arrives after it was sent, and the bot cannot send the k-th line (k > BURST) sooner
+    // than (k - BURST) intervals after the commands came in: a lower bound, safe on a slow machine.
+    for (k, reply) in replies.iter().enumerate().skip(BURST) {
+        let earliest = INTERVAL * (k + 1 - BURST) as f64 * 0.9;
+        let at = reply.at.duration_since(sent).as_secs_f64();
+        assert!(at >= earliest, "reply {} arrived {at:.2} s after the commands, before {earliest:.2} s", k + 1);
+    }
+    let left = alice.collect_for(Duration::from_millis(500), |l| l.command == "QUIT" && l.nick() == "rosey");
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!rosey.stderr_text().contains("Excess Flood"), "{}", rosey.stderr_text());
 }
