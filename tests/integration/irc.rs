@@ -452,3 +452,37 @@ fn fifty_commands_at_once_are_all_answered_at_the_bots_pace_without_an_excess_fl
     assert!(left.is_empty(), "{left:?}");
     assert!(!rosey.stderr_text().contains("Excess Flood"), "{}", rosey.stderr_text());
 }
+
+/// The rules that keep bots from looping and from being abused: a NOTICE is never answered, a
+/// CTCP VERSION or PING is (by NOTICE), other CTCP is ignored, and colour codes around a
+/// command do not hide it.
+#[test]
+fn notices_are_never_answered_ctcp_version_is_and_colours_do_not_hide_a_command() {
+    let Some((_network, mut alice, _rosey)) =
+        scene("notices_are_never_answered_ctcp_version_is_and_colours_do_not_hide_a_command", "#manners")
+    else {
+        return;
+    };
+    alice.send("NOTICE #manners :!roll 1d6");
+    alice.send("NOTICE rosey :!roll 1d6");
+    alice.say("rosey", "\u{1}TIME\u{1}");
+    alice.say("#manners", "\u{1}ACTION !roll 1d6\u{1}");
+    alice.say("rosey", "\u{1}VERSION\u{1}");
+    let version =
+        alice.wait_for("the CTCP VERSION answer", |l| l.nick() == "rosey" && l.text().starts_with("\u{1}VERSION"));
+    assert_eq!(version.command, "NOTICE", "CTCP is answered by NOTICE: {}", version.raw);
+    assert!(
+        version.text().len() > "\u{1}VERSION \u{1}".len() && version.text().ends_with('\u{1}'),
+        "{:?}",
+        version.raw
+    );
+    alice.say("rosey", "\u{1}PING 1234567\u{1}");
+    let ping = alice.wait_for("the CTCP PING answer", |l| l.nick() == "rosey" && l.text().starts_with("\u{1}PING"));
+    assert_eq!((ping.command.as_str(), ping.text()), ("NOTICE", "\u{1}PING 1234567\u{1}"), "{}", ping.raw);
+
+    alice.say("#manners", "\u{3}04,01\u{2}!roll\u{2}\u{f} 1d8");
+    let reply = alice.wait_for("the reply to the coloured command", |l| l.is_privmsg("rosey", "#manners"));
+    assert!(reply.text().contains("1d8"), "{}", reply.raw);
+    let answered = alice.collect_for(Duration::from_secs(1), |l| l.nick() == "rosey" && !l.text().starts_with('\u{1}'));
+    assert!(answered.is_empty(), "only the PRIVMSG command was answered: {answered:?}");
+}
