@@ -13,7 +13,7 @@ use crate::common::*;
 /// the sender's account only when the sender is logged in.
 #[test]
 fn irc_network_carries_messages_and_vouches_for_logged_in_accounts() {
-    let Some(network) = IrcNetwork::start("irc_network_carries_messages_and_vouches_for_logged_in_accounts") else {
+    let Some(mut network) = IrcNetwork::start("irc_network_carries_messages_and_vouches_for_logged_in_accounts") else {
         return;
     };
     let mut alice = network.register("alice", "alice-pw");
