@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod console;
+pub mod irc;
 pub mod parse;
 pub mod router;
 

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use super::numbers::compact;
 use super::report::{ConfigProblem, ValueSource};
-use super::schema::{BasicAuth, Config, MetricsConfig, RawAuth, RawConfig, RawPlugin};
+use super::schema::{BasicAuth, ChatConfig, Config, MetricsConfig, RawAuth, RawConfig, RawIrc, RawPlugin};
+use super::secret;
+use crate::chat::irc::settings::{FloodLimit, IrcSettings, Sasl};
 use crate::plugins::builtin::Builtin;
 use crate::plugins::routing::HOST_NAME;
 use crate::plugins::spec::{Launch, PluginConfig, PluginName, ReloadPolicy, RestartPolicy};
@@ -67,6 +69,8 @@ impl RawConfig {
             }
         }
 
+        let chat = check_chat(self, &mut problems);
+
         if !problems.found.is_empty() {
             return Err(problems.found);
         }
@@ -77,6 +81,8 @@ impl RawConfig {
                 history_duration: m.history_duration.duration(),
             },
             plugins,
+            chat,
+            prometheus_enabled: m.prometheus_enabled,
         })
     }
 }
@@ -151,5 +157,150 @@ fn check_plugin(index: usize, raw: &RawPlugin, problems: &mut Problems) -> Optio
             ready_timeout: raw.reload_timeout.duration(),
             drain_timeout: raw.drain_timeout.duration(),
         },
+    })
+}
+
+/// The `chat` section: each connection checked on its own (a bad one names its key and its
+/// connection), names unique, and the admins of every network.
+fn check_chat(raw: &RawConfig, problems: &mut Problems) -> ChatConfig {
+    let mut irc = Vec::with_capacity(raw.chat.irc.len());
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (index, entry) in raw.chat.irc.iter().enumerate() {
+        if let Some(first) = seen.get(entry.name.as_str()) {
+            problems.add(
+                format!("chat.irc[{index}].name"),
+                format!(
+                    "duplicate connection name {:?} (chat.irc[{first}] has it too): names must be unique",
+                    entry.name
+                ),
+            );
+            continue;
+        }
+        seen.insert(&entry.name, index);
+        irc.extend(check_irc(index, entry, problems));
+    }
+    let mut admins = raw.admins.clone();
+    admins.extend(raw.owner.clone());
+    for (index, admin) in raw.admins.iter().enumerate() {
+        if admin.trim().is_empty() {
+            problems.add(format!("admins[{index}]"), "expected an account name, found an empty string".into());
+        }
+    }
+    ChatConfig { console: raw.chat.console, irc, admins }
+}
+
+/// A nick, channel, user or account as IRC carries it: one word, no control characters.
+fn is_irc_word(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with(':')
+        && !text.contains(|c: char| c.is_whitespace() || c.is_control() || c == ',')
+}
+
+fn check_irc(index: usize, raw: &RawIrc, problems: &mut Problems) -> Option<IrcSettings> {
+    let at = |key: &str| format!("chat.irc[{index}].{key}");
+    let name = &raw.name;
+    let before = problems.found.len();
+    let name_ok = !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !name_ok {
+        problems.add(
+            at("name"),
+            format!("invalid connection name {name:?}: expected 1..32 characters of a-z A-Z 0-9 . _ -"),
+        );
+    }
+    let mut bad = |key: &str, message: String| problems.add(at(key), format!("connection {name:?}: {message}"));
+    if raw.server.trim().is_empty() || raw.server.contains(char::is_whitespace) {
+        bad("server", format!("expected a host name or IP address, found {:?}", raw.server));
+    }
+    if !is_irc_word(&raw.nick) {
+        bad("nick", format!("expected a nick (one word), found {:?}", raw.nick));
+    }
+    for (i, nick) in raw.alt_nicks.iter().enumerate() {
+        if !is_irc_word(nick) {
+            bad(&format!("alt_nicks[{i}]"), format!("expected a nick (one word), found {nick:?}"));
+        }
+    }
+    for (key, value) in [("user", &raw.user)] {
+        if let Some(value) = value.as_deref().filter(|v| !is_irc_word(v)) {
+            bad(key, format!("expected one word, found {value:?}"));
+        }
+    }
+    if raw.realname.as_deref().is_some_and(|r| r.contains(['\r', '\n', '\0'])) {
+        bad("realname", "expected one line of text".into());
+    }
+    for (i, channel) in raw.channels.iter().enumerate() {
+        if !is_irc_word(channel) || !channel.starts_with(['#', '&', '+', '!']) {
+            bad(&format!("channels[{i}]"), format!("expected a channel such as \"#rosey\", found {channel:?}"));
+        }
+    }
+    for (i, admin) in raw.admins.iter().enumerate() {
+        if !is_irc_word(admin) {
+            bad(&format!("admins[{i}]"), format!("expected an account name, found {admin:?}"));
+        }
+    }
+    if let Some(ca) = &raw.tls_ca {
+        if !raw.tls {
+            bad("tls_ca", "a CA file needs tls: true".into());
+        } else if !ca.is_file() {
+            bad("tls_ca", format!("{} is not a readable file", ca.display()));
+        }
+    }
+    let password = secret::resolve(raw.password.as_deref(), raw.password_env.as_deref(), raw.password_file.as_deref())
+        .map_err(|(suffix, message)| bad(&format!("password{suffix}"), message))
+        .ok()
+        .flatten();
+    let sasl = raw.sasl.as_ref().and_then(|sasl| {
+        if !is_irc_word(&sasl.account) {
+            bad("sasl.account", format!("expected an account name, found {:?}", sasl.account));
+        }
+        let secret =
+            secret::resolve(sasl.password.as_deref(), sasl.password_env.as_deref(), sasl.password_file.as_deref());
+        match secret {
+            Ok(Some(password)) => Some(Sasl { account: sasl.account.clone(), password }),
+            Ok(None) => {
+                bad("sasl.password", "expected a password (or password_env, or password_file)".into());
+                None
+            }
+            Err((suffix, message)) => {
+                bad(&format!("sasl.password{suffix}"), message);
+                None
+            }
+        }
+    });
+    if raw.reconnect_max_delay.written() < raw.reconnect_delay.written() {
+        bad("reconnect_max_delay", "expected a number of seconds >= reconnect_delay".into());
+    }
+    if problems.found.len() > before {
+        return None;
+    }
+    let preset = if raw.twitch { FloodLimit::TWITCH } else { FloodLimit::DEFAULT };
+    let flood = FloodLimit {
+        burst: raw.flood_burst.map_or(preset.burst, |b| b.get()),
+        interval: raw.flood_interval.map_or(preset.interval, |i| i.duration()),
+    };
+    let user = raw.user.clone().unwrap_or_else(|| raw.nick.clone());
+    Some(IrcSettings {
+        name: name.clone(),
+        server: raw.server.clone(),
+        port: raw.port.map_or(if raw.tls { 6697 } else { 6667 }, |p| p.get()),
+        tls: raw.tls,
+        tls_ca: raw.tls_ca.clone(),
+        nick: raw.nick.clone(),
+        alt_nicks: raw.alt_nicks.clone(),
+        realname: raw.realname.clone().unwrap_or_else(|| "Rosey chat bot".to_owned()),
+        user,
+        password,
+        sasl,
+        channels: raw.channels.clone(),
+        admins: raw.admins.clone(),
+        twitch: raw.twitch,
+        max_reply_lines: raw.max_reply_lines.get(),
+        flood,
+        queue: raw.queue.get(),
+        idle_ping: raw.idle_ping.duration(),
+        ping_timeout: raw.ping_timeout.duration(),
+        reconnect_delay: raw.reconnect_delay.duration(),
+        reconnect_max_delay: raw.reconnect_max_delay.duration(),
     })
 }

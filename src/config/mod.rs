@@ -18,10 +18,12 @@ mod load;
 mod numbers;
 mod report;
 mod schema;
+mod secret;
 
 pub use load::{ConfigFile, DEFAULT_CONFIG_FILE, Loaded, load, load_dashboard};
 pub use report::{ConfigError, ConfigProblem, NamedBy, ValueSource};
-pub use schema::{BasicAuth, Config, DashboardConfig, MetricsConfig, RawConfig};
+pub use schema::{BasicAuth, ChatConfig, Config, DashboardConfig, MetricsConfig, RawConfig};
+pub use secret::Secret;
 
 #[cfg(test)]
 mod tests {
@@ -140,7 +142,10 @@ mod tests {
         )
         .expect("valid");
         let printed = serde_json::to_value(raw.redacted()).expect("serialisable");
-        assert_eq!(printed["metrics"], serde_json::json!({"poll_interval": 0.5, "history_duration": 60}));
+        assert_eq!(
+            printed["metrics"],
+            serde_json::json!({"poll_interval": 0.5, "history_duration": 60, "prometheus_enabled": true})
+        );
         assert_eq!(printed["dashboard"]["auth"]["password"], "<redacted>");
         assert_eq!(config.dashboard.auth.expect("auth").password, "s3cret");
     }
@@ -169,6 +174,64 @@ mod tests {
         assert_eq!(
             problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "drain_timeout": 7200}]}"#),
             ["plugins[0].drain_timeout: expected a number of seconds from 0.1 to 3600 (1 hour), found 7200"]
+        );
+    }
+
+    #[test]
+    fn the_prd_appendix_a_file_is_accepted_as_written() {
+        let (_, config) = load_json(
+            r#"{"dashboard": {"enabled": true, "port": 8080, "host": "0.0.0.0"},
+                "metrics": {"poll_interval": 5, "history_duration": 3600, "prometheus_enabled": true},
+                "admins": ["bot_owner", "operator1", "operator2"]}"#,
+        )
+        .expect("valid");
+        assert_eq!(config.chat.admins, ["bot_owner", "operator1", "operator2"]);
+        assert!(config.prometheus_enabled && config.chat.console && config.chat.irc.is_empty());
+    }
+
+    #[test]
+    fn an_irc_connection_takes_its_defaults_and_presets() {
+        let (raw, config) = load_json(
+            r##"{"owner": "root", "admins": ["op"], "chat": {"console": false, "irc": [
+                {"name": "libera", "server": "irc.libera.chat", "nick": "rosey", "channels": ["#rosey"],
+                 "sasl": {"account": "rosey", "password": "pw1"}, "admins": ["alice"]},
+                {"name": "twitch", "server": "irc.chat.twitch.tv", "nick": "roseybot", "twitch": true,
+                 "password": "oauth:tok", "channels": ["#dallas"]}]}}"##,
+        )
+        .expect("valid");
+        let chat = &config.chat;
+        assert!(!chat.console);
+        assert_eq!(chat.admins, ["op", "root"]);
+        let libera = &chat.irc[0];
+        assert_eq!((libera.port, libera.tls, libera.user.as_str()), (6697, true, "rosey"));
+        assert_eq!(libera.sasl.as_ref().map(|s| s.password.expose()), Some("pw1"));
+        assert_eq!(libera.flood.burst, 4);
+        assert_eq!(chat.irc[1].flood.burst, 5, "the Twitch preset");
+        assert!(!format!("{config:?}").contains("pw1") && !format!("{config:?}").contains("oauth:tok"));
+        let printed = serde_json::to_string(&raw.redacted()).expect("serialisable");
+        assert!(!printed.contains("pw1") && !printed.contains("oauth:tok"), "{printed}");
+    }
+
+    #[test]
+    fn irc_problems_name_the_key_and_the_connection() {
+        assert_eq!(
+            problems(
+                r##"{"chat": {"irc": [{"name": "net", "server": "irc.example", "nick": "two words",
+                    "channels": ["rosey"], "sasl": {"account": "a"}, "prot": 1}]}}"##
+            ),
+            [
+                "chat.irc[0].channels[0]: connection \"net\": expected a channel such as \"#rosey\", found \"rosey\"",
+                "chat.irc[0].nick: connection \"net\": expected a nick (one word), found \"two words\"",
+                "chat.irc[0].prot: unknown key \"prot\", did you mean \"port\"? (expected one of: name, server, port, \
+                 tls, tls_ca, nick, alt_nicks, user, realname, password, password_env, password_file, sasl, channels, \
+                 admins, twitch, max_reply_lines, flood_burst, flood_interval, queue, idle_ping, ping_timeout, \
+                 reconnect_delay, reconnect_max_delay)",
+                "chat.irc[0].sasl.password: connection \"net\": expected a password (or password_env, or password_file)",
+            ]
+        );
+        assert_eq!(
+            problems(r##"{"chat": {"irc": [{"name": "n", "server": "s", "nick": "r", "password": 5}]}}"##),
+            ["chat.irc[0].password: expected a string, found a value of another type"]
         );
     }
 }

@@ -57,6 +57,15 @@ impl SecondsRange for ReloadRange {
     const EXPECTED: &'static str = "a number of seconds from 0.1 to 3600 (1 hour)";
 }
 
+/// The chat connections' pacing and timeouts: from 0.01 s (tests pace fast) to an hour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChatRange;
+impl SecondsRange for ChatRange {
+    const MIN: f64 = 0.01;
+    const MAX: f64 = 3_600.0;
+    const EXPECTED: &'static str = "a number of seconds from 0.01 to 3600 (1 hour)";
+}
+
 /// A number of seconds within `R`'s range, kept as written (for `rosey config`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seconds<R> {

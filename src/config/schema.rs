@@ -4,14 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::num::{NonZeroU16, NonZeroUsize};
+use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::numbers::{DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
+use super::numbers::{ChatRange, DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
+use crate::chat::irc::settings::IrcSettings;
 use crate::plugins::spec::{PluginConfig, ReloadPolicy, RestartPolicy};
 
 /// The configuration as written: defaults, file and environment merged, not yet checked.
@@ -21,6 +22,121 @@ pub struct RawConfig {
     pub dashboard: RawDashboard,
     pub metrics: RawMetrics,
     pub plugins: Vec<RawPlugin>,
+    pub chat: RawChat,
+    /// Chat accounts allowed to use `!admin` on every chat network (PRD Appendix A).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub admins: Vec<String>,
+    /// One more admin, the bot's owner (Sortie 4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// `chat`: the console and the chat networks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawChat {
+    /// Read chat from stdin; off for a service, whose stdin is `/dev/null`.
+    pub console: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub irc: Vec<RawIrc>,
+}
+
+impl Default for RawChat {
+    fn default() -> Self {
+        RawChat { console: true, irc: Vec::new() }
+    }
+}
+
+/// `chat.irc[N]`: one IRC (or Twitch chat) connection, as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIrc {
+    pub name: String,
+    pub server: String,
+    /// 6697 with TLS, 6667 without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<NonZeroU16>,
+    pub tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    pub nick: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alt_nicks: Vec<String>,
+    /// The user name (ident); the nick when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<RawSasl>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub admins: Vec<String>,
+    /// Twitch chat: its capabilities, user ids as accounts, its flood limit.
+    pub twitch: bool,
+    pub max_reply_lines: NonZeroUsize,
+    /// Lines sent at once before the pace applies (default 4, Twitch 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood_burst: Option<NonZeroU32>,
+    /// Seconds between lines after the burst (default 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood_interval: Option<Seconds<ChatRange>>,
+    pub queue: NonZeroUsize,
+    pub idle_ping: Seconds<ChatRange>,
+    pub ping_timeout: Seconds<ChatRange>,
+    pub reconnect_delay: Seconds<ChatRange>,
+    pub reconnect_max_delay: Seconds<ChatRange>,
+}
+
+impl Default for RawIrc {
+    fn default() -> Self {
+        RawIrc {
+            name: String::new(),
+            server: String::new(),
+            port: None,
+            tls: true,
+            tls_ca: None,
+            nick: String::new(),
+            alt_nicks: Vec::new(),
+            user: None,
+            realname: None,
+            password: None,
+            password_env: None,
+            password_file: None,
+            sasl: None,
+            channels: Vec::new(),
+            admins: Vec::new(),
+            twitch: false,
+            max_reply_lines: NonZeroUsize::new(4).expect("4 is not zero"),
+            flood_burst: None,
+            flood_interval: None,
+            queue: NonZeroUsize::new(64).expect("64 is not zero"),
+            idle_ping: Seconds::builtin(Duration::from_secs(120)),
+            ping_timeout: Seconds::builtin(Duration::from_secs(60)),
+            reconnect_delay: Seconds::builtin(Duration::from_secs(2)),
+            reconnect_max_delay: Seconds::builtin(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// `chat.irc[N].sasl`: SASL PLAIN.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSasl {
+    pub account: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +182,8 @@ pub struct RawAuth {
 pub struct RawMetrics {
     pub poll_interval: Seconds<PollRange>,
     pub history_duration: Seconds<HistoryRange>,
+    /// Serve `/metrics` (Prometheus text); false answers 404.
+    pub prometheus_enabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +237,7 @@ impl Default for RawMetrics {
         RawMetrics {
             poll_interval: Seconds::builtin(Duration::from_secs(5)),
             history_duration: Seconds::builtin(Duration::from_secs(3600)),
+            prometheus_enabled: true,
         }
     }
 }
@@ -177,6 +296,14 @@ impl RawConfig {
         {
             auth.password = Some("<redacted>".to_owned());
         }
+        for irc in &mut copy.chat.irc {
+            let sasl = irc.sasl.as_mut().map(|sasl| &mut sasl.password);
+            for password in [Some(&mut irc.password), sasl].into_iter().flatten() {
+                if password.is_some() {
+                    *password = Some("<redacted>".to_owned());
+                }
+            }
+        }
         copy
     }
 }
@@ -190,6 +317,19 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     pub metrics: MetricsConfig,
     pub plugins: Vec<PluginConfig>,
+    pub chat: ChatConfig,
+    /// `metrics.prometheus_enabled`: serve `/metrics`. Kept beside, not in, [`MetricsConfig`]:
+    /// that is the collector's, and the collector does not serve Prometheus.
+    pub prometheus_enabled: bool,
+}
+
+/// The checked `chat` section, with the top-level `admins` and `owner`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatConfig {
+    pub console: bool,
+    pub irc: Vec<IrcSettings>,
+    /// Top-level `admins` plus `owner`: accounts that may use `!admin` on every network.
+    pub admins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
