@@ -200,7 +200,9 @@ pub async fn run(
     let dashboard = bound.map(|bound| Dashboard::start(bound, &config.dashboard, snapshots, controls.clone()));
 
     let chat_stop = CancellationToken::new();
-    let chat = chat::run_console(host.registry(), reply_rx, desk, at_end, chat_stop.clone());
+    // The dashboard's chat panel will subscribe here (chat_status.subscribe()).
+    let chat_status = tokio::sync::watch::Sender::new(chat::ChatStatus::default());
+    let chat = chat::run(host.registry(), reply_rx, desk, at_end, config.chat.clone(), chat_status, chat_stop.clone());
     let mut chat_task = tokio::spawn(chat);
 
     let kill = host.kill_switch();

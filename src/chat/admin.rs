@@ -6,7 +6,11 @@
 //! user says first cancels them.
 //!
 //! Who may use `!admin` is a property of the chat source, an [`Authority`]: on the console only
-//! its own user (see [`Authority::console`]); a chat network would bring its list of admins.
+//! its own user (see [`Authority::console`]); on a chat network only the accounts the server
+//! vouches for (IRCv3 `account` tag, Twitch `user-id`) that are in that network's `admins` or
+//! the top-level `admins`/`owner`. A nick alone proves nothing: anyone can take it. Network
+//! admins give at most one command per [`NETWORK_PACE`]; every command and refusal is kept in
+//! the [`AuditLog`] (the last 100) and written to the `audit` log target.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use tokio::task::JoinSet;
 use tracing::warn;
 
 use super::parse::{CONSOLE_USER, ChatMessage};
+use super::{Answer, Origin};
 use crate::action_text::{ActionSummary, ConfigSummary};
 use crate::control::{AUDIT_TARGET, Action, ConfigReloadError, Controls, Trigger};
 use crate::metrics::Snapshot;
@@ -24,10 +29,17 @@ use crate::plugins::ChatReply;
 use crate::plugins::routing::ADMIN_COMMAND;
 use crate::plugins::routing::HOST_NAME;
 
+mod audit;
 mod status;
+
+pub use audit::{AuditEntry, AuditLog};
 
 /// How long a `stop` or `restart` waits for its `yes`.
 pub const CONFIRM_WITHIN: Duration = Duration::from_secs(30);
+/// A chat network's admin gives at most one command per this long (Sortie 4).
+pub const NETWORK_PACE: Duration = Duration::from_secs(5);
+/// `!admin audit` shows this many of the latest entries.
+const AUDIT_SHOWN: usize = 5;
 
 /// Who may give `!admin` commands on one chat source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +78,8 @@ pub enum AdminCommand {
         plugin: String,
     },
     ReloadConfig,
+    /// The latest admin commands and refusals.
+    Audit,
 }
 
 /// An `!admin` line that names no command, in words for its sender.
@@ -104,6 +118,7 @@ impl AdminCommand {
             ("list", _) => AdminCommand::List,
             ("metrics", _) => AdminCommand::Metrics,
             ("reload-config", _) => AdminCommand::ReloadConfig,
+            ("audit", _) => AdminCommand::Audit,
             _ => return Err(Usage::Unknown(first.to_owned())),
         };
         too_many("no arguments", name.as_deref())?;
@@ -123,20 +138,40 @@ struct Pending {
 #[derive(Debug, Default)]
 pub struct Heard {
     /// Its answers, at once (an action's outcome comes later, from [`AdminDesk::finished`]).
-    pub replies: Vec<ChatReply>,
+    pub replies: Vec<Answer>,
     /// It was for the desk; otherwise it goes on to the plugins as usual.
     pub taken: bool,
+}
+
+/// Who said a message: where, and the account the chat network vouches for (none on the
+/// console, where the user name itself is the identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Speaker {
+    pub origin: Origin,
+    pub account: Option<String>,
+}
+
+impl Speaker {
+    pub fn console() -> Speaker {
+        Speaker { origin: Origin::Console, account: None }
+    }
 }
 
 /// What the desk needs to answer and act.
 pub struct AdminDesk {
     authority: Authority,
+    /// Each chat network's admins (accounts), by connection index.
+    networks: Vec<Authority>,
     controls: Controls,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Where the operator finds the dashboard; None when it is disabled.
     dashboard_url: Option<String>,
+    /// By identity ([`AdminDesk::identity`]).
     pending: HashMap<String, Pending>,
-    running: JoinSet<ChatReply>,
+    /// When each network admin last gave a command (one per [`NETWORK_PACE`]).
+    last_command: HashMap<String, Instant>,
+    audit: AuditLog,
+    running: JoinSet<Answer>,
 }
 
 impl AdminDesk {
@@ -146,52 +181,114 @@ impl AdminDesk {
         snapshots: watch::Receiver<Arc<Snapshot>>,
         dashboard_url: Option<String>,
     ) -> AdminDesk {
-        AdminDesk { authority, controls, snapshots, dashboard_url, pending: HashMap::new(), running: JoinSet::new() }
+        AdminDesk {
+            authority,
+            networks: Vec::new(),
+            controls,
+            snapshots,
+            dashboard_url,
+            pending: HashMap::new(),
+            last_command: HashMap::new(),
+            audit: AuditLog::default(),
+            running: JoinSet::new(),
+        }
+    }
+
+    /// The admins of each chat network, by connection index.
+    pub fn set_networks(&mut self, networks: Vec<Authority>) {
+        self.networks = networks;
+    }
+
+    /// The last admin commands and refusals (for `GET /api/audit`).
+    pub fn audit_log(&self) -> AuditLog {
+        self.audit.clone()
+    }
+
+    /// Who `speaker` is to the desk: the console's user name, or on a network its account
+    /// (None: the network vouches for nobody, so nobody is obeyed).
+    fn identity(speaker: &Speaker, user: &str) -> Option<String> {
+        match &speaker.origin {
+            Origin::Console => Some(user.to_owned()),
+            Origin::Irc { connection, .. } => speaker.account.as_ref().map(|a| format!("{connection}/{a}")),
+        }
     }
 
     /// Look at one chat message before it is routed: a `yes` to a pending confirmation, an
     /// `!admin` command, or (passed on) anything else, which cancels the sender's confirmation.
-    pub fn hear(&mut self, message: ChatMessage<'_>, now: Instant) -> Heard {
+    pub fn hear(&mut self, message: ChatMessage<'_>, speaker: &Speaker, now: Instant) -> Heard {
         let user = message.user;
         let mut heard = Heard::default();
-        if let Some(pending) = self.pending.remove(user) {
+        let origin = &speaker.origin;
+        let identity = Self::identity(speaker, user);
+        if let Some(pending) = identity.as_ref().and_then(|id| self.pending.remove(id)) {
             let live = now < pending.expires_at;
             if message.text.eq_ignore_ascii_case("yes") {
                 heard.taken = true;
                 heard.replies.push(if live {
-                    self.start(pending.action, pending.plugin, user)
+                    self.start(pending.action, pending.plugin, speaker, user)
                 } else {
                     let secs = CONFIRM_WITHIN.as_secs();
-                    reply(
-                        user,
-                        format!(
-                            "{} {}: not confirmed within {secs} s; nothing was done",
-                            pending.action, pending.plugin
-                        ),
-                    )
+                    let text = format!(
+                        "{} {}: not confirmed within {secs} s; nothing was done",
+                        pending.action, pending.plugin
+                    );
+                    Answer::new(origin.clone(), reply(user, text))
                 });
                 return heard;
             }
             if live {
-                heard.replies.push(reply(user, format!("{} {} cancelled", pending.action, pending.plugin)));
+                let text = format!("{} {} cancelled", pending.action, pending.plugin);
+                heard.replies.push(Answer::new(origin.clone(), reply(user, text)));
             }
         }
         let Some(command) = message.command().filter(|c| c.command.eq_ignore_ascii_case(ADMIN_COMMAND)) else {
             return heard;
         };
         heard.taken = true;
-        if !self.authority.permits(user) {
-            warn!(target: AUDIT_TARGET, who = %Trigger::Console { user: user.to_owned() }, command = ?command.args, outcome = "refused", "audit: !admin refused: not an admin");
-            heard
-                .replies
-                .push(reply(user, format!("!{ADMIN_COMMAND} is for the operator only; {user} may not use it")));
+        let refusal = self.refusal(speaker, user, identity.as_deref(), now);
+        let who = who(speaker, user);
+        if let Some(refusal) = refusal {
+            warn!(target: AUDIT_TARGET, who = %who, command = ?command.args, outcome = "refused", reason = %refusal, "audit: !admin refused");
+            self.audit.record(&who, &command.args, &format!("refused: {refusal}"));
+            heard.replies.push(Answer::new(origin.clone(), reply(user, refusal)));
             return heard;
         }
-        heard.replies.push(match AdminCommand::parse(&command.args) {
-            Err(usage) => reply(user, usage.to_string()),
-            Ok(command) => self.obey(command, user, now),
-        });
+        self.audit.record(&who, &command.args, "accepted");
+        let answer = match AdminCommand::parse(&command.args) {
+            Err(usage) => Answer::new(origin.clone(), reply(user, usage.to_string())),
+            Ok(command) => self.obey(command, speaker, identity.unwrap_or_default(), user, now),
+        };
+        heard.replies.push(answer);
         heard
+    }
+
+    /// Why `speaker` may not give an `!admin` command now, in words for them.
+    fn refusal(&mut self, speaker: &Speaker, user: &str, identity: Option<&str>, now: Instant) -> Option<String> {
+        let Origin::Irc { connection, .. } = &speaker.origin else {
+            return (!self.authority.permits(user))
+                .then(|| format!("!{ADMIN_COMMAND} is for the operator only; {user} may not use it"));
+        };
+        let Some(account) = speaker.account.as_deref() else {
+            return Some(format!(
+                "!{ADMIN_COMMAND} needs an account the server vouches for; {user} is not logged in (identify to services first)"
+            ));
+        };
+        if !self.networks.get(*connection).is_some_and(|a| a.permits(account)) {
+            return Some(format!("!{ADMIN_COMMAND} is for the bot's admins; account {account} is not one"));
+        }
+        let identity = identity.unwrap_or_default().to_owned();
+        if let Some(last) = self.last_command.get(&identity) {
+            let wait = NETWORK_PACE.saturating_sub(now.saturating_duration_since(*last));
+            if !wait.is_zero() {
+                let secs = wait.as_secs_f64().ceil();
+                return Some(format!(
+                    "one !{ADMIN_COMMAND} command per {} s; try again in {secs} s",
+                    NETWORK_PACE.as_secs()
+                ));
+            }
+        }
+        self.last_command.insert(identity, now);
+        None
     }
 
     /// Are actions under way (their outcomes still to be answered)?
@@ -200,24 +297,29 @@ impl AdminDesk {
     }
 
     /// The answer of the next action to finish; waits forever while none runs.
-    pub async fn finished(&mut self) -> ChatReply {
+    pub async fn finished(&mut self) -> Answer {
         loop {
             match self.running.join_next().await {
-                Some(Ok(reply)) => return reply,
+                Some(Ok(answer)) => return answer,
                 Some(Err(e)) => warn!("an !admin action's task ended without an answer: {e}"),
                 None => std::future::pending::<()>().await,
             }
         }
     }
 
-    fn obey(&mut self, command: AdminCommand, user: &str, now: Instant) -> ChatReply {
+    fn obey(&mut self, command: AdminCommand, speaker: &Speaker, identity: String, user: &str, now: Instant) -> Answer {
         let snapshot = self.snapshots.borrow().clone();
+        let origin = speaker.origin.clone();
+        // Details the channel need not see go to the asker alone.
+        let private = |text: String| Answer { private: true, ..Answer::new(origin.clone(), reply(user, text)) };
+        let public = |text: String| Answer::new(origin.clone(), reply(user, text));
         match command {
-            AdminCommand::Help => reply(user, status::HELP.to_owned()),
-            AdminCommand::Status(None) => reply(user, status::overview(&snapshot)),
-            AdminCommand::Status(Some(name)) => reply(user, status::plugin(&snapshot, &name)),
-            AdminCommand::List => reply(user, status::list(&snapshot)),
-            AdminCommand::Metrics => reply(user, status::metrics(&snapshot, self.dashboard_url.as_deref())),
+            AdminCommand::Help => private(status::HELP.to_owned()),
+            AdminCommand::Status(None) => private(status::overview(&snapshot)),
+            AdminCommand::Status(Some(name)) => private(status::plugin(&snapshot, &name)),
+            AdminCommand::List => private(status::list(&snapshot)),
+            AdminCommand::Metrics => private(status::metrics(&snapshot, self.dashboard_url.as_deref())),
+            AdminCommand::Audit => private(self.audit.summary(AUDIT_SHOWN)),
             AdminCommand::Act { action: action @ (Action::Stop | Action::Restart), plugin } => {
                 let why = match action {
                     Action::Stop => "it stays STOPPED, its commands unanswered, until !admin start",
@@ -225,12 +327,13 @@ impl AdminDesk {
                 };
                 let secs = CONFIRM_WITHIN.as_secs();
                 let text = format!("{action} {plugin}? {why}; type yes within {secs} s to confirm");
-                self.pending.insert(user.to_owned(), Pending { action, plugin, expires_at: now + CONFIRM_WITHIN });
-                reply(user, text)
+                self.pending.insert(identity, Pending { action, plugin, expires_at: now + CONFIRM_WITHIN });
+                public(text)
             }
-            AdminCommand::Act { action, plugin } => self.start(action, plugin, user),
+            AdminCommand::Act { action, plugin } => self.start(action, plugin, speaker, user),
             AdminCommand::ReloadConfig => {
-                let (controls, trigger, asker) = (self.controls.clone(), trigger(user), user.to_owned());
+                let (controls, trigger, asker) = (self.controls.clone(), trigger(speaker, user), user.to_owned());
+                let back = origin.clone();
                 self.running.spawn(async move {
                     let text = match controls.reload_config(trigger).await {
                         Ok(report) => ConfigSummary::of(&report).lines().join("\n"),
@@ -239,25 +342,27 @@ impl AdminDesk {
                         }
                         Err(e) => format!("config reload refused: {e}"),
                     };
-                    reply(&asker, text)
+                    Answer::new(back, reply(&asker, text))
                 });
-                reply(user, "reloading the config…".to_owned())
+                public("reloading the config…".to_owned())
             }
         }
     }
 
     /// Ask for `action` on `plugin`; its outcome is answered when it has finished.
-    fn start(&mut self, action: Action, plugin: String, user: &str) -> ChatReply {
+    fn start(&mut self, action: Action, plugin: String, speaker: &Speaker, user: &str) -> Answer {
         let ack = format!("{} {plugin}…", under_way(action));
-        let (controls, trigger, asker) = (self.controls.clone(), trigger(user), user.to_owned());
+        let (controls, trigger, asker) = (self.controls.clone(), trigger(speaker, user), user.to_owned());
+        let (back, audit, who) = (speaker.origin.clone(), self.audit.clone(), who(speaker, user));
         self.running.spawn(async move {
             let text = match controls.act(&plugin, action, trigger).await {
                 Ok(report) => ActionSummary::of(&report).line(),
                 Err(e) => format!("cannot {action} {plugin}: {e}"),
             };
-            reply(&asker, text)
+            audit.record(&who, &format!("{action} {plugin}"), &text);
+            Answer::new(back, reply(&asker, text))
         });
-        reply(user, ack)
+        Answer::new(speaker.origin.clone(), reply(user, ack))
     }
 }
 
@@ -270,8 +375,25 @@ fn under_way(action: Action) -> &'static str {
     }
 }
 
-fn trigger(user: &str) -> Trigger {
-    Trigger::Console { user: user.to_owned() }
+/// The audit log's name for a speaker: the console user, or `NICK (account ACCOUNT on
+/// CONNECTION)` (a nick without an account is shown as such: it proves nothing).
+fn who(speaker: &Speaker, user: &str) -> String {
+    match (&speaker.origin, &speaker.account) {
+        (Origin::Console, _) => format!("console user {user:?}"),
+        (Origin::Irc { connection, .. }, Some(account)) => {
+            format!("irc nick {user:?} account {account:?} on connection {connection}")
+        }
+        (Origin::Irc { connection, .. }, None) => format!("irc nick {user:?} (no account) on connection {connection}"),
+    }
+}
+
+/// Actions record who asked. A chat network's admin is written as a chat user whose name
+/// says the network and the account, until triggers know chat networks.
+fn trigger(speaker: &Speaker, user: &str) -> Trigger {
+    match (&speaker.origin, &speaker.account) {
+        (Origin::Irc { .. }, Some(account)) => Trigger::Console { user: format!("{user} (account {account})") },
+        _ => Trigger::Console { user: user.to_owned() },
+    }
 }
 
 fn reply(user: &str, text: String) -> ChatReply {
@@ -338,10 +460,14 @@ mod tests {
     }
 
     fn say(desk: &mut AdminDesk, line: &str, now: Instant) -> (bool, Vec<String>) {
-        let heard = desk.hear(ChatMessage::split(line).expect("a message"), now);
+        let heard = desk.hear(ChatMessage::split(line).expect("a message"), &Speaker::console(), now);
         (
             heard.taken,
-            heard.replies.into_iter().map(|r| format!("@{} {}", r.user.unwrap_or_default(), r.text)).collect(),
+            heard
+                .replies
+                .into_iter()
+                .map(|a| format!("@{} {}", a.reply.user.unwrap_or_default(), a.reply.text))
+                .collect(),
         )
     }
 
@@ -380,7 +506,7 @@ mod tests {
         let asked = serve_one(&mut requests).await;
         assert_eq!(asked, (Action::Stop, "dice".into(), Trigger::Console { user: CONSOLE_USER.into() }));
         let outcome = desk.finished().await;
-        assert_eq!(outcome.text, "stopped dice in 0.25 s; it stays STOPPED until started");
+        assert_eq!(outcome.reply.text, "stopped dice in 0.25 s; it stays STOPPED until started");
         assert!(!desk.is_busy());
     }
 

@@ -5,14 +5,20 @@
 //! A command no plugin claims yet is held while some plugin may still announce it (its process
 //! started within [`HELLO_WAIT`] and has not said hello), at most [`HELLO_WAIT`] itself, then
 //! routed or answered as unknown: a command typed while a plugin (re)starts is not lost.
+//!
+//! Each command comes from an [`Origin`] (the console, an IRC channel or private chat), and
+//! its answer goes back there: the host's answers carry it directly, and a plugin's reply,
+//! which names only the plugin and the user, is matched to the oldest command of that user
+//! still waiting for that plugin ([`Router::origin_of`]).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::parse::ChatCommand;
+use super::{Answer, Origin};
 use crate::logging::LogBudget;
 use crate::plugins::protocol::HostMessage;
 use crate::plugins::routing::{CommandTable, HOST_NAME, Owner};
@@ -27,9 +33,16 @@ const MAX_HELD: usize = 1024;
 const DROP_LOG_LINES_PER_SECOND: u32 = 1;
 /// An unknown command is echoed back at most this many characters long.
 const ECHO_CHARS: usize = 32;
+/// Commands remembered per plugin and user while their replies are awaited; a plugin that
+/// never answers cannot make this grow without bound.
+const MAX_AWAITED: usize = 256;
+/// (plugin, user) pairs remembered at most; beyond this the oldest memories are forgotten
+/// (their replies then go to the console).
+const MAX_AWAITING_USERS: usize = 4096;
 
 struct Held {
     command: ChatCommand,
+    origin: Origin,
     since: Instant,
 }
 
@@ -46,6 +59,8 @@ pub struct Router {
     pub delivered: u64,
     warned_conflicts: BTreeSet<(String, Vec<String>)>,
     drop_log: LogBudget,
+    /// Where the commands a plugin has not answered yet came from, by (plugin, user).
+    awaiting: HashMap<(String, String), VecDeque<Origin>>,
 }
 
 impl Router {
@@ -61,27 +76,53 @@ impl Router {
             delivered: 0,
             warned_conflicts: BTreeSet::new(),
             drop_log: LogBudget::new(DROP_LOG_LINES_PER_SECOND, Duration::from_secs(1)),
+            awaiting: HashMap::new(),
         };
         router.warn_new_conflicts();
         router
     }
 
-    /// Route one command; the host's answer, if it answers it.
-    pub fn route(&mut self, command: ChatCommand, now: Instant) -> Option<ChatReply> {
+    /// Route one command from `origin`; the host's answer, if it answers it.
+    pub fn route(&mut self, command: ChatCommand, origin: Origin, now: Instant) -> Option<Answer> {
         self.refresh();
         match self.table.route(&command.command) {
             Some((owner, name)) => {
                 let name = name.to_owned();
-                self.deliver(owner, name, command)
+                self.deliver(owner, name, command, origin)
             }
             None if self.awaiting_hello(now) => {
                 let reply = (self.held.len() >= MAX_HELD).then(|| self.held.pop_front()).flatten();
                 debug!(command = %command.command.escape_debug(), "held until the plugins have said hello");
-                self.held.push_back(Held { command, since: now });
-                reply.map(|old| unknown(&old.command))
+                self.held.push_back(Held { command, origin, since: now });
+                reply.map(|old| Answer::new(old.origin, unknown(&old.command)))
             }
-            None => Some(unknown(&command)),
+            None => Some(Answer::new(origin, unknown(&command))),
         }
+    }
+
+    /// Where a plugin's reply goes: the origin of the oldest command of its user still
+    /// waiting for that plugin; the console when none is known.
+    pub fn origin_of(&mut self, reply: &ChatReply) -> Origin {
+        let Some(user) = &reply.user else { return Origin::Console };
+        let key = (reply.plugin.clone(), user.clone());
+        let Some(waiting) = self.awaiting.get_mut(&key) else { return Origin::Console };
+        let origin = waiting.pop_front().unwrap_or_default();
+        if waiting.is_empty() {
+            self.awaiting.remove(&key);
+        }
+        origin
+    }
+
+    fn remember(&mut self, plugin: &str, user: &str, origin: Origin) {
+        if self.awaiting.len() >= MAX_AWAITING_USERS {
+            warn!("{MAX_AWAITING_USERS} chat users await plugin replies; forgetting where those replies go");
+            self.awaiting.clear();
+        }
+        let waiting = self.awaiting.entry((plugin.to_owned(), user.to_owned())).or_default();
+        if waiting.len() == MAX_AWAITED {
+            waiting.pop_front();
+        }
+        waiting.push_back(origin);
     }
 
     /// Are commands held, waiting for a hello?
@@ -91,7 +132,7 @@ impl Router {
 
     /// Route the held commands that a hello has since claimed, answer those that waited long
     /// enough; the host's answers.
-    pub fn release_held(&mut self, now: Instant) -> Vec<ChatReply> {
+    pub fn release_held(&mut self, now: Instant) -> Vec<Answer> {
         self.refresh();
         let waiting = self.awaiting_hello(now);
         let mut replies = Vec::new();
@@ -100,10 +141,10 @@ impl Router {
             match self.table.route(&held.command.command) {
                 Some((owner, name)) => {
                     let name = name.to_owned();
-                    replies.extend(self.deliver(owner, name, held.command));
+                    replies.extend(self.deliver(owner, name, held.command, held.origin));
                 }
                 None if waiting && now.duration_since(held.since) < HELLO_WAIT => still.push_back(held),
-                None => replies.push(unknown(&held.command)),
+                None => replies.push(Answer::new(held.origin, unknown(&held.command))),
             }
         }
         self.held = still;
@@ -145,9 +186,9 @@ impl Router {
         }
     }
 
-    fn deliver(&mut self, owner: Owner, name: String, command: ChatCommand) -> Option<ChatReply> {
+    fn deliver(&mut self, owner: Owner, name: String, command: ChatCommand, origin: Origin) -> Option<Answer> {
         let Owner::Plugin(index) = owner else {
-            return Some(host_reply(&command.user, self.help()));
+            return Some(Answer::new(origin, host_reply(&command.user, self.help())));
         };
         let plugin = self.plugins[index].clone();
         let id = self.next_id;
@@ -158,11 +199,12 @@ impl Router {
             Ok(()) => {
                 debug!(plugin = plugin.name(), id, user = %user.escape_debug(), "command routed");
                 self.delivered += 1;
+                self.remember(plugin.name(), &user, origin);
                 None
             }
             Err(e) => {
                 self.log_drop(&plugin, e);
-                Some(host_reply(&user, undelivered(&plugin, e)))
+                Some(Answer::new(origin, host_reply(&user, undelivered(&plugin, e))))
             }
         }
     }

@@ -14,7 +14,8 @@ pub const HELP: &str = "\
 !admin restart NAME: stop, then start (asks for yes)
 !admin stop NAME: stop, and stay stopped (asks for yes)
 !admin start NAME: start a STOPPED or FAILED plugin
-!admin reload-config: read the config file again and apply what changed";
+!admin reload-config: read the config file again and apply what changed
+!admin audit: the latest admin commands and refusals";
 
 /// `!admin status`: the totals, then one line per plugin.
 pub fn overview(snapshot: &Snapshot) -> String {

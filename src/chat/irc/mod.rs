@@ -4,6 +4,9 @@
 //! TCP or TLS, reconnecting with backoff, and hands chat to the rest of the bot. [`text`] makes
 //! chat text safe in both directions; [`flood`] paces what the bot sends.
 
+pub mod connection;
+pub mod flood;
 pub mod proto;
+pub mod session;
 pub mod settings;
 pub mod text;

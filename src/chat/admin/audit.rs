@@ -1,0 +1,84 @@
+//! The last admin commands and refusals, in memory (`!admin audit`, and later
+//! `GET /api/audit`); the `audit` log target keeps the full history.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::display::rfc3339;
+use crate::sync::lock;
+
+/// How many entries are kept.
+pub const AUDIT_ENTRIES: usize = 100;
+
+/// One admin command, or its refusal, or an action's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// `console user "console"`, `irc nick "alice" account "alice" on connection 0`.
+    pub who: String,
+    /// The words after `!admin` (or the action, for an outcome).
+    pub command: String,
+    /// `accepted`, `refused: …`, or the action's outcome.
+    pub outcome: String,
+}
+
+/// A shared ring of the last [`AUDIT_ENTRIES`] entries.
+#[derive(Debug, Clone, Default)]
+pub struct AuditLog(Arc<Mutex<VecDeque<AuditEntry>>>);
+
+impl AuditLog {
+    pub fn record(&self, who: &str, command: &str, outcome: &str) {
+        let entry = AuditEntry {
+            at: rfc3339(SystemTime::now()),
+            who: who.to_owned(),
+            command: command.to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        let mut entries = lock(&self.0);
+        if entries.len() == AUDIT_ENTRIES {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+    }
+
+    /// Oldest first.
+    pub fn entries(&self) -> Vec<AuditEntry> {
+        lock(&self.0).iter().cloned().collect()
+    }
+
+    /// The latest `n`, one line each, newest last.
+    pub fn summary(&self, n: usize) -> String {
+        let entries = self.entries();
+        if entries.is_empty() {
+            return "no admin commands yet".to_owned();
+        }
+        let start = entries.len().saturating_sub(n);
+        entries[start..]
+            .iter()
+            .map(|e| format!("{} {}: !admin {} → {}", e.at, e.who, e.command.escape_debug(), e.outcome))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_keeps_the_last_hundred() {
+        let log = AuditLog::default();
+        for i in 0..150 {
+            log.record("console user \"console\"", &format!("status {i}"), "accepted");
+        }
+        let entries = log.entries();
+        assert_eq!(entries.len(), AUDIT_ENTRIES);
+        assert_eq!(entries[0].command, "status 50");
+        assert_eq!(log.summary(2).lines().count(), 2);
+        assert!(log.summary(1).ends_with("!admin status 149 → accepted"));
+    }
+}
