@@ -47,6 +47,13 @@ fn irc_network_carries_messages_and_vouches_for_logged_in_accounts() {
         "connections are counted from the log\n{}",
         network.logs()
     );
+
+    // A crashed server comes back with the services linked and the accounts still there.
+    drop((alice, alice2, watcher, mallory));
+    network.kill_server();
+    network.start_server();
+    let sasl = HumanOptions { sasl: Some(("alice".into(), "alice-pw".into())), ..Default::default() };
+    Human::connect_with(&network, "alice", sasl).quit();
 }
 
 /// The strict port really cuts off a flooder, so a bot that stays connected there is proof of
