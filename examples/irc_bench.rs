@@ -115,7 +115,12 @@ fn main() {
     let config_path = dir.path().join("rosey.json");
     std::fs::write(&config_path, config.to_string()).expect("config written");
     let log = std::fs::File::create(dir.path().join("rosey.log")).expect("log file");
-    let mut rosey = Command::new(&rosey_binary)
+    let mut command = Command::new(&rosey_binary);
+    // The bot refuses ROSEY_* keys it does not know, such as the tests' own switch.
+    for (key, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("ROSEY_")) {
+        command.env_remove(key);
+    }
+    let mut rosey = command
         .arg("--config")
         .arg(&config_path)
         .env("ROSEY_LOG", "warn")

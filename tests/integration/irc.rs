@@ -274,6 +274,7 @@ fn a_wrong_sasl_password_is_a_clear_error_and_retried_with_backoff() {
             .find(|l| l.contains("libera-ish") && l.to_lowercase().contains("sasl"))
             .map(str::to_owned)
     });
+    assert!(error.contains("failed") && error.contains("retrying in"), "{error}");
     let before = network.connections_on(network.ports.plain);
     std::thread::sleep(Duration::from_secs(10));
     let during = network.connections_on(network.ports.plain) - before;
