@@ -571,4 +571,62 @@ mod tests {
         assert!(metrics.contains("dashboard: http://127.0.0.1:8080/ "), "{metrics}");
         assert!(!desk.is_busy());
     }
+
+    fn network_desk() -> (AdminDesk, mpsc::Receiver<ControlRequest>) {
+        let (mut desk, requests) = desk();
+        desk.set_networks(vec![Authority::of(["alice", "owner"])]);
+        (desk, requests)
+    }
+
+    fn on_irc(desk: &mut AdminDesk, nick: &str, account: Option<&str>, text: &str, now: Instant) -> Vec<Answer> {
+        let origin = Origin::Irc { connection: 0, channel: Some("#rosey".into()), nick: nick.into() };
+        let speaker = Speaker { origin, account: account.map(str::to_owned) };
+        desk.hear(ChatMessage { user: nick, text }, &speaker, now).replies
+    }
+
+    #[tokio::test]
+    async fn on_a_network_only_a_vouched_for_admin_account_is_obeyed_and_refusals_are_audited() {
+        let (mut desk, mut requests) = network_desk();
+        let t0 = Instant::now();
+        let refused = on_irc(&mut desk, "alice", None, "!admin reload dice", t0);
+        assert_eq!(
+            refused[0].reply.text,
+            "!admin needs an account the server vouches for; alice is not logged in (identify to services first)"
+        );
+        let stranger = on_irc(&mut desk, "alice", Some("mallory"), "!admin reload dice", t0);
+        assert_eq!(stranger[0].reply.text, "!admin is for the bot's admins; account mallory is not one");
+        assert!(requests.try_recv().is_err());
+        let obeyed = on_irc(&mut desk, "al", Some("alice"), "!admin reload dice", t0);
+        assert_eq!(obeyed[0].reply.text, "reloading dice…");
+        assert_eq!(obeyed[0].origin, Origin::Irc { connection: 0, channel: Some("#rosey".into()), nick: "al".into() });
+        let (action, _, trigger) = serve_one(&mut requests).await;
+        assert_eq!((action, trigger), (Action::Reload, Trigger::Console { user: "al (account alice)".into() }));
+        let audit = desk.audit_log().entries();
+        assert_eq!(audit.len(), 3);
+        assert!(audit[0].who.contains("(no account)") && audit[0].outcome.starts_with("refused"));
+        assert!(audit[1].who.contains("account \"mallory\"") && audit[1].outcome.starts_with("refused"));
+        assert_eq!(audit[2].outcome, "accepted");
+    }
+
+    #[tokio::test]
+    async fn a_network_admin_gives_one_command_per_five_seconds_and_details_go_private() {
+        let (mut desk, _requests) = network_desk();
+        let t0 = Instant::now();
+        let status = on_irc(&mut desk, "o", Some("owner"), "!admin list", t0);
+        assert!(status[0].private, "details the channel need not see");
+        let again = on_irc(&mut desk, "o", Some("owner"), "!admin list", t0 + Duration::from_secs(2));
+        assert_eq!(again[0].reply.text, "one !admin command per 5 s; try again in 3 s");
+        assert!(
+            !on_irc(&mut desk, "o", Some("owner"), "!admin list", t0 + NETWORK_PACE)[0]
+                .reply
+                .text
+                .contains("try again")
+        );
+        // A stop waits for the same account's yes; another account's yes is chat.
+        let t1 = t0 + NETWORK_PACE * 2;
+        let asked = on_irc(&mut desk, "o", Some("owner"), "!admin stop dice", t1);
+        assert!(asked[0].reply.text.starts_with("stop dice? "), "{}", asked[0].reply.text);
+        assert!(on_irc(&mut desk, "o", Some("alice"), "yes", t1).is_empty());
+        assert_eq!(on_irc(&mut desk, "o", Some("owner"), "yes", t1)[0].reply.text, "stopping dice…");
+    }
 }

@@ -115,7 +115,7 @@ impl Networks {
         };
         let Some(handle) = self.handles.get(*connection) else { return };
         let outgoing = match channel {
-            Some(channel) if !answer.private => {
+            Some(channel) if !answer.private || handle.twitch => {
                 Outgoing { target: channel.clone(), lead: format!("{nick}: "), text: answer.reply.text.clone() }
             }
             _ => Outgoing { target: nick.clone(), lead: String::new(), text: answer.reply.text.clone() },

@@ -28,6 +28,8 @@ use crate::plugins::stream::{Line, LineSplitter};
 
 /// How long a TCP connect and TLS handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long stopping waits to say QUIT.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Chat heard on connection `connection` (its index in `chat.irc`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +108,8 @@ impl ConnectionStatus {
 #[derive(Clone)]
 pub struct IrcHandle {
     pub name: String,
+    /// Twitch chat has no private messages over IRC: private answers go to the channel.
+    pub twitch: bool,
     outgoing: mpsc::Sender<Outgoing>,
     status: Arc<watch::Sender<ConnectionStatus>>,
 }
@@ -134,7 +138,12 @@ pub fn spawn(
 ) -> (IrcHandle, tokio::task::JoinHandle<()>) {
     let (outgoing_tx, outgoing_rx) = mpsc::channel(settings.queue);
     let status = Arc::new(watch::Sender::new(ConnectionStatus::new(&settings)));
-    let handle = IrcHandle { name: settings.name.clone(), outgoing: outgoing_tx, status: status.clone() };
+    let handle = IrcHandle {
+        name: settings.name.clone(),
+        twitch: settings.twitch,
+        outgoing: outgoing_tx,
+        status: status.clone(),
+    };
     let link = Link {
         index,
         settings: Arc::new(settings),
@@ -177,10 +186,8 @@ impl Link {
                 st.channels.clear();
             });
             info!(connection = s.name, server = %s.server, port = s.port, tls = s.tls, "connecting");
-            let end = tokio::select! {
-                end = self.connect_and_serve(&stop) => end,
-                () = stop.cancelled() => End::Stopped,
-            };
+            // Not raced against `stop`: on a live link, stopping sends QUIT first.
+            let end = self.connect_and_serve(&stop).await;
             let End::Failed { error, needs_operator, registered } = end else { break };
             if registered {
                 backoff.reset();
@@ -210,7 +217,11 @@ impl Link {
     }
 
     async fn connect_and_serve(&mut self, stop: &CancellationToken) -> End {
-        let stream = match timeout(CONNECT_TIMEOUT, open(&self.settings)).await {
+        let opened = tokio::select! {
+            opened = timeout(CONNECT_TIMEOUT, open(&self.settings)) => opened,
+            () = stop.cancelled() => return End::Stopped,
+        };
+        let stream = match opened {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => return End::Failed { error, needs_operator: false, registered: false },
             Err(_) => {
@@ -218,6 +229,11 @@ impl Link {
                 return End::Failed { error, needs_operator: false, registered: false };
             }
         };
+        self.serve(stream, stop).await
+    }
+
+    /// Log in and chat over `stream` until it fails or `stop`.
+    async fn serve(&mut self, stream: Box<dyn Stream>, stop: &CancellationToken) -> End {
         self.status.send_modify(|st| st.state = LinkState::Registering);
         let (reader, mut writer) = tokio::io::split(stream);
         let mut reader = BufReader::new(reader);
@@ -287,7 +303,9 @@ impl Link {
                 },
                 () = sleep_until(pace_at.unwrap_or_else(Instant::now)), if pace_at.is_some() => {}
                 () = stop.cancelled() => {
-                    let _ = self.write(&mut writer, &[Message::new("QUIT", ["Rosey is stopping"])]).await;
+                    // A server that does not take the line soon is not waited for.
+                    let quit = [Message::new("QUIT", ["Rosey is stopping"])];
+                    let _ = timeout(QUIT_TIMEOUT, self.write(&mut writer, &quit)).await;
                     return End::Stopped;
                 }
             }
@@ -463,5 +481,61 @@ mod tests {
         link.queue_reply(reply("y"));
         assert_eq!(link.queue.len(), 8);
         assert_eq!(status.borrow().replies_dropped, 2);
+    }
+
+    /// A server that speaks garbage: each hostile line is dropped and the link goes on.
+    #[tokio::test]
+    async fn hostile_server_lines_do_not_end_the_connection() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt as _};
+        let settings = crate::chat::irc::session::tests::settings();
+        let (incoming, mut heard) = mpsc::channel(8);
+        let (_tx, outgoing) = mpsc::channel(1);
+        let status = Arc::new(watch::Sender::new(ConnectionStatus::new(&settings)));
+        let mut link = Link {
+            index: 0,
+            settings: Arc::new(settings),
+            incoming,
+            outgoing,
+            status: status.clone(),
+            queue: VecDeque::new(),
+            drop_log: LogBudget::new(1, Duration::from_secs(10)),
+        };
+        let (bot, server) = tokio::io::duplex(1 << 20);
+        let stop = CancellationToken::new();
+        let serving = {
+            let stop = stop.clone();
+            tokio::spawn(async move { matches!(link.serve(Box::new(bot), &stop).await, End::Stopped) })
+        };
+        let (server_read, mut server) = tokio::io::split(server);
+        let mut from_bot = BufReader::new(server_read).lines();
+        assert_eq!(from_bot.next_line().await.expect("read").as_deref(), Some("CAP LS 302"));
+        let mut hostile: Vec<Vec<u8>> = vec![
+            b":irc.local 001 rosey :Welcome".to_vec(),
+            b"\x01\x02 garbage \xff\xfe".to_vec(),
+            format!(":a!b@c PRIVMSG #a :{}", "x".repeat(64 * 1024)).into_bytes(),
+            b":a!b@c PRIVMSG #a :caf\xe9 \xff".to_vec(),
+            b":a!b@c PRIVMSG #a".to_vec(),
+            b"@;;= :: :".to_vec(),
+            b"".to_vec(),
+        ];
+        hostile.push(b"@account=alice :alice!a@h PRIVMSG #a :!roll 2d6".to_vec());
+        for line in hostile {
+            server.write_all(&line).await.expect("write");
+            server.write_all(b"\r\n").await.expect("write");
+        }
+        let mut texts = Vec::new();
+        while texts.last().map(String::as_str) != Some("!roll 2d6") {
+            let got = timeout(Duration::from_secs(10), heard.recv()).await.expect("heard in time").expect("open");
+            texts.push(got.heard.text);
+        }
+        assert_eq!(texts, ["caf\u{fffd} \u{fffd}", "", "!roll 2d6"], "the 64 KB line was dropped");
+        assert_eq!(status.borrow().state, LinkState::Registered);
+        stop.cancel();
+        assert!(serving.await.expect("the task ends"), "stopped, not failed");
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = from_bot.next_line().await {
+            rest.push(line);
+        }
+        assert_eq!(rest.last().map(String::as_str), Some("QUIT :Rosey is stopping"));
     }
 }
