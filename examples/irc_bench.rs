@@ -1,9 +1,10 @@
 //! IRC round trip through the bot (issue 22), run by `scripts/irc_bench.sh`: on the tests' real
 //! network (InspIRCd + Anope, `tests/common/irc.rs`), a user sends `!roll 1d6` to the bot in a
 //! private message and waits for the reply, one at a time, N times; the same user's private
-//! message echoed back by a plain client gives the network's own share. Prints p50/p99 of both
-//! and of their difference, the dice-roller's own mean time (from `/metrics`), and the CPU the
-//! bot and the plugin used per 1,000 messages (utime + stime from `/proc/PID/stat`).
+//! message echoed back by a plain client gives the network's own share, and the dice-roller
+//! driven directly over its pipes the plugin's. Prints p50/p99 of the three and what the bot
+//! adds (through the bot minus the other two), and the CPU the bot and the plugin used per
+//! 1,000 messages (utime + stime from `/proc/PID/stat`).
 //!
 //! Usage: `irc_bench ROSEY_BINARY [MESSAGES]` (default 1,000 messages).
 
@@ -54,17 +55,33 @@ fn get(url: &str) -> String {
     ureq::get(url).call().and_then(|mut r| r.body_mut().read_to_string()).unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
-/// The dice-roller's response-time sum and count from `/metrics`.
-fn plugin_time(metrics_url: &str) -> (f64, f64) {
-    let text = get(metrics_url);
-    let value = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name) && l.contains("dice-roller"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (value("rosey_plugin_response_time_seconds_sum"), value("rosey_plugin_response_time_seconds_count"))
+/// The dice-roller on its own: a command on its stdin to the reply on its stdout, `n` times
+/// (what the plugin itself takes, pipes included).
+fn plugin_alone(rosey_binary: &str, n: usize) -> Vec<Duration> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut plugin = Command::new(rosey_binary)
+        .args(["plugin", "dice-roller"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the dice-roller starts");
+    let mut input = plugin.stdin.take().expect("piped stdin");
+    let mut output = BufReader::new(plugin.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    output.read_line(&mut line).expect("the plugin's hello");
+    let mut times = Vec::with_capacity(n);
+    for id in 0..n {
+        let command = json!({ "type": "command", "id": id, "command": "roll", "args": "1d6", "user": "bench" });
+        let start = Instant::now();
+        writeln!(input, "{command}").and_then(|()| input.flush()).expect("the plugin reads");
+        line.clear();
+        output.read_line(&mut line).expect("the plugin replies");
+        times.push(start.elapsed());
+    }
+    let _ = plugin.kill();
+    let _ = plugin.wait();
+    times.sort();
+    times
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -93,8 +110,8 @@ fn main() {
 
     let mut echo = Human::connect(&network, "echo");
     std::thread::spawn(move || {
-        loop {
-            let line = echo.wait_for_within("a message", Duration::from_secs(3600), |l| l.command == "PRIVMSG");
+        // Until the network goes away at the end.
+        while let Some(line) = echo.next_within(Duration::from_secs(3600), |l| l.command == "PRIVMSG") {
             echo.say(line.nick(), line.text());
         }
     });
@@ -143,25 +160,27 @@ fn main() {
     round_trips(&mut me, "echo", "warm-up", 50);
     round_trips(&mut me, "rosey", "!roll 1d6", 50);
     let network_only = round_trips(&mut me, "echo", "!roll 1d6", messages);
-    let (sum0, count0) = plugin_time(&format!("{base}/metrics"));
     let (bot0, plugin0) = (cpu_seconds(rosey.id()), cpu_seconds(plugin_pid));
     let through_bot = round_trips(&mut me, "rosey", "!roll 1d6", messages);
     let (bot1, plugin1) = (cpu_seconds(rosey.id()), cpu_seconds(plugin_pid));
-    let (sum1, count1) = plugin_time(&format!("{base}/metrics"));
+    let plugin_only = plugin_alone(&rosey_binary, messages);
 
     let per_thousand = 1000.0 / messages as f64 * 1000.0;
     println!("{messages} messages, one at a time, private message to the bot and its private reply");
-    for (what, times) in [("network only (echo client)", &network_only), ("through the bot", &through_bot)] {
+    let runs = [
+        ("network only (echo client)", &network_only),
+        ("dice-roller alone (pipes)", &plugin_only),
+        ("through the bot", &through_bot),
+    ];
+    for (what, times) in runs {
         println!("  {what:<28} p50 {:6.3} ms  p99 {:6.3} ms", percentile(times, 0.5), percentile(times, 0.99));
     }
+    let share = |p: f64| percentile(&through_bot, p) - percentile(&network_only, p) - percentile(&plugin_only, p);
     println!(
-        "  the bot's share               p50 {:6.3} ms  p99 {:6.3} ms (through the bot minus network only)",
-        percentile(&through_bot, 0.5) - percentile(&network_only, 0.5),
-        percentile(&through_bot, 0.99) - percentile(&network_only, 0.99)
+        "  the bot's own share          p50 {:6.3} ms  p99 {:6.3} ms (through the bot minus the other two)",
+        share(0.5),
+        share(0.99)
     );
-    if count1 > count0 {
-        println!("  dice-roller's own time (mean, from /metrics) {:.3} ms", (sum1 - sum0) / (count1 - count0) * 1000.0);
-    }
     println!(
         "  CPU per 1,000 messages: rosey {:.1} ms, dice-roller {:.1} ms",
         (bot1 - bot0) * per_thousand,
