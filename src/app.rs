@@ -1,5 +1,7 @@
 //! Start-up and shutdown: components start in data-flow order (plugins, collector, dashboard,
-//! chat) and stop in reverse, each waited for before the next.
+//! chat) and stop in reverse, each waited for before the next. [`run`] is told to stop by a
+//! [`Shutdown`]; the process's edge ([`main`]) turns the operator's signals into it, so the
+//! whole lifecycle also runs inside a test.
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use crate::chat::AtEndOfInput;
 use crate::chat::admin::{AdminDesk, Authority};
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError, ConfigFile};
-use crate::control::{self, ConfigReloadError, Controls, Trigger};
+use crate::control::{self, ActionDoor, ConfigReloadError, ControlRequest, Trigger};
 use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
@@ -23,16 +25,18 @@ use crate::{chat, limits, logging};
 /// Replies waiting to be printed before a plugin's further replies are dropped.
 const REPLY_QUEUE: usize = 1024;
 
-/// Why the program stopped with a failure.
+/// Why the program stopped with a failure. The messages carry no `error: ` in front: `main`
+/// adds it, except to config errors, which name themselves (`config error: …`, one line per
+/// problem).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Config(#[from] ConfigError),
-    #[error("error: {0}")]
+    #[error("{0}")]
     Dashboard(#[from] dashboard::StartError),
-    #[error("error: unknown built-in plugin \"{0}\" (expected dice-roller or 8ball)")]
+    #[error("unknown built-in plugin \"{0}\" (expected dice-roller or 8ball)")]
     UnknownBuiltin(String),
-    #[error("error: {context}: {source}")]
+    #[error("{context}: {source}")]
     Io { context: &'static str, source: std::io::Error },
     #[error("{0}")]
     Remote(#[from] remote::RemoteError),
@@ -75,8 +79,14 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|source| Error::Io { context: "starting the runtime", source })?;
             let at_end = if exit_at_eof { AtEndOfInput::Finish } else { AtEndOfInput::KeepRunning };
-            let result = runtime
-                .block_on(async { run(loaded.config, file, ControlSignals::listen(), at_end, open_files).await });
+            let result = runtime.block_on(async {
+                let shutdown = Shutdown::default();
+                let (door, requests) = ActionDoor::channel();
+                let signals = tokio::spawn(obey(ControlSignals::listen(), door.clone(), shutdown.clone()));
+                let result = run(loaded.config, file, (door, requests), shutdown, at_end, open_files).await;
+                signals.abort();
+                result
+            });
             // The console reader thread may sit in a blocking read; do not wait for it.
             runtime.shutdown_timeout(std::time::Duration::from_millis(100));
             result
@@ -131,49 +141,68 @@ impl ControlSignals {
             () = next(&mut self.hangup) => ControlEvent::Reload,
         }
     }
+}
 
-    /// The next request to stop. A reload asked for meanwhile is started and not waited for
-    /// (a stop must not wait behind it); without `controls` (during shutdown) it is ignored.
-    async fn next_stop(&mut self, controls: Option<&Controls>) -> StopRequest {
-        loop {
-            match (self.recv().await, controls) {
-                (ControlEvent::Stop(signal), _) => return StopRequest { signal, at_once: false },
-                (ControlEvent::StopNow(signal), _) => return StopRequest { signal, at_once: true },
-                (ControlEvent::Reload, Some(controls)) => {
-                    tokio::spawn(reload_config(controls.clone()));
-                }
-                (ControlEvent::Reload, None) => warn!("SIGHUP received while shutting down; ignored"),
+/// How a running bot is told to stop. `stop` asks for a clean shutdown (plugins get their
+/// grace period); `kill` also cuts the plugins' grace short. [`run`] cancels `stop` itself when
+/// it stops for another reason (the end of console input), so a stop asked for after that is
+/// known to be a second one.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    pub stop: CancellationToken,
+    pub kill: CancellationToken,
+}
+
+/// Carry out what the operator asks by signal, until the process ends: the first stop signal
+/// stops the bot, a second one (or SIGQUIT) kills the plugins at once; SIGHUP reloads the
+/// config, and is ignored once the bot is stopping.
+async fn obey(mut signals: ControlSignals, door: ActionDoor, shutdown: Shutdown) {
+    loop {
+        let event = signals.recv().await;
+        let stopping = shutdown.stop.is_cancelled();
+        match event {
+            ControlEvent::Reload if stopping => warn!("SIGHUP received while shutting down; ignored"),
+            ControlEvent::Reload => {
+                // Not waited for: a stop must not wait behind it.
+                tokio::spawn(reload_config(door.clone()));
+            }
+            ControlEvent::Stop(signal) | ControlEvent::StopNow(signal) if stopping => {
+                warn!("{signal} received again; killing the plugins now");
+                shutdown.kill.cancel();
+            }
+            ControlEvent::Stop(signal) => {
+                info!("{signal} received; shutting down (send it again to kill the plugins at once)");
+                shutdown.stop.cancel();
+            }
+            ControlEvent::StopNow(signal) => {
+                info!("{signal} received; stopping now (plugins are killed without their grace period)");
+                shutdown.kill.cancel();
+                shutdown.stop.cancel();
             }
         }
     }
 }
 
-/// A signal asking the bot to stop.
-struct StopRequest {
-    signal: &'static str,
-    /// Kill the plugins without their grace period.
-    at_once: bool,
-}
-
 /// SIGHUP reloads the configuration; an invalid file changes nothing and logs every problem.
-async fn reload_config(controls: Controls) {
+async fn reload_config(door: ActionDoor) {
     info!("SIGHUP received; reloading the config");
-    // Controls writes the audit line; the problems get one log line each here.
-    if let Err(ConfigReloadError::Invalid(error)) = controls.reload_config(Trigger::Signal("SIGHUP")).await {
-        for problem in error.to_string().lines() {
+    // The door writes the audit line; the problems get one log line each here.
+    if let Err(ConfigReloadError::Invalid(error)) = door.reload_config(Trigger::Signal("SIGHUP")).await {
+        for problem in error.problem_lines() {
             tracing::error!("config reload refused: {problem}");
         }
     }
 }
 
-/// Run the bot until a stop signal (or, with [`AtEndOfInput::Finish`], the end of console
-/// input), then stop every component in reverse start order; a second signal during that kills
-/// the plugins at once instead of waiting out their grace. `file` is read again on every
-/// config reload (SIGHUP, `POST /api/reload`).
+/// Run the bot until `shutdown.stop` (or, with [`AtEndOfInput::Finish`], the end of console
+/// input), then stop every component in reverse start order; `shutdown.kill` cancelled at any
+/// time kills the plugins at once instead of waiting out their grace. Actions reach the bot
+/// through `door`; `file` is read again on every config reload (SIGHUP, `POST /api/reload`).
 pub async fn run(
     config: Config,
     file: ConfigFile,
-    mut signals: ControlSignals,
+    door: (ActionDoor, mpsc::Receiver<ControlRequest>),
+    shutdown: Shutdown,
     at_end: AtEndOfInput,
     open_files: Option<limits::InheritedLimit>,
 ) -> Result<(), Error> {
@@ -189,46 +218,42 @@ pub async fn run(
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     info!(plugins = config.plugins.len(), "starting");
     let host = PluginHost::start(config.plugins.clone(), Launcher { rosey_exe, open_files }, reply_tx);
-    let (controls, control_requests) = Controls::channel();
+    let (door, control_requests) = door;
 
     let collector = Collector::new(host.registry(), config.metrics);
     let snapshots = collector.subscribe();
     let collector_stop = CancellationToken::new();
     let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
     let dashboard_url = config.dashboard.enabled.then(|| remote::local_url(&config.dashboard));
-    let desk = AdminDesk::new(Authority::console(), controls.clone(), snapshots.clone(), dashboard_url);
-    let dashboard = bound.map(|bound| Dashboard::start(bound, &config.dashboard, snapshots, controls.clone()));
+    let desk = AdminDesk::new(Authority::console(), door.clone(), snapshots.clone(), dashboard_url);
+    let dashboard = bound.map(|bound| Dashboard::start(bound, &config.dashboard, snapshots, door));
 
-    let chat_stop = CancellationToken::new();
     // The dashboard's chat panel will subscribe here (chat_status.subscribe()).
     let chat_status = tokio::sync::watch::Sender::new(chat::ChatStatus::default());
-    let chat = chat::run(host.registry(), reply_rx, desk, at_end, config.chat.clone(), chat_status, chat_stop.clone());
+    let chat_config = config.chat.clone();
+    let chat =
+        chat::run(host.registry(), reply_rx, desk, at_end, chat_config, chat_status, shutdown.stop.child_token());
     let mut chat_task = tokio::spawn(chat);
 
     let kill = host.kill_switch();
+    let edge_kill = shutdown.kill.clone();
+    let kill_on_request = tokio::spawn(async move {
+        edge_kill.cancelled().await;
+        kill.cancel();
+    });
     let control_stop = CancellationToken::new();
     let load: control::LoadConfig = Box::new(move || config::load(&file).map(|loaded| loaded.config));
     let control_task = tokio::spawn(control::serve(host, control_requests, load, config, control_stop.clone()));
 
-    // Never await inside a log macro: a filtered-out level skips evaluating its arguments.
     tokio::select! {
-        request = signals.next_stop(Some(&controls)) => {
-            if request.at_once {
-                info!("{} received; stopping now (plugins are killed without their grace period)", request.signal);
-                kill.cancel();
-            } else {
-                info!("{} received; shutting down (send it again to kill the plugins at once)", request.signal);
-            }
-            chat_stop.cancel();
+        () = shutdown.stop.cancelled() => {
             let _ = chat_task.await;
         }
-        _ = &mut chat_task => info!("shutting down"),
+        _ = &mut chat_task => {
+            info!("shutting down");
+            shutdown.stop.cancel();
+        }
     }
-    let second_signal = tokio::spawn(async move {
-        let second = signals.next_stop(None).await;
-        warn!("{} received again; killing the plugins now", second.signal);
-        kill.cancel();
-    });
     if let Some(dashboard) = dashboard {
         dashboard.stop().await;
     }
@@ -239,7 +264,55 @@ pub async fn run(
         Ok(host) => host.stop().await,
         Err(e) => tracing::error!("the control task failed ({e}); plugins are stopped as the bot exits"),
     }
-    second_signal.abort();
+    kill_on_request.abort();
     info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::NamedBy;
+
+    /// The processes whose command line holds `marker`, zombies included.
+    fn processes_with(marker: &str) -> Vec<String> {
+        let entries = std::fs::read_dir("/proc").expect("/proc is readable");
+        let pids = entries.filter_map(|entry| entry.ok()?.file_name().into_string().ok());
+        pids.filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(marker)
+        })
+        .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_shutdown_stops_the_bot_and_leaves_no_plugin_process() {
+        // A plugin process no other test starts: sleep for an odd time named by this process.
+        let marker = format!("31415.{}", std::process::id());
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("rosey.json");
+        let plugin = serde_json::json!({ "name": "sleeper", "command": ["sleep", marker] });
+        let json = serde_json::json!({ "dashboard": { "enabled": false }, "plugins": [plugin] });
+        std::fs::write(&path, json.to_string()).expect("written");
+        let file = ConfigFile::Named { path, named_by: NamedBy::Flag };
+        let config = config::load(&file).expect("a valid config").config;
+
+        let shutdown = Shutdown::default();
+        let bot =
+            tokio::spawn(run(config, file, ActionDoor::channel(), shutdown.clone(), AtEndOfInput::KeepRunning, None));
+        // A deadline only against a hang: the plugin normally starts at once.
+        let started = tokio::time::timeout(Duration::from_secs(60), async {
+            while processes_with(&marker).is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        started.await.expect("the plugin's process starts");
+
+        shutdown.stop.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(60), bot).await.expect("the bot stops");
+        assert!(matches!(stopped.expect("the bot's task"), Ok(())));
+        assert_eq!(processes_with(&marker), Vec::<String>::new(), "the plugin's process is gone");
+    }
 }

@@ -6,7 +6,6 @@
 //! commands to the plugins; [`app`] starts and stops everything in order; [`config`] and
 //! [`cli`] are what the operator controls, [`control`] how actions reach the running plugins; [`display`] is how times, sizes and counts read everywhere.
 
-pub mod action_text;
 pub mod app;
 pub mod chat;
 pub mod cli;

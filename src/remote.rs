@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use crate::action_text::{ActionSummary, ConfigSummary};
 use crate::config::{BasicAuth, DashboardConfig};
+use crate::control::text::{ActionSummary, ConfigSummary};
 use crate::display::host_port;
 use crate::plugins::spec::PluginName;
 pub use url::BotUrl;
@@ -27,23 +28,23 @@ pub enum ReloadTarget {
     Plugin(PluginName),
 }
 
-/// Why `rosey reload` did not reload.
+/// Why `rosey reload` did not reload. (`main` puts `error: ` in front.)
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
     #[error(
-        "error: the dashboard is disabled (dashboard.enabled = false), and rosey reload asks the bot through it; \
+        "the dashboard is disabled (dashboard.enabled = false), and rosey reload asks the bot through it; \
          send the bot SIGHUP instead (kill -HUP PID)"
     )]
     DashboardDisabled,
-    #[error("error: cannot reach the bot at {url}: {reason}; {}", .found_by.hint())]
+    #[error("cannot reach the bot at {url}: {reason}; {}", .found_by.hint())]
     Unreachable { url: String, reason: String, found_by: FoundBy },
-    #[error("error: the bot refused (HTTP {status}): {message}")]
+    #[error("the bot refused (HTTP {status}): {message}")]
     Refused { status: u16, message: String },
-    #[error("error: the bot refused the new config; nothing was changed:\n{}", .problems.join("\n"))]
+    #[error("the bot refused the new config; nothing was changed:\n{}", .problems.join("\n"))]
     InvalidConfig { problems: Vec<String> },
-    #[error("error: not everything took effect (see above)")]
+    #[error("not everything took effect (see above)")]
     NotAllDone,
-    #[error("error: the bot at {url} answered what is not a report: {body}")]
+    #[error("the bot at {url} answered what is not a report: {body}")]
     BadAnswer { url: String, body: String },
 }
 
@@ -124,15 +125,17 @@ pub fn reload(
         ReloadTarget::Plugin(name) => format!("{}api/plugin/{name}/reload", bot.base),
     };
     let answer = post(&url, &bot, timeout)?;
-    let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
     if answer.status != 200 {
-        return Err(refusal(answer.status, &body, &answer.body, bot.wrong_credentials));
+        return Err(refusal(answer.status, &answer.body, bot.wrong_credentials));
     }
-    let lines = match target {
-        ReloadTarget::Config => config_summary(&body).map(|summary| (summary.lines(), summary.succeeded())),
-        ReloadTarget::Plugin(_) => action_summary(&body).map(|summary| (vec![summary.line()], summary.succeeded())),
+    let summary = match target {
+        ReloadTarget::Config => {
+            read::<ConfigAnswer>(&answer.body).map(|report| (report.summary().lines(), report.summary().succeeded()))
+        }
+        ReloadTarget::Plugin(_) => read::<ActionAnswer>(&answer.body)
+            .map(|report| (vec![report.summary().line()], report.summary().succeeded())),
     };
-    let Some((lines, succeeded)) = lines else { return Err(RemoteError::BadAnswer { url, body: answer.body }) };
+    let Some((lines, succeeded)) = summary else { return Err(RemoteError::BadAnswer { url, body: answer.body }) };
     for line in lines {
         println!("{line}");
     }
@@ -175,50 +178,92 @@ fn post(url: &str, bot: &Bot, timeout: Duration) -> Result<Answer, RemoteError> 
 }
 
 /// The bot's refusal; `wrong_credentials` is what a 401 adds.
-fn refusal(status: u16, body: &Value, text: &str, wrong_credentials: &str) -> RemoteError {
-    if let Some(problems) = body["problems"].as_array() {
-        let problems = problems.iter().map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned)).collect();
+fn refusal(status: u16, body: &str, wrong_credentials: &str) -> RemoteError {
+    let refused = read::<RefusalAnswer>(body).unwrap_or_default();
+    if let Some(problems) = refused.problems {
         return RemoteError::InvalidConfig { problems };
     }
-    let mut message = body["error"].as_str().map_or_else(|| text.trim().to_owned(), str::to_owned);
+    let mut message = refused.error.unwrap_or_else(|| body.trim().to_owned());
     if status == 401 {
         message.push_str(&format!(" ({wrong_credentials})"));
     }
     RemoteError::Refused { status, message }
 }
 
-fn names(list: &Value) -> Vec<&str> {
-    list.as_array().map(|items| items.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+/// `body` as the shape the API sends, if it is that.
+fn read<T: DeserializeOwned>(body: &str) -> Option<T> {
+    serde_json::from_str(body).ok()
 }
 
-fn seconds(value: &Value) -> Duration {
-    Duration::try_from_secs_f64(value.as_f64().unwrap_or(0.0)).unwrap_or_default()
+/// A refusal as the API sends it: `error` in words, and `problems` when the config is invalid.
+#[derive(Debug, Default, Deserialize)]
+struct RefusalAnswer {
+    error: Option<String>,
+    problems: Option<Vec<String>>,
 }
 
-/// An `ActionReport` as the API sends it.
-fn action_summary(report: &Value) -> Option<ActionSummary<'_>> {
-    Some(ActionSummary {
-        plugin: report["plugin"].as_str()?,
-        action: report["action"].as_str()?,
-        outcome: report["outcome"].as_str()?,
-        from_version: report["from_version"].as_str(),
-        to_version: report["to_version"].as_str(),
-        duration: seconds(&report["duration_seconds"]),
-        reason: report["reason"].as_str(),
-    })
+/// An `ActionReport` as the API sends it: read here with the labels as text, which
+/// [`ActionSummary`] words.
+#[derive(Debug, Deserialize)]
+struct ActionAnswer {
+    plugin: String,
+    action: String,
+    outcome: String,
+    from_version: Option<String>,
+    to_version: Option<String>,
+    duration_seconds: Option<f64>,
+    reason: Option<String>,
+}
+
+impl ActionAnswer {
+    fn summary(&self) -> ActionSummary<'_> {
+        ActionSummary {
+            plugin: &self.plugin,
+            action: &self.action,
+            outcome: &self.outcome,
+            from_version: self.from_version.as_deref(),
+            to_version: self.to_version.as_deref(),
+            duration: seconds(self.duration_seconds),
+            reason: self.reason.as_deref(),
+        }
+    }
 }
 
 /// A `ConfigReport` as the API sends it.
-fn config_summary(report: &Value) -> Option<ConfigSummary<'_>> {
-    let reloaded = report["reloaded"].as_array()?.iter().map(action_summary).collect::<Option<Vec<_>>>()?;
-    Some(ConfigSummary {
-        started: names(&report["started"]),
-        removed: names(&report["removed"]),
-        reloaded,
-        unchanged: names(&report["unchanged"]),
-        needs_restart: names(&report["needs_restart"]),
-        duration: seconds(&report["duration_seconds"]),
-    })
+#[derive(Debug, Deserialize)]
+struct ConfigAnswer {
+    #[serde(default)]
+    started: Vec<String>,
+    #[serde(default)]
+    removed: Vec<String>,
+    reloaded: Vec<ActionAnswer>,
+    #[serde(default)]
+    unchanged: Vec<String>,
+    #[serde(default)]
+    needs_restart: Vec<String>,
+    duration_seconds: Option<f64>,
+}
+
+impl ConfigAnswer {
+    fn summary(&self) -> ConfigSummary<'_> {
+        ConfigSummary {
+            started: names(&self.started),
+            removed: names(&self.removed),
+            reloaded: self.reloaded.iter().map(ActionAnswer::summary).collect(),
+            unchanged: names(&self.unchanged),
+            needs_restart: names(&self.needs_restart),
+            duration: seconds(self.duration_seconds),
+        }
+    }
+}
+
+fn names(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
+/// A `duration_seconds`; one that is absent or no duration reads as zero.
+fn seconds(value: Option<f64>) -> Duration {
+    value.and_then(|secs| Duration::try_from_secs_f64(secs).ok()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -256,7 +301,8 @@ mod tests {
                            "to_version": null, "duration_seconds": 2.5, "reason": "exited with code 3 before hello" }],
             "duration_seconds": 2.75,
         });
-        let summary = config_summary(&report).expect("a report");
+        let report: ConfigAnswer = serde_json::from_value(report).expect("a report");
+        let summary = report.summary();
         assert!(!summary.succeeded(), "a rollback is not success");
         assert_eq!(
             summary.lines(),
@@ -274,12 +320,12 @@ mod tests {
         let invalid =
             json!({ "error": "the config is invalid; nothing was changed", "problems": ["a: bad", "b: worse"] });
         assert!(
-            matches!(refusal(422, &invalid, "", ""), RemoteError::InvalidConfig { problems } if problems == ["a: bad", "b: worse"])
+            matches!(refusal(422, &invalid.to_string(), ""), RemoteError::InvalidConfig { problems } if problems == ["a: bad", "b: worse"])
         );
         let busy = json!({ "error": "a config reload is already in progress" });
         assert_eq!(
-            refusal(409, &busy, "", "").to_string(),
-            "error: the bot refused (HTTP 409): a config reload is already in progress"
+            refusal(409, &busy.to_string(), "").to_string(),
+            "the bot refused (HTTP 409): a config reload is already in progress"
         );
     }
 }

@@ -13,14 +13,14 @@
 // A card or a crash-log, reload-log or conflict entry the page lacks is cloned from the
 // server-rendered <template> that its list names in data-template. A card's action buttons
 // (shown when actions are enabled) are sent with fetch and their answer shown on the card. The index page's filter, state, sort and view controls
-// follow the same rules as the server's render and live in the URL. Values are written with
+// live in the URL and order the cards by what the server sent for each (its ranks, the
+// filters it passes, the JSON's figures), so the live page and the server's render agree. Values are written with
 // textContent and setAttribute only: nothing from the server is ever parsed as HTML.
 (() => {
   'use strict';
 
   const RETRY_MS = 5000;
-  const SPARK = { box: [120, 24], samples: 60 };
-  const CHART_BOX = [600, 120];
+  const SPARK_SAMPLES = 60;
   const SERIES = { cpu: 0, memory: 1, events: 2 }; // positions in a point
   const body = document.body;
   const pagePlugin = body.dataset.plugin; // set on a plugin's detail page only
@@ -69,19 +69,19 @@
     }
   }
 
-  // SVG polyline points for values scaled into a `width` x `height` box, as the server draws.
-  function polyline(values, [width, height]) {
+  // Draw `values` as the points of the polyline `line`, scaled into its <svg>'s box (the
+  // viewBox the server's template sets), as the server draws them.
+  function draw(line, values) {
+    const { width, height } = line.ownerSVGElement.viewBox.baseVal;
     const max = values.reduce((m, v) => Math.max(m, v), 0);
     const step = values.length > 1 ? width / (values.length - 1) : 0;
     const y = (v) => (max > 0 ? height - 1 - (v / max) * (height - 2) : height - 1);
-    return values.map((v, i) => `${Math.round(i * step)},${Math.round(y(v))}`).join(' ');
+    line.setAttribute('points', values.map((v, i) => `${Math.round(i * step)},${Math.round(y(v))}`).join(' '));
   }
 
   function drawSparks(root, points) {
-    const recent = points.slice(-SPARK.samples);
-    for (const el of bound(root).spark) {
-      el.setAttribute('points', polyline(recent.map((p) => p[SERIES[el.dataset.spark]]), SPARK.box));
-    }
+    const recent = points.slice(-SPARK_SAMPLES);
+    for (const el of bound(root).spark) draw(el, recent.map((p) => p[SERIES[el.dataset.spark]]));
   }
 
   // A delta's `changes` into `target`: an object patches (an array by position), else replaces.
@@ -162,7 +162,7 @@
     syncList(charts, detail.charts, byPosition, byPosition);
     for (const figure of charts.children) {
       const series = frame.points.map((p) => p[SERIES[figure.dataset.chart]]);
-      figure.querySelector('[data-chart-line]').setAttribute('points', polyline(series, CHART_BOX));
+      draw(figure.querySelector('[data-chart-line]'), series);
     }
     syncList(document.getElementById('aggregates'), detail.aggregates, byPosition, byPosition);
     syncList(document.getElementById('crash-log'), detail.crash_log, byPosition, byPosition);
@@ -210,21 +210,12 @@
   }
   if (list) for (const el of list.children) adopt(el);
 
-  const problemRank = (c) =>
-    c.health === 'error' ? 0 : c.health === 'warning' || c.stale ? 1 : c.health === 'idle' ? 2 : 3;
-  const STATE_RANK = { FAILED: 0, CRASHED: 1, STARTING: 2, STOPPED: 3 };
-  const FILTERS = {
-    all: () => true,
-    problems: (c) => problemRank(c) < 3,
-    'not-running': (c) => c.state !== 'RUNNING',
-    down: (c) => c.health === 'error',
-    running: (c) => c.state === 'RUNNING',
-  };
   // The name order is the frame's order; every sort keeps it among equals (sort is stable).
+  const ascending = (key) => (i, j) => frame.view.cards[i][key] - frame.view.cards[j][key];
   const SORTS = {
-    problems: (i, j) => problemRank(frame.view.cards[i]) - problemRank(frame.view.cards[j]),
+    problems: ascending('problem_rank'),
     name: () => 0,
-    state: (i, j) => (STATE_RANK[frame.view.cards[i].state] ?? 4) - (STATE_RANK[frame.view.cards[j].state] ?? 4),
+    state: ascending('state_rank'),
     cpu: (i, j) => frame.plugins[j].cpu_percent - frame.plugins[i].cpu_percent,
     memory: (i, j) => frame.plugins[j].memory_mb - frame.plugins[i].memory_mb,
     events: (i, j) => frame.plugins[j].event_count - frame.plugins[i].event_count,
@@ -242,10 +233,9 @@
   function listing() {
     const { q, state, sort } = choices();
     const needle = q.toLowerCase();
-    const shown = (FILTERS[state] || FILTERS.all);
     const order = [];
     frame.view.cards.forEach((c, i) => {
-      if (shown(c) && c.name.toLowerCase().includes(needle)) order.push(i);
+      if (c.filters.includes(state) && c.name.toLowerCase().includes(needle)) order.push(i);
     });
     return order.sort(SORTS[sort] || SORTS.problems);
   }

@@ -1,6 +1,6 @@
 //! `!admin`: the operator's commands in chat. `status`, `list` and `metrics` answer from the
 //! latest metrics snapshot; `reload`, `restart`, `stop`, `start` and `reload-config` ask the
-//! running bot through [`Controls`] (which writes the audit line) and answer when the action has
+//! running bot through [`ActionDoor`] (which writes the audit line) and answer when the action has
 //! finished, without holding up the chat meanwhile. `stop` and `restart` take the plugin down,
 //! so they wait for a `yes` from the same user within [`CONFIRM_WITHIN`]; anything else that
 //! user says first cancels them.
@@ -22,8 +22,8 @@ use tracing::warn;
 
 use super::parse::{CONSOLE_USER, ChatMessage};
 use super::{Answer, Origin};
-use crate::action_text::{ActionSummary, ConfigSummary};
-use crate::control::{AUDIT_TARGET, Action, ConfigReloadError, Controls, Trigger};
+use crate::control::text::{ActionSummary, ConfigSummary};
+use crate::control::{AUDIT_TARGET, Action, ActionDoor, ConfigReloadError, Trigger};
 use crate::metrics::Snapshot;
 use crate::plugins::ChatReply;
 use crate::plugins::routing::ADMIN_COMMAND;
@@ -94,6 +94,22 @@ pub enum Usage {
 }
 
 impl AdminCommand {
+    /// The command's name, as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AdminCommand::Help => "help",
+            AdminCommand::Status(_) => "status",
+            AdminCommand::List => "list",
+            AdminCommand::Metrics => "metrics",
+            AdminCommand::Act { action: Action::Reload, .. } => "reload",
+            AdminCommand::Act { action: Action::Restart, .. } => "restart",
+            AdminCommand::Act { action: Action::Stop, .. } => "stop",
+            AdminCommand::Act { action: Action::Start, .. } => "start",
+            AdminCommand::ReloadConfig => "reload-config",
+            AdminCommand::Audit => "audit",
+        }
+    }
+
     /// The words after `!admin`. Subcommands ignore ASCII case; plugin names do not.
     pub fn parse(args: &str) -> Result<AdminCommand, Usage> {
         let mut words = args.split_whitespace();
@@ -162,7 +178,7 @@ pub struct AdminDesk {
     authority: Authority,
     /// Each chat network's admins (accounts), by connection index.
     networks: Vec<Authority>,
-    controls: Controls,
+    controls: ActionDoor,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Where the operator finds the dashboard; None when it is disabled.
     dashboard_url: Option<String>,
@@ -177,7 +193,7 @@ pub struct AdminDesk {
 impl AdminDesk {
     pub fn new(
         authority: Authority,
-        controls: Controls,
+        controls: ActionDoor,
         snapshots: watch::Receiver<Arc<Snapshot>>,
         dashboard_url: Option<String>,
     ) -> AdminDesk {
@@ -247,14 +263,19 @@ impl AdminDesk {
         heard.taken = true;
         let refusal = self.refusal(speaker, user, identity.as_deref(), now);
         let who = who(speaker, user);
+        let parsed = AdminCommand::parse(&command.args);
+        let label = parsed.as_ref().map_or("invalid", AdminCommand::label);
         if let Some(refusal) = refusal {
+            self.audit.count(label, "refused");
             warn!(target: AUDIT_TARGET, who = %who, command = ?command.args, outcome = "refused", reason = %refusal, "audit: !admin refused");
             self.audit.record(&who, &command.args, &format!("refused: {refusal}"));
             heard.replies.push(Answer::new(origin.clone(), reply(user, refusal)));
             return heard;
         }
         self.audit.record(&who, &command.args, "accepted");
-        let answer = match AdminCommand::parse(&command.args) {
+        let admin = speaker.account.as_deref().unwrap_or(user);
+        self.audit.count(label, admin);
+        let answer = match parsed {
             Err(usage) => Answer::new(origin.clone(), reply(user, usage.to_string())),
             Ok(command) => self.obey(command, speaker, identity.unwrap_or_default(), user, now),
         };
@@ -453,7 +474,7 @@ mod tests {
     }
 
     fn desk() -> (AdminDesk, mpsc::Receiver<ControlRequest>) {
-        let (controls, requests) = Controls::channel();
+        let (controls, requests) = ActionDoor::channel();
         let (_, snapshots) = watch::channel(empty_snapshot());
         let url = Some("http://127.0.0.1:8080/".to_owned());
         (AdminDesk::new(Authority::console(), controls, snapshots, url), requests)
@@ -606,6 +627,8 @@ mod tests {
         assert!(audit[0].who.contains("(no account)") && audit[0].outcome.starts_with("refused"));
         assert!(audit[1].who.contains("account \"mallory\"") && audit[1].outcome.starts_with("refused"));
         assert_eq!(audit[2].outcome, "accepted");
+        let counts = desk.audit_log().counts();
+        assert_eq!(counts, [(("reload", "alice".to_owned()), 1), (("reload", "refused".to_owned()), 2)]);
     }
 
     #[tokio::test]

@@ -178,8 +178,10 @@ pub async fn run(
     let mut answered = 0u64;
     let mut last_reply = Instant::now();
     let mut hold_check = tokio::time::interval(HOLD_CHECK);
+    // Only console input ends; the networks run until `stop`.
+    let finish_at_eof = config.console && at_end == AtEndOfInput::Finish;
     loop {
-        if config.console && !stdin_open && at_end == AtEndOfInput::Finish && !router.is_holding() && !desk.is_busy() {
+        if finish_at_eof && !stdin_open && !router.is_holding() && !desk.is_busy() {
             let all_answered = answered >= router.delivered;
             if all_answered || last_reply.elapsed() >= DRAIN_QUIET {
                 info!(answered, asked = router.delivered, "end of console input; stopping (--exit-at-eof)");
@@ -214,7 +216,7 @@ pub async fn run(
                 networks.deliver(&Answer::new(origin, reply));
             }
             answer = desk.finished(), if desk.is_busy() => networks.deliver(&answer),
-            _ = hold_check.tick(), if router.is_holding() || (!stdin_open && at_end == AtEndOfInput::Finish) => {
+            _ = hold_check.tick(), if router.is_holding() || (finish_at_eof && !stdin_open) => {
                 for answer in router.release_held(Instant::now()) {
                     networks.deliver(&answer);
                 }

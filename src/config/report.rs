@@ -67,8 +67,19 @@ pub enum ConfigError {
     /// A file named by `--config` or `ROSEY_CONFIG` is missing (a missing default file is fine).
     #[error("config error: config file {} (named by {named_by}) {problem}", path.display())]
     MissingFile { path: PathBuf, named_by: NamedBy, problem: &'static str },
-    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", self.problem_lines().join("\n"))]
     Invalid { problems: Vec<ConfigProblem> },
+}
+
+impl ConfigError {
+    /// Every problem in words, one each: what the error shows, still a list for callers that
+    /// answer in one (the API's `problems`, one log line per problem).
+    pub fn problem_lines(&self) -> Vec<String> {
+        match self {
+            ConfigError::MissingFile { .. } => vec![self.to_string()],
+            ConfigError::Invalid { problems } => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
 /// The message for one bad key found by deserialisation.

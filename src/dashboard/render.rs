@@ -19,7 +19,7 @@ use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Ro
 use super::view::{ConflictView, ReloadView};
 use crate::metrics::Snapshot;
 use crate::sync::lock;
-use live::Live;
+use live::LiveFrames;
 
 /// The templates, compiled into the binary so it runs from any directory.
 const TEMPLATES: [(&str, &str); 12] = [
@@ -91,9 +91,9 @@ struct IndexPage {
 pub struct Rendered {
     pub snapshot: Arc<Snapshot>,
     context: Arc<RenderContext>,
-    live: Arc<Live>,
+    live: Arc<LiveFrames>,
     /// The previous snapshot's live trees, which this one's deltas are taken against.
-    base: Option<Arc<Live>>,
+    base: Option<Arc<LiveFrames>>,
     api_metrics: OnceLock<Bytes>,
     prometheus: OnceLock<Bytes>,
     prometheus_gzip: OnceLock<Bytes>,
@@ -142,10 +142,10 @@ impl Rendered {
         Rendered::with_base(snapshot, self.context.clone(), Some(self.live.clone()))
     }
 
-    fn with_base(snapshot: Arc<Snapshot>, context: Arc<RenderContext>, base: Option<Arc<Live>>) -> Rendered {
+    fn with_base(snapshot: Arc<Snapshot>, context: Arc<RenderContext>, base: Option<Arc<LiveFrames>>) -> Rendered {
         let plugins = snapshot.plugins.iter().map(|_| PluginBodies::default()).collect();
         Rendered {
-            live: Arc::new(Live::new(snapshot.clone(), context.thresholds)),
+            live: Arc::new(LiveFrames::new(snapshot.clone(), context.thresholds)),
             base,
             snapshot,
             context,

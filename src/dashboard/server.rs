@@ -32,7 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::memory::{self, BurstTrim};
+use super::burst_trim::{self, BurstTrim};
 
 /// A client that has not sent a whole request head within this time is disconnected, so idle
 /// sockets cannot pile up. The timer runs from the moment a connection is served, and again
@@ -139,7 +139,7 @@ where
             }
             drop(permit);
             if burst.closed(max_connections - permits.available_permits()) {
-                tokio::task::spawn_blocking(memory::release_freed_memory);
+                tokio::task::spawn_blocking(burst_trim::release_freed_memory);
             }
         });
     }

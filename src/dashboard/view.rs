@@ -11,11 +11,13 @@ use crate::display::{format_duration, format_mb, format_uptime, rfc3339, thousan
 use crate::metrics::history::{Aggregates, Sample, SeriesView};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::{CrashRecord, PluginState};
-pub use listing::{PageQuery, Row, listing};
+pub use listing::{PageQuery, Row, StateFilter, listing};
 pub use operations::{CardOperations, ConflictView, ReloadView};
 
 /// Samples drawn in a card's sparkline.
 pub const SPARK_SAMPLES: usize = 60;
+/// The boxes lines are drawn in; the templates' `<svg viewBox>` declare the same, and the live
+/// page reads them there.
 const SPARK_BOX: (f64, f64) = (120.0, 24.0);
 const CHART_BOX: (f64, f64) = (600.0, 120.0);
 
@@ -49,15 +51,69 @@ impl SystemView {
     }
 }
 
+/// The card's colour: how much a plugin needs a look.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// RUNNING within the thresholds.
+    Healthy,
+    /// RUNNING above the CPU or memory threshold.
+    Warning,
+    /// CRASHED or FAILED.
+    Error,
+    /// STARTING or STOPPED.
+    #[default]
+    Idle,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Warning => "warning",
+            Health::Error => "error",
+            Health::Idle => "idle",
+        }
+    }
+
+    /// Worst first, for sorting problems first: 0 for errors, 1 for warnings (and for stale
+    /// figures, which need a look whatever the health), 2 for idle, 3 for healthy.
+    pub fn problem_rank(self, stale: bool) -> u8 {
+        let rank = match self {
+            Health::Error => 0,
+            Health::Warning => 1,
+            Health::Idle => 2,
+            Health::Healthy => 3,
+        };
+        if stale { rank.min(1) } else { rank }
+    }
+}
+
+/// A card's state as the page shows it: the blank card of the page's `<template>` (`None`)
+/// shows none.
+fn state_text<S: serde::Serializer>(state: &Option<PluginState>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(state.map_or("", PluginState::as_str))
+}
+
 /// One plugin's card. `Default` is the blank card the page's `<template>` is rendered from,
 /// which the script clones for a plugin the page does not show yet.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CardView {
     pub name: String,
     pub detail_url: String,
-    pub state: &'static str,
-    /// `healthy`, `warning`, `error` or `idle`: the card's colour, and what sorts problems first.
-    pub health: &'static str,
+    /// None only on the blank card.
+    #[serde(serialize_with = "state_text")]
+    pub state: Option<PluginState>,
+    /// The card's colour.
+    pub health: Health,
+    // How the index page orders and filters the card, sent so that the live page orders it by
+    // the same rules as the server's render without working them out again.
+    /// [`Health::problem_rank`].
+    pub problem_rank: u8,
+    /// [`PluginState::rank`].
+    pub state_rank: u8,
+    /// The state filters that show the card (`all` always).
+    pub filters: Vec<StateFilter>,
     /// The card's CSS classes: its health colour and whether its figures are stale.
     pub classes: String,
     pub badge: String,
@@ -86,21 +142,27 @@ impl CardView {
         let high_cpu = p.cpu_percent > thresholds.cpu_percent;
         let high_memory = p.memory_mb() > thresholds.memory_mb;
         let (health, badge) = match p.state {
-            PluginState::Running if high_cpu && high_memory => ("warning", "RUNNING · high CPU and memory".to_owned()),
-            PluginState::Running if high_cpu => ("warning", "RUNNING · high CPU".to_owned()),
-            PluginState::Running if high_memory => ("warning", "RUNNING · high memory".to_owned()),
-            PluginState::Running => ("healthy", "RUNNING".to_owned()),
-            PluginState::Crashed | PluginState::Failed => ("error", p.state.as_str().to_owned()),
-            PluginState::Starting | PluginState::Stopped => ("idle", p.state.as_str().to_owned()),
+            PluginState::Running if high_cpu && high_memory => {
+                (Health::Warning, "RUNNING · high CPU and memory".to_owned())
+            }
+            PluginState::Running if high_cpu => (Health::Warning, "RUNNING · high CPU".to_owned()),
+            PluginState::Running if high_memory => (Health::Warning, "RUNNING · high memory".to_owned()),
+            PluginState::Running => (Health::Healthy, "RUNNING".to_owned()),
+            PluginState::Crashed | PluginState::Failed => (Health::Error, p.state.as_str().to_owned()),
+            PluginState::Starting | PluginState::Stopped => (Health::Idle, p.state.as_str().to_owned()),
         };
         let stale = snapshot.is_stale(p);
+        let problem_rank = health.problem_rank(stale);
         let CardOperations { activity, last_reload, stoppable, startable } = CardOperations::of(p);
         CardView {
             name: p.name.clone(),
             detail_url: format!("/plugin/{}", p.name),
-            state: p.state.as_str(),
+            state: Some(p.state),
             health,
-            classes: format!("card health-{health}{}", if stale { " is-stale" } else { "" }),
+            problem_rank,
+            state_rank: p.state.rank(),
+            filters: StateFilter::showing(p.state, problem_rank),
+            classes: format!("card health-{}{}", health.as_str(), if stale { " is-stale" } else { "" }),
             badge,
             version: p.version.clone(),
             pid: p.pid.map_or_else(|| "—".to_owned(), |pid| pid.to_string()),
@@ -347,5 +409,17 @@ mod tests {
         assert_eq!(polyline([0.0, 10.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,1");
         assert_eq!(polyline([].into_iter(), (120.0, 24.0), 0.0), "");
         assert_eq!(polyline([0.0, 0.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,23");
+    }
+
+    /// The live page draws each line into the box its `<svg>` declares, so the templates'
+    /// boxes must be the ones the server draws in.
+    #[test]
+    fn the_templates_declare_the_boxes_the_server_draws_in() {
+        let view_box = |(width, height): (f64, f64)| format!("viewBox=\"0 0 {width} {height}\"");
+        let card = include_str!("../../templates/card.html");
+        assert_eq!(card.matches("<svg ").count(), card.matches(&view_box(SPARK_BOX)).count(), "{card}");
+        let plugin = include_str!("../../templates/plugin.html");
+        assert_eq!(plugin.matches("<svg ").count(), plugin.matches(&view_box(CHART_BOX)).count(), "{plugin}");
+        assert!(plugin.contains(&view_box(CHART_BOX)), "{plugin}");
     }
 }

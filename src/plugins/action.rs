@@ -192,9 +192,10 @@ pub enum ActionError {
     Busy { plugin: String, running: Action },
     #[error("the bot is shutting down")]
     ShuttingDown,
-    /// A reload re-reads the plugin's entry from the config file, which is now invalid.
-    #[error("the config file is invalid, nothing was changed:\n{0}")]
-    InvalidConfig(String),
+    /// A reload re-reads the plugin's entry from the config file, which is now invalid: every
+    /// problem, one line each.
+    #[error("the config file is invalid, nothing was changed:\n{}", .0.join("\n"))]
+    InvalidConfig(Vec<String>),
     /// A reload found no entry for the plugin in the config file.
     #[error("Plugin {0} is no longer in the config file; reload the config to remove it")]
     NotInConfig(String),

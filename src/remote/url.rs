@@ -4,6 +4,9 @@
 //! (`http://USER:PASSWORD@HOST:PORT/`, percent-encoded) that replace `dashboard.auth`. A
 //! password is never shown: not by `Debug`, not in an error, not in the address messages name.
 
+use std::borrow::Cow;
+
+use percent_encoding::percent_decode_str;
 use ureq::http::Uri;
 
 use crate::config::BasicAuth;
@@ -109,19 +112,16 @@ fn credentials(userinfo: &str) -> Result<BasicAuth, ()> {
 /// `text` with each `%XX` replaced by its byte; None if an escape is broken or the result is
 /// not UTF-8.
 fn percent_decoded(text: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&byte, after)) = rest.split_first() {
-        if byte == b'%' {
-            let hex = after.get(..2).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
-            bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-            rest = &after[2..];
-        } else {
-            bytes.push(byte);
-            rest = after;
-        }
+    // The crate passes a broken escape through as written; in a URL's credentials it is a
+    // mistake, and sending it on would only fail later as "wrong credentials".
+    let broken = text
+        .split('%')
+        .skip(1)
+        .any(|after| !after.as_bytes().get(..2).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)));
+    if broken {
+        return None;
     }
-    String::from_utf8(bytes).ok()
+    percent_decode_str(text).decode_utf8().ok().map(Cow::into_owned)
 }
 
 /// `text` as an error may show it: whatever may be a password replaced by `***`. Everything

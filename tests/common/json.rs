@@ -12,6 +12,23 @@ pub fn parse_rfc3339(text: &str) -> Option<f64> {
     Some(at.unix_timestamp_nanos() as f64 / 1e9)
 }
 
+/// Seconds since the Unix epoch of a JSON string holding an RFC 3339 timestamp; panics if it is
+/// not one.
+pub fn rfc3339_seconds(v: &Value) -> f64 {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
+    parse_rfc3339(text).unwrap_or_else(|| panic!("not RFC 3339: {text:?}"))
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs_f64()
+}
+
+/// A count (a non-negative integer) in the API's JSON; panics if it is not one.
+pub fn count(value: &Value) -> u64 {
+    value.as_u64().unwrap_or_else(|| panic!("{value} is not a count"))
+}
+
 /// The value of one series (`name` or `name{labels}`) in a Prometheus exposition.
 pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())

@@ -42,6 +42,31 @@ pub fn python_plugin(name: &str, script: &str, args: &[&str]) -> Value {
     json!({ "name": name, "command": command })
 }
 
+/// The crasher fixture's stderr lines, in order.
+pub const CRASHER_STDERR: [&str; 3] =
+    ["starting up", "<script>alert('stderr')</script> & \"quotes\"", "fatal: giving up"];
+
+/// A plugin config entry "crasher" running the crasher fixture: it prints [`CRASHER_STDERR`],
+/// exits with code 3 after `secs`, and is restarted as `restart` says.
+pub fn crasher(secs: &str, restart: Value) -> Value {
+    let mut plugin = python_plugin("crasher", "crasher.py", &[secs]);
+    plugin["restart"] = restart;
+    plugin
+}
+
+/// Write a Python plugin into `dir` and return its config entry (restarts off).
+pub fn script_plugin(dir: &Path, name: &str, source: &str) -> Value {
+    let path = dir.join(format!("{name}.py"));
+    std::fs::write(&path, source).expect("the temporary directory is writable");
+    json!({ "name": name, "command": ["python3", path.display().to_string()], "restart": { "enabled": false } })
+}
+
+/// Kill a plugin's process at once (SIGKILL), as a crash would.
+pub fn sigkill(pid: i32) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .expect("the plugin can be killed");
+}
+
 /// A plugin config entry that exits with code 1 at once and is never restarted: it ends FAILED.
 pub fn failing_plugin(name: &str) -> Value {
     json!({ "name": name, "command": ["python3", "-c", "import sys; sys.exit(1)"], "restart": { "enabled": false } })
@@ -68,6 +93,24 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Op
         assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Wait until `fetch` (an `/api/metrics` answer) returns a snapshot newer than `seen`, and return
+/// it (or panic naming `what`): proof that the bot has published again since `seen` was taken.
+pub fn next_snapshot(what: &str, seen: &Value, mut fetch: impl FnMut() -> Value) -> Value {
+    wait_for(what, DEADLINE, || {
+        let now = fetch();
+        (now["timestamp"] != seen["timestamp"]).then_some(now)
+    })
+}
+
+/// A bot spawned with its dashboard port taken by the listener returned beside it.
+pub fn spawn_on_a_taken_port() -> (Rosey, TcpListener) {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("a loopback port to occupy");
+    let port = taken.local_addr().expect("its address").port();
+    let mut builder = RoseyBuilder::new();
+    builder.config["dashboard"]["port"] = json!(port);
+    (builder.spawn(), taken)
 }
 
 /// A plain HTTP response.
@@ -303,12 +346,17 @@ impl Rosey {
 
     /// Wait until every configured plugin is RUNNING (a plugin's hello may still be on its way).
     pub fn wait_until_running(&self) {
+        self.wait_until_running_except(None);
+    }
+
+    /// Wait until every configured plugin but `skip` is RUNNING.
+    pub fn wait_until_running_except(&self, skip: Option<&str>) {
         let names: Vec<String> = self.config["plugins"]
             .as_array()
             .map(|ps| ps.iter().filter_map(|p| p["name"].as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
-        for name in names {
-            self.wait_for_state(&name, "RUNNING");
+        for name in names.iter().filter(|n| Some(n.as_str()) != skip) {
+            self.wait_for_state(name, "RUNNING");
         }
     }
 
@@ -402,6 +450,16 @@ pub fn run_rosey(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// What a finished `rosey` printed on stdout, as text.
+pub fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What a finished `rosey` printed on stderr, as text.
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// All pids whose parent is `pid` (for "no child outlives the host" checks).

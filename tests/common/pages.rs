@@ -1,4 +1,5 @@
-//! Reading the dashboard's HTML: a plugin's card, a `data-field` value, a basic-auth header.
+//! Reading the dashboard's HTML: a plugin's card, a `data-field` value (as markup or as the text
+//! a browser shows), a basic-auth header.
 
 use base64::Engine;
 
@@ -21,6 +22,24 @@ pub fn field<'a>(html: &'a str, field: &str) -> &'a str {
     let open_end = html[at..].find('>').expect("tag closes") + at + 1;
     let close = html[open_end..].find('<').expect("element closes") + open_end;
     &html[open_end..close]
+}
+
+/// The text a browser shows for the `data-field="field"` element of `name`'s card (unescaped).
+pub fn card_text(page: &str, name: &str, field_name: &str) -> String {
+    unescape_html(field(card(page, name), field_name))
+}
+
+/// Undo HTML escaping (what a browser shows).
+pub fn unescape_html(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&#x2F;", "/")
+        .replace("&#47;", "/")
+        .replace("&amp;", "&")
 }
 
 /// The `Authorization` header value for HTTP basic auth.

@@ -3,9 +3,12 @@
 //! daemons that die with the test, run one-shot tools with a deadline, poll with a deadline,
 //! and pull metric names out of `/metrics` output and PromQL expressions.
 //!
-//! Included with `#[path]` by `browser.rs`, `prometheus_e2e.rs` and `ops.rs`.
+//! Included with `#[path]` by the integration tests' `main.rs`; used by `browser_*.rs`,
+//! `prometheus_e2e.rs` and `ops.rs`. The browser harness is [`browser`].
 
 #![allow(dead_code)] // each module uses a different part
+
+pub mod browser;
 
 use std::collections::BTreeSet;
 use std::fs::File;

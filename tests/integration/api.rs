@@ -6,7 +6,7 @@ use std::io::Read;
 use serde_json::json;
 
 use crate::common::json::{
-    Kind, STATS, assert_api_metrics_shape, assert_rfc3339, assert_shape, metric, parse_rfc3339, plugin_in,
+    Kind, STATS, assert_api_metrics_shape, assert_rfc3339, assert_shape, metric, parse_rfc3339, plugin_in, unix_now,
 };
 use crate::common::raw::{find, raw_exchange};
 use crate::common::*;
@@ -276,4 +276,53 @@ fn page_and_metrics_are_served_gzipped_to_clients_that_accept_it() {
             assert!(String::from_utf8_lossy(&body).contains(expected), "{path} with {accept}");
         }
     }
+}
+
+#[test]
+fn prometheus_additions_exist_without_a_pid_label() {
+    let rosey = RoseyBuilder::new().plugin(failing_plugin("broken")).start();
+    rosey.wait_for_state("dice-roller", "RUNNING");
+    rosey.wait_for_state("broken", "FAILED");
+    let text = wait_for("a sampled exposition", DEADLINE, || {
+        let text = rosey.get("/metrics").body;
+        (metric(&text, r#"rosey_plugin_processes{plugin="dice-roller"}"#) >= Some(1.0)
+            && metric(&text, "rosey_plugins_crashed") == Some(1.0))
+        .then_some(text)
+    });
+    for (name, kind) in [
+        ("rosey_plugin_cpu_seconds_total", "counter"),
+        ("rosey_plugin_start_time_seconds", "gauge"),
+        ("rosey_plugin_restarts_total", "counter"),
+        ("rosey_plugin_processes", "gauge"),
+        ("rosey_plugin_state", "gauge"),
+        ("rosey_plugin_up", "gauge"),
+        ("rosey_plugin_info", "gauge"),
+        ("rosey_plugin_memory_bytes", "gauge"),
+        ("rosey_plugins_crashed", "gauge"),
+        ("process_cpu_seconds_total", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("# HELP {name} "))), "no HELP for {name}");
+        assert!(text.lines().any(|l| l == format!("# TYPE {name} {kind}")), "no TYPE {kind} for {name}");
+    }
+    assert!(!text.contains("pid="), "no pid label (cardinality)");
+
+    let value = |series: &str| metric(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert_eq!(value(r#"rosey_plugin_up{plugin="dice-roller"}"#), 1.0);
+    assert_eq!(value(r#"rosey_plugin_up{plugin="broken"}"#), 0.0);
+    assert_eq!(value(r#"rosey_plugin_state{plugin="dice-roller",state="RUNNING"}"#), 1.0);
+    assert_eq!(value(r#"rosey_plugin_state{plugin="dice-roller",state="CRASHED"}"#), 0.0);
+    assert_eq!(value(r#"rosey_plugin_state{plugin="broken",state="FAILED"}"#), 1.0);
+    assert_eq!(value(r#"rosey_plugin_info{plugin="dice-roller",version="0.1.0"}"#), 1.0);
+    let started = value(r#"rosey_plugin_start_time_seconds{plugin="dice-roller"}"#);
+    assert!(started > unix_now() - 120.0 && started <= unix_now() + 1.0, "start time is recent: {started}");
+    assert!(value(r#"rosey_plugin_cpu_seconds_total{plugin="dice-roller"}"#) >= 0.0);
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert!(value("process_open_fds") > 0.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    let host_started = value("process_start_time_seconds");
+    assert!(host_started > unix_now() - 120.0 && host_started <= unix_now() + 1.0, "{host_started}");
 }

@@ -1,9 +1,9 @@
 //! Chat (issue 13): every command gets an answer, from its plugin or from the host; commands
 //! typed before a plugin's hello are held, not lost; `!help`; command conflicts; the user
 //! prefix and command case; signals that must not kill the bot uncleanly; the dashboard port
-//! checked before any plugin starts; `run --exit-at-eof`; `ROSEY_LOG`; the docs' examples.
+//! checked before any plugin starts; `run --exit-at-eof`; `ROSEY_LOG`; the docs' examples; the builtins' answers to absurd input, and a hundred commands typed
+//! before any hello counted and answered.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -82,8 +82,7 @@ fn commands_that_cannot_be_delivered_are_answered_by_the_host() {
     assert_eq!(wait_for_line(&rosey, "[rosey] @bob "), "[rosey] @bob failer is not running");
 
     let dice = rosey.wait_for_state("dice-roller", "RUNNING");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(dice["pid"].as_i64().expect("pid") as i32), Signal::SIGKILL)
-        .expect("the plugin can be killed");
+    sigkill(dice["pid"].as_i64().expect("pid") as i32);
     rosey.wait_for_state("dice-roller", "CRASHED");
     rosey.say("alice: !roll 1d6");
     let restarting = wait_for_line(&rosey, "[rosey] @alice ");
@@ -121,7 +120,7 @@ fn the_next_restart_time_is_given_as_a_timestamp_that_stays_put() {
         .start();
     let pid = rosey.wait_for_state("dice-roller", "RUNNING")["pid"].as_i64().expect("pid") as i32;
     assert_eq!(rosey.plugin("dice-roller")["next_restart_at"], Value::Null, "no restart pending");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("the plugin can be killed");
+    sigkill(pid);
     let first = rosey.wait_for_state("dice-roller", "CRASHED");
     let later = rosey.wait_for_plugin("a later snapshot", "dice-roller", |p| {
         p["next_restart_in_seconds"] != first["next_restart_in_seconds"]
@@ -150,32 +149,9 @@ fn sighup_reloads_the_config_and_the_bot_carries_on() {
 }
 
 #[test]
-fn sigquit_stops_at_once_and_leaves_no_plugin_behind() {
-    let stubborn = json!({ "name": "stubborn", "command": ["sh", fixture("ignore_sigterm.sh")] });
-    let mut rosey =
-        RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }, stubborn])).start();
-    rosey.wait_until_running();
-    let stubborn_pid = rosey.pid_of("stubborn") as u32;
-    let sleeper = wait_for("the script's sleep", DEADLINE, || children_of(stubborn_pid).first().copied());
-    let pids = [stubborn_pid, sleeper, rosey.pid_of("dice-roller") as u32];
-    rosey.signal(Signal::SIGQUIT);
-    let status = rosey.wait_exit(DEADLINE);
-    let log = rosey.stderr_text();
-    assert_eq!(status.code(), Some(0), "{log}");
-    assert!(log.contains("SIGQUIT received; stopping now"), "{log}");
-    assert!(!log.contains("did not stop within"), "SIGQUIT does not wait out the grace period: {log}");
-    for pid in pids {
-        assert!(!process_exists(pid), "process {pid} outlived the host");
-    }
-}
-
-#[test]
 fn a_dashboard_port_in_use_stops_the_bot_before_any_plugin_starts() {
-    let taken = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    let port = taken.local_addr().expect("its address").port();
-    let mut builder = RoseyBuilder::new();
-    builder.config["dashboard"]["port"] = json!(port);
-    let mut rosey = builder.spawn();
+    let (mut rosey, _taken) = spawn_on_a_taken_port();
+    let port = rosey.port();
     let status = rosey.wait_exit(DEADLINE);
     let log = rosey.stderr_text();
     assert_eq!(status.code(), Some(1), "{log}");
@@ -295,4 +271,73 @@ fn api_metrics_lists_plugins_sorted_by_name_as_documented() {
     let names: Vec<&str> =
         metrics["plugins"].as_array().expect("plugins").iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names, ["alpha", "mid", "zeta"]);
+}
+
+/// The total of a dice reply such as `... 🎲 2d6+3: [4, 1] + 3 = 8`.
+fn dice_total(line: &str) -> i64 {
+    let total = line.rsplit_once(" = ").map(|(_, t)| t.trim()).unwrap_or_else(|| panic!("no total in {line:?}"));
+    total.parse().unwrap_or_else(|_| panic!("total {total:?} in {line:?} is not a number"))
+}
+
+#[test]
+fn builtins_answer_in_chat_and_survive_absurd_input() {
+    let mut rosey = RoseyBuilder::new().start();
+    rosey.wait_until_running();
+    let dice_pid = rosey.pid_of("dice-roller");
+
+    rosey.say("alice: !roll 2d6+3");
+    let roll = wait_for_line(&rosey, "[dice-roller] @alice 🎲 2d6+3: ");
+    assert!((5..=15).contains(&dice_total(&roll)), "2d6+3 is between 5 and 15: {roll}");
+
+    rosey.say("!8ball will it work?");
+    wait_for_line(&rosey, "[8ball] @console 🎱 ");
+
+    // Absurd input gets a friendly explanation, not a hang or a crash.
+    rosey.say("bob: !roll banana");
+    let banana = wait_for_line(&rosey, "[dice-roller] @bob ");
+    assert!(banana.contains("2d6"), "the reply shows how to write a roll: {banana}");
+    rosey.say("carol: !roll 99999999d999999999");
+    let huge = wait_for_line(&rosey, "[dice-roller] @carol ");
+    assert!(huge.contains("between 1 and 100 dice"), "the reply states the limit: {huge}");
+
+    // Plain chat is ignored; an unknown command gets the host's answer (chat.rs), not an event.
+    rosey.say("dave: !nosuchcommand please");
+    rosey.say("just chatting, no command here");
+    rosey.say("erin: !roll 1d1");
+    wait_for_line(&rosey, "[dice-roller] @erin ");
+    wait_for_line(&rosey, "[rosey] @dave ");
+    let lines = rosey.stdout_lines();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("[dice-roller] @dave") || l.contains("chatting")),
+        "ignored lines got replies: {lines:?}"
+    );
+    assert_eq!(lines.len(), 6, "one reply per routed command, and the host's for dave: {lines:?}");
+    let metrics = rosey.wait_for_plugin("dice-roller's 4 events", "dice-roller", |p| p["current"]["event_count"] == 4);
+    assert_eq!(metrics["state"], "RUNNING");
+    assert_eq!(metrics["pid"], dice_pid, "dice-roller survived without a restart");
+    assert_eq!(metrics["current"]["crash_count"], 0);
+    let system = rosey.get_json("/api/metrics")["system"].clone();
+    assert_eq!(system["total_events"], 5, "4 rolls and one 8ball question, nothing for the unknown command");
+}
+
+/// The issue's load test, `yes '!roll 2d6' | head -n 100 | rosey`: the commands arrive before
+/// any plugin has said hello, and every one of them still counts and gets its answer.
+#[test]
+fn a_hundred_commands_are_a_hundred_events() {
+    let mut rosey = RoseyBuilder::new().spawn();
+    for _ in 0..100 {
+        rosey.say("!roll 2d6");
+    }
+    rosey.close_stdin();
+    wait_for("/health", DEADLINE, || request("GET", &rosey.url("/health"), &[]).ok().filter(|r| r.status == 200));
+    rosey.wait_for_plugin("100 dice-roller events", "dice-roller", |p| p["current"]["event_count"] == 100);
+    wait_for("100 replies", DEADLINE, || {
+        let replies = rosey.stdout_lines().iter().filter(|l| l.starts_with("[dice-roller] @console 🎲 2d6: ")).count();
+        (replies == 100).then_some(())
+    });
+    let plugin = rosey.plugin("dice-roller");
+    assert_eq!(plugin["current"]["event_count"], 100, "no command counted twice");
+    assert_eq!(plugin["dropped_commands"], 0);
+    // End of input is not a shutdown.
+    rosey.assert_alive();
 }

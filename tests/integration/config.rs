@@ -1,33 +1,25 @@
-//! Configuration and the process life cycle, as an operator meets them: defaults, the file,
-//! `ROSEY_*` overrides, `rosey config`, one clear line per bad input (exit code 2, no panic),
-//! `--help`/`--version`, SIGTERM/SIGINT, and a bot that outlives its console.
+//! Configuration, as an operator meets it: defaults, the file, `ROSEY_*` overrides, `rosey
+//! config`, one clear line per bad input (exit code 2, no panic), plugin paths relative to the
+//! file, and what the bot says about its config at start. (`--help` and unknown flags are in
+//! `cli.rs`; signals and shutdown in `shutdown.rs`.)
 //!
 //! Bad-config fixtures live in `tests/fixtures/invalid_configs/`, one file per kind of mistake.
 
 use std::path::Path;
-use std::process::Output;
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use crate::common::{DEADLINE, RoseyBuilder, fixture, request, run_rosey, wait_for};
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::common::{DEADLINE, RoseyBuilder, fixture, request, run_rosey, stderr_of, stdout_of, wait_for};
 
 /// `rosey ARGS config` in `dir`: the effective configuration it prints.
 fn effective_config(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
     let mut all = args.to_vec();
     all.push("config");
     let output = run_rosey(dir, &all, env);
-    assert!(output.status.success(), "rosey config failed ({}): {}", output.status, stderr(&output));
+    assert!(output.status.success(), "rosey config failed ({}): {}", output.status, stderr_of(&output));
     serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("rosey config printed no JSON ({e}): {}", stdout(&output)))
+        .unwrap_or_else(|e| panic!("rosey config printed no JSON ({e}): {}", stdout_of(&output)))
 }
 
 /// Run `rosey ARGS` (in an empty directory) expecting a configuration error: exit code 2,
@@ -35,9 +27,9 @@ fn effective_config(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
 fn config_error(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let output = run_rosey(dir.path(), args, env);
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert_eq!(output.status.code(), Some(2), "rosey {args:?} with {env:?}: {}\n{err}", output.status);
-    assert_eq!(stdout(&output), "", "nothing on stdout for a config error");
+    assert_eq!(stdout_of(&output), "", "nothing on stdout for a config error");
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "a panic instead of a message:\n{err}");
     err.lines().map(str::to_owned).collect()
 }
@@ -144,17 +136,17 @@ fn rosey_config_never_prints_the_password() {
         json!({ "dashboard": { "auth": { "username": "admin", "password": "hunter2-file" } } }),
     );
     let output = run_rosey(dir.path(), &["config"], &[]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(!stdout(&output).contains("hunter2"), "the password leaked:\n{}", stdout(&output));
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(!stdout_of(&output).contains("hunter2"), "the password leaked:\n{}", stdout_of(&output));
     let config: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(config["dashboard"]["auth"], json!({ "username": "admin", "password": "<redacted>" }));
 
     // Nor one set from the environment.
     let env = [("ROSEY_DASHBOARD__AUTH__PASSWORD", "hunter2-env")];
     let output = run_rosey(dir.path(), &["config"], &env);
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(!stdout(&output).contains("hunter2"), "the password leaked:\n{}", stdout(&output));
-    assert!(!stderr(&output).contains("hunter2"), "the password leaked:\n{}", stderr(&output));
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(!stdout_of(&output).contains("hunter2"), "the password leaked:\n{}", stdout_of(&output));
+    assert!(!stderr_of(&output).contains("hunter2"), "the password leaked:\n{}", stderr_of(&output));
 }
 
 #[test]
@@ -327,95 +319,6 @@ fn the_bot_refuses_to_start_on_a_bad_config() {
     let lines = config_error(&["--config", &path], &[]);
     assert_eq!(lines.len(), 6, "one line per problem, nothing else:\n{}", lines.join("\n"));
     assert!(lines.iter().all(|l| l.starts_with("config error: ")), "{lines:#?}");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Command line.
-
-#[test]
-fn help_and_version_exit_0() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let help = run_rosey(dir.path(), &["--help"], &[]);
-    assert!(help.status.success(), "{}", stderr(&help));
-    let text = stdout(&help);
-    for needle in ["--config", "ROSEY_CONFIG", "ROSEY_DASHBOARD__PORT", "ROSEY_LOG", "config", "Exit codes"] {
-        assert!(text.contains(needle), "--help does not mention {needle}:\n{text}");
-    }
-    let version = run_rosey(dir.path(), &["--version"], &[]);
-    assert!(version.status.success(), "{}", stderr(&version));
-    assert_eq!(stdout(&version).trim(), format!("rosey {}", env!("CARGO_PKG_VERSION")));
-}
-
-#[test]
-fn an_unknown_flag_exits_2_with_usage() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let output = run_rosey(dir.path(), &["--no-such-flag"], &[]);
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("--no-such-flag"), "{}", stderr(&output));
-    assert!(stderr(&output).contains("Usage:"), "{}", stderr(&output));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Life cycle.
-
-/// Start a bot, stop it with `signal`, and check it exits 0 without leaving a plugin behind.
-fn stops_cleanly_on(signal: Signal) {
-    let mut rosey = RoseyBuilder::new().start();
-    rosey.wait_until_running();
-    let plugins: Vec<i32> = ["dice-roller", "8ball", "hostile"].iter().map(|name| rosey.pid_of(name)).collect();
-    rosey.signal(signal);
-    let status = rosey.wait_exit(DEADLINE);
-    assert!(status.success(), "{signal} gave {status}; log:\n{}", rosey.stderr_text());
-    for pid in plugins {
-        wait_for(&format!("plugin {pid} to be gone after {signal}"), DEADLINE, || {
-            (!crate::common::process_exists(pid as u32)).then_some(())
-        });
-    }
-}
-
-#[test]
-fn sigterm_exits_0_and_stops_the_plugins() {
-    stops_cleanly_on(Signal::SIGTERM);
-}
-
-#[test]
-fn sigint_exits_0_and_stops_the_plugins() {
-    stops_cleanly_on(Signal::SIGINT);
-}
-
-#[test]
-fn the_bot_runs_until_signalled_at_every_log_level() {
-    // Operators quiet the log (`ROSEY_LOG=warn` or `error`); that must change nothing but the log.
-    for level in ["warn", "error"] {
-        let mut rosey = RoseyBuilder::new().env("ROSEY_LOG", level).start();
-        rosey.wait_until_running();
-        let first = rosey.get_json("/api/metrics")["timestamp"].clone();
-        wait_for(&format!("a second snapshot at ROSEY_LOG={level}"), DEADLINE, || {
-            (rosey.get_json("/api/metrics")["timestamp"] != first).then_some(())
-        });
-        rosey.assert_alive();
-        rosey.signal(Signal::SIGTERM);
-        let status = rosey.wait_exit(DEADLINE);
-        assert!(status.success(), "ROSEY_LOG={level}: SIGTERM gave {status}; log:\n{}", rosey.stderr_text());
-    }
-}
-
-#[test]
-fn the_bot_keeps_running_after_its_stdin_ends() {
-    let mut rosey = RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }])).start();
-    rosey.wait_until_running();
-    rosey.close_stdin();
-    // Two fresh snapshots after the console closed: the collector still ticks.
-    let first = rosey.get_json("/api/metrics")["timestamp"].clone();
-    let second = wait_for("a snapshot after stdin closed", DEADLINE, || {
-        let now = rosey.get_json("/api/metrics")["timestamp"].clone();
-        (now != first).then_some(now)
-    });
-    wait_for("another snapshot", DEADLINE, || (rosey.get_json("/api/metrics")["timestamp"] != second).then_some(()));
-    rosey.assert_alive();
-    let health = request("GET", &rosey.url("/health"), &[]).expect("/health answers");
-    assert_eq!(health.status, 200, "{}", health.body);
-    assert_eq!(rosey.plugin("dice-roller")["state"], json!("RUNNING"));
 }
 
 #[test]
@@ -679,7 +582,7 @@ mod hostile_config {
         let dir = tempfile::tempdir().expect("a temporary directory");
         write_config(dir.path(), "rosey.json", json!({ "metrics": { "history_duration": 1e300 } }));
         let output = run_rosey(dir.path(), &["--config", "rosey.json"], &[("ROSEY_DASHBOARD__ENABLED", "false")]);
-        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-        assert!(stderr(&output).contains("metrics.history_duration from rosey.json"), "{}", stderr(&output));
+        assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+        assert!(stderr_of(&output).contains("metrics.history_duration from rosey.json"), "{}", stderr_of(&output));
     }
 }

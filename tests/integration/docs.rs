@@ -5,11 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::common::RoseyBuilder;
+use crate::common::{RoseyBuilder, sigkill};
 
 fn doc(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(name);
@@ -41,7 +39,7 @@ fn every_api_field_is_described_in_docs_api_md() {
     let rosey = RoseyBuilder::new().start();
     rosey.wait_until_running();
     // A crash, so that the crash log has an entry whose fields are checked too.
-    kill(Pid::from_raw(rosey.pid_of("dice-roller")), Signal::SIGKILL).expect("the plugin can be killed");
+    sigkill(rosey.pid_of("dice-roller"));
     let plugin = rosey.wait_for_plugin("a crash log entry", "dice-roller", |p| {
         p["crash_log"].as_array().is_some_and(|log| !log.is_empty()) && p["aggregates_1h"].is_object()
     });

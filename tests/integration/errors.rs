@@ -1,7 +1,7 @@
 //! Errors and odd input: unknown plugins and paths, other methods, hostile paths; a disabled
 //! dashboard and a port that is taken.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 
 use serde_json::json;
 
@@ -142,11 +142,8 @@ fn disabled_dashboard_listens_nowhere_but_plugins_run() {
 
 #[test]
 fn bind_failure_exits_1_naming_the_address_and_the_reason() {
-    let occupied = TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
-    let port = occupied.local_addr().unwrap().port();
-    let mut builder = RoseyBuilder::new();
-    builder.config["dashboard"]["port"] = json!(port);
-    let mut rosey = builder.spawn();
+    let (mut rosey, occupied) = spawn_on_a_taken_port();
+    let port = rosey.port();
     let status = rosey.wait_exit(DEADLINE);
     assert_eq!(status.code(), Some(1), "{status:?}");
     let log = wait_for("the error message", DEADLINE, || {

@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use crate::common::sse::{Frame, Sse};
-use crate::common::{DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder};
+use crate::common::{DEADLINE, HOSTILE_VERSION, Rosey, RoseyBuilder, sigkill};
 
 /// `GET path` as a live client (resuming from `resume`, as a browser's `Last-Event-ID`).
 fn open(rosey: &Rosey, path: &str, resume: Option<&str>) -> Sse {
@@ -97,8 +97,7 @@ fn a_client_on_deltas_rebuilds_what_a_fresh_client_and_the_api_see() {
     follow(&mut client, 8, |client, n, size| {
         delta_sizes.push(size);
         if n == 2 {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(sleeper), nix::sys::signal::Signal::SIGKILL)
-                .expect("the sleeper is killed");
+            sigkill(sleeper);
         }
         compared.check(&rosey, client, &format!("delta {n}"));
     });
@@ -130,6 +129,8 @@ fn plugin_names(state: &Value) -> Vec<&str> {
 fn a_config_reload_that_adds_and_removes_plugins_reaches_a_client_on_deltas() {
     let rosey = RoseyBuilder::new().start();
     rosey.wait_until_running();
+    // RUNNING comes before the hello: the kept plugin's version, checked below, comes with it.
+    rosey.wait_for_plugin("hostile's hello", "hostile", |p| p["version"] == HOSTILE_VERSION);
     let started = rosey.config.clone();
     let mut reloaded = started.clone();
     let plugins = reloaded["plugins"].as_array_mut().expect("a list of plugins");

@@ -1,9 +1,10 @@
 //! The metrics collector (issue 4), seen through `/api/plugin/{name}` and `/api/metrics`:
-//! CPU and memory of real processes, retention, history across restarts, system totals.
+//! CPU and memory of real processes, retention, history across restarts, system totals, fresh
+//! samples and availability.
 
-use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
+use crate::common::json::{count, parse_rfc3339, rfc3339_seconds, unix_now};
 use crate::common::*;
 
 fn number(value: &Value) -> f64 {
@@ -14,42 +15,22 @@ fn history(plugin: &Value) -> &[Value] {
     plugin["history"].as_array().map_or(&[], Vec::as_slice)
 }
 
-/// Seconds since the Unix epoch of an RFC 3339 UTC timestamp such as `2025-12-01T10:30:00.25Z`.
-fn unix_seconds(timestamp: &str) -> f64 {
-    let bad = || -> ! { panic!("not an RFC 3339 UTC timestamp: {timestamp:?}") };
-    let s = timestamp.strip_suffix('Z').unwrap_or_else(|| bad());
-    let (date, time) = s.split_once('T').unwrap_or_else(|| bad());
-    let date: Vec<i64> = date.split('-').map(|p| p.parse().unwrap_or_else(|_| bad())).collect();
-    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
-    let hms: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap_or_else(|_| bad())).collect();
-    let fraction: f64 = format!("0.{fraction}").parse().unwrap_or_else(|_| bad());
-    let [y, m, d] = date[..] else { bad() };
-    let [hh, mm, ss] = hms[..] else { bad() };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    (days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + fraction
-}
-
 #[test]
 fn timestamps_parse() {
-    assert_eq!(unix_seconds("1970-01-02T00:00:00Z"), 86_400.0);
-    assert_eq!(unix_seconds("2024-03-01T00:00:01.5Z"), 1_709_251_201.5);
+    assert_eq!(rfc3339_seconds(&json!("1970-01-02T00:00:00Z")), 86_400.0);
+    assert_eq!(rfc3339_seconds(&json!("2024-03-01T00:00:01.5Z")), 1_709_251_201.5);
 }
 
 /// Wait until the plugin has `n` history points from its current process (not counting the
 /// first, which has no CPU figure yet), and return the plugin's JSON.
 fn wait_for_samples(rosey: &Rosey, name: &str, n: usize) -> Value {
     rosey.wait_for_plugin(&format!("{n} samples of {name}"), name, |p| {
-        let Some(loaded) = p["loaded_at"].as_str().map(unix_seconds) else { return false };
-        let fresh = history(p)
-            .iter()
-            .filter(|s| s["state"] == "RUNNING" && unix_seconds(s["timestamp"].as_str().unwrap_or_default()) > loaded)
-            .count();
+        let loaded = match &p["loaded_at"] {
+            Value::Null => return false,
+            at => rfc3339_seconds(at),
+        };
+        let fresh =
+            history(p).iter().filter(|s| s["state"] == "RUNNING" && rfc3339_seconds(&s["timestamp"]) > loaded).count();
         fresh > n
     })
 }
@@ -117,7 +98,7 @@ fn no_bogus_cpu_figure_after_a_restart() {
     for round in 1..=2 {
         for name in ["dice-roller", "busy", "tree"] {
             let pid = rosey.pid_of(name);
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("killed");
+            sigkill(pid);
             rosey.wait_for_plugin("a restart", name, |p| {
                 p["state"] == "RUNNING" && p["pid"].is_i64() && p["pid"] != pid
             });
@@ -168,10 +149,6 @@ fn a_crash_looping_neighbour_does_not_distort_cpu_figures() {
     }
 }
 
-fn count(value: &Value) -> u64 {
-    value.as_u64().unwrap_or_else(|| panic!("{value} is not a count"))
-}
-
 #[test]
 fn retention_keeps_the_configured_window() {
     let mut builder = RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }]));
@@ -188,8 +165,7 @@ fn retention_keeps_the_configured_window() {
         assert!(count <= 10, "a 10 s window at 1 s polls holds at most 10 samples, not {count}");
         assert_eq!(points.len() as u64, count, "the history shows the whole window");
         if let (Some(oldest), Some(newest)) = (points.first(), points.last()) {
-            let span = unix_seconds(newest["timestamp"].as_str().expect("timestamp"))
-                - unix_seconds(oldest["timestamp"].as_str().expect("timestamp"));
+            let span = rfc3339_seconds(&newest["timestamp"]) - rfc3339_seconds(&oldest["timestamp"]);
             assert!(span <= 11.0, "the oldest sample is {span:.1}s older than the newest: {plugin}");
             assert!(number(&plugin["aggregates_1h"]["time_span_seconds"]) <= 11.0, "{plugin}");
         }
@@ -212,18 +188,15 @@ fn history_survives_a_restart_and_shows_the_crash() {
     let before = wait_for_samples(&rosey, "dice-roller", 3);
     let first_point = history(&before)[0]["timestamp"].clone();
     let pid = rosey.pid_of("dice-roller");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("killed");
+    sigkill(pid);
     rosey.wait_for_plugin("a restart", "dice-roller", |p| p["state"] == "RUNNING" && p["pid"] != pid);
     let after = wait_for_samples(&rosey, "dice-roller", 2);
 
     let points = history(&after);
     assert_eq!(points[0]["timestamp"], first_point, "points from before the crash are kept: {after}");
     let crash_marked = points.iter().any(|s| s["state"] == "CRASHED");
-    let gap = points.windows(2).any(|w| {
-        unix_seconds(w[1]["timestamp"].as_str().unwrap_or_default())
-            - unix_seconds(w[0]["timestamp"].as_str().unwrap_or_default())
-            > 1.5
-    });
+    let gap =
+        points.windows(2).any(|w| rfc3339_seconds(&w[1]["timestamp"]) - rfc3339_seconds(&w[0]["timestamp"]) > 1.5);
     assert!(crash_marked || gap, "the crash shows in the history as a CRASHED point or a gap: {after}");
     assert_eq!(after["current"]["crash_count"], 1);
     assert!(after["aggregates_1h"]["sample_count"].as_u64() >= Some(points.len() as u64));
@@ -263,4 +236,32 @@ fn system_figures_add_up() {
     assert_eq!(crasher["cpu_percent"], 0.0);
     assert_eq!(crasher["pid"], Value::Null);
     assert!(number(&system["bot_uptime_seconds"]) > 0.0);
+}
+
+#[test]
+fn samples_are_fresh_and_availability_is_a_fraction() {
+    let rosey = RoseyBuilder::new().plugin(failing_plugin("broken")).start();
+    rosey.wait_until_running_except(Some("broken"));
+    let first = rosey.wait_for_plugin("a sample", "dice-roller", |p| p["last_sampled_at"].is_string());
+    let sampled = rfc3339_seconds(&first["last_sampled_at"]);
+    assert!(sampled <= unix_now() + 1.0 && sampled > unix_now() - 10.0, "fresh: {sampled} vs {}", unix_now());
+    assert_eq!(first["stale"], false);
+    // Availability exists once the history holds a point (one poll interval in).
+    let later = rosey.wait_for_plugin("a newer sample in the history", "dice-roller", |p| {
+        p["last_sampled_at"].as_str().and_then(parse_rfc3339).is_some_and(|t| t > sampled)
+            && p["availability_1h"].is_number()
+    });
+    assert_eq!(later["stale"], false);
+    let availability = later["availability_1h"].as_f64().expect("availability_1h is a number");
+    assert!((0.0..=1.0).contains(&availability), "{availability}");
+    assert!(later["last_crash_at"].is_null(), "never crashed");
+
+    // Time spent FAILED counts against availability.
+    let broken = rosey.wait_for_plugin("availability to drop while FAILED", "broken", |p| {
+        p["state"] == "FAILED" && p["availability_1h"].as_f64().is_some_and(|a| a < 1.0)
+    });
+    let availability = broken["availability_1h"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&availability), "{availability}");
+    assert!(broken["last_crash_at"].is_string());
+    assert_eq!(broken["last_crash_at"], broken["crash_log"][0]["time"]);
 }

@@ -1,5 +1,5 @@
 //! The pages' side of the plugin actions, as the server renders them (the browser side is in
-//! `browser.rs`): the buttons are offered only when actions are enabled, each a form that posts
+//! `browser_actions.rs`): the buttons are offered only when actions are enabled, each a form that posts
 //! to its plugin's own action route and works as rendered; Stop or Start as the state calls
 //! for; the card shows the newest reload and the detail page the reload log (live too) and the
 //! plugin's command conflicts.

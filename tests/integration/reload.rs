@@ -9,7 +9,8 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use crate::common::actions::{AUTH, Deployable, bot_with_actions, get_json, post, wait_for_plugin};
-use crate::common::{DEADLINE, Rosey, request, wait_for};
+use crate::common::json::plugin_in;
+use crate::common::{DEADLINE, Rosey, next_snapshot, request, wait_for};
 
 /// The `vVERSION N` replies of the versioned plugin on stdout: N -> every version that answered it.
 fn replies(rosey: &Rosey, name: &str) -> BTreeMap<u64, Vec<String>> {
@@ -113,7 +114,9 @@ fn a_stopped_plugin_stays_stopped_and_start_brings_a_failed_one_back() {
     let plugin = Deployable::new("versioned", "broken");
     let mut entry = plugin.entry();
     entry["restart"] = json!({ "enabled": false });
-    let mut rosey = bot_with_actions(json!([entry, { "name": "dice-roller", "builtin": "dice-roller" }]));
+    // No delay: an automatic restart after the stop, were there one, would come at once.
+    let dice = json!({ "name": "dice-roller", "builtin": "dice-roller", "restart": { "initial_delay": 0 } });
+    let mut rosey = bot_with_actions(json!([entry, dice]));
     wait_for_plugin(&rosey, "the broken plugin to fail", "versioned", |p| p["state"] == "FAILED");
 
     plugin.deploy("1");
@@ -135,8 +138,10 @@ fn a_stopped_plugin_stays_stopped_and_start_brings_a_failed_one_back() {
         lines.iter().any(|l| l == "[rosey] @console dice-roller is not running").then_some(())
     });
     wait_for_plugin(&rosey, "the command to be counted as dropped", "dice-roller", |p| p["dropped_commands"] == 1);
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(get_json(&rosey, "/api/plugin/dice-roller")["state"], "STOPPED", "no automatic restart");
+    // A snapshot published after the stop and the dropped command would show that restart.
+    let seen = get_json(&rosey, "/api/metrics");
+    let later = next_snapshot("a snapshot after the dropped command", &seen, || get_json(&rosey, "/api/metrics"));
+    assert_eq!(plugin_in(&later["plugins"], "dice-roller")["state"], "STOPPED", "no automatic restart");
 
     let reply = post(&rosey, "/api/plugin/dice-roller/start");
     assert_eq!(reply.json()["outcome"], "done", "{}", reply.body);

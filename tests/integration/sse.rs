@@ -69,7 +69,7 @@ fn events_stream_shows_a_killed_plugin_crashed() {
     let (_, before) = sse.snapshot(Instant::now() + DEADLINE);
     assert_eq!(plugin_in(&before["plugins"], "dice-roller")["state"], "RUNNING");
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).expect("killed");
+    sigkill(pid);
     let after = sse.wait_for("dice-roller crashed", |data| {
         let p = plugin_in(&data["plugins"], "dice-roller");
         p["state"] == "CRASHED" || (p["state"] == "RUNNING" && p["crash_count"] == 1 && p["pid"] != json!(pid))

@@ -1,7 +1,7 @@
 //! The last admin commands and refusals, in memory (`!admin audit`, and later
 //! `GET /api/audit`); the `audit` log target keeps the full history.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -26,11 +26,26 @@ pub struct AuditEntry {
     pub outcome: String,
 }
 
-/// A shared ring of the last [`AUDIT_ENTRIES`] entries.
+/// A shared ring of the last [`AUDIT_ENTRIES`] entries, and the count of `!admin` commands
+/// by command and user (`rosey_admin_commands_total{command,user}`).
 #[derive(Debug, Clone, Default)]
-pub struct AuditLog(Arc<Mutex<VecDeque<AuditEntry>>>);
+pub struct AuditLog {
+    entries: Arc<Mutex<VecDeque<AuditEntry>>>,
+    counts: Arc<Mutex<BTreeMap<(&'static str, String), u64>>>,
+}
 
 impl AuditLog {
+    /// Count one `!admin` command. `user` is an admin's name, or `refused` for everyone
+    /// refused (so the label values stay bounded by the configured admins).
+    pub fn count(&self, command: &'static str, user: &str) {
+        *lock(&self.counts).entry((command, user.to_owned())).or_default() += 1;
+    }
+
+    /// `((command, user), count)`, sorted.
+    pub fn counts(&self) -> Vec<((&'static str, String), u64)> {
+        lock(&self.counts).iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     pub fn record(&self, who: &str, command: &str, outcome: &str) {
         let entry = AuditEntry {
             at: rfc3339(SystemTime::now()),
@@ -38,7 +53,7 @@ impl AuditLog {
             command: command.to_owned(),
             outcome: outcome.to_owned(),
         };
-        let mut entries = lock(&self.0);
+        let mut entries = lock(&self.entries);
         if entries.len() == AUDIT_ENTRIES {
             entries.pop_front();
         }
@@ -47,7 +62,7 @@ impl AuditLog {
 
     /// Oldest first.
     pub fn entries(&self) -> Vec<AuditEntry> {
-        lock(&self.0).iter().cloned().collect()
+        lock(&self.entries).iter().cloned().collect()
     }
 
     /// The latest `n`, one line each, newest last.

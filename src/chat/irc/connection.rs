@@ -77,7 +77,9 @@ pub struct ConnectionStatus {
     pub channels: Vec<String>,
     /// The last PING round trip.
     pub lag_seconds: Option<f64>,
+    /// Lines read from the server (chat and protocol alike), over all connections made.
     pub messages_in: u64,
+    /// Lines sent to the server, replies and protocol alike.
     pub messages_out: u64,
     /// Replies that could not be queued (queue full, or the connection gone).
     pub replies_dropped: u64,

@@ -376,8 +376,14 @@ impl Session {
                     // `*` is IRCv3's "not logged in".
                     m.tag("account").filter(|a| *a != "*")
                 };
+                // Twitch's display name is the login with the user's own capitals (`Ronni`
+                // for `ronni`); one that differs more (a localized name) would not mention them.
+                let shown = m
+                    .tag("display-name")
+                    .filter(|shown| self.settings.twitch && shown.eq_ignore_ascii_case(nick))
+                    .unwrap_or(nick);
                 step.events.push(Event::Chat(Heard {
-                    nick: nick.to_owned(),
+                    nick: shown.to_owned(),
                     account: account.filter(|a| !a.is_empty()).map(str::to_owned),
                     channel,
                     text,
@@ -517,7 +523,10 @@ pub(crate) mod tests {
         let step =
             feed(&mut s, "@user-id=1337;display-name=Al :al!al@al.tmi.twitch.tv PRIVMSG #a :!admin list").expect("ok");
         let Event::Chat(heard) = &step.events[0] else { panic!("chat") };
-        assert_eq!(heard.account.as_deref(), Some("1337"));
+        assert_eq!((heard.account.as_deref(), heard.nick.as_str()), (Some("1337"), "Al"), "user names from tags");
+        let step = feed(&mut s, "@display-name=アル :al!al@al.tmi.twitch.tv PRIVMSG #a :hi").expect("ok");
+        let Event::Chat(heard) = &step.events[0] else { panic!("chat") };
+        assert_eq!(heard.nick, "al", "a display name that is not the login is not used to mention");
     }
 
     fn registered() -> Session {

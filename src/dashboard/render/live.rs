@@ -6,11 +6,11 @@
 //! delta's `changes` is the difference of two trees (see [`diff`]); points travel apart, as new
 //! values only, because the browser keeps its own window of them. Each tree is built once per
 //! snapshot on first use, and the previous snapshot's tree is kept only until the next one
-//! arrives ([`Live`] never refers to an older `Live`). The index page's tree, a thousand
-//! plugins' entries and cards, holds each of those as a flat list of [`Fields`], compared
-//! field by field, each with the same plugin's (by name: a config reload that adds or removes
-//! plugins also gives a delta, which then names the new list of plugins); a detail page's tree
-//! is one `serde_json::Value`.
+//! arrives ([`LiveFrames`] never refers to an older `LiveFrames`). The index page's tree, a
+//! thousand plugins' entries and cards, holds each of those as a flat list of [`Fields`],
+//! compared field by field, each with the same plugin's (by name: a config reload that adds or
+//! removes plugins also gives a delta, which then names the new list of plugins); a detail
+//! page's tree is one `serde_json::Value`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -38,8 +38,8 @@ use crate::metrics::Snapshot;
 /// 1,000 per millisecond, so ids also keep increasing across restarts.
 static EPOCH: LazyLock<u64> = LazyLock::new(|| unix_ms(SystemTime::now()).saturating_mul(1000));
 
-/// One snapshot's live-update trees, built on first use.
-pub struct Live {
+/// One snapshot's live-update frames (full and delta, built from its trees on first use).
+pub struct LiveFrames {
     pub id: u64,
     snapshot: Arc<Snapshot>,
     thresholds: Thresholds,
@@ -133,10 +133,10 @@ fn sse_frame(id: u64, event: &str, payload: &impl Serialize) -> Bytes {
     Bytes::from(frame)
 }
 
-impl Live {
-    pub fn new(snapshot: Arc<Snapshot>, thresholds: Thresholds) -> Live {
+impl LiveFrames {
+    pub fn new(snapshot: Arc<Snapshot>, thresholds: Thresholds) -> LiveFrames {
         let details = snapshot.plugins.iter().map(|_| OnceLock::new()).collect();
-        Live { id: EPOCH.saturating_add(snapshot.seq), snapshot, thresholds, index: OnceLock::new(), details }
+        LiveFrames { id: EPOCH.saturating_add(snapshot.seq), snapshot, thresholds, index: OnceLock::new(), details }
     }
 
     fn timestamp(&self) -> String {
@@ -193,7 +193,7 @@ impl Live {
 
     /// The delta from `base`. Plugins added or removed since (a config reload) make it carry
     /// `names`, the new list; a plugin `base` lacks is sent whole, points included.
-    pub fn index_delta(&self, base: &Live) -> Bytes {
+    pub fn index_delta(&self, base: &LiveFrames) -> Bytes {
         let (old_plugins, new_plugins) = (&base.snapshot.plugins, &self.snapshot.plugins);
         let pairing = Pairing::by_name(&base.snapshot, &self.snapshot);
         let names =
@@ -232,7 +232,7 @@ impl Live {
     }
 
     /// The delta of one plugin's detail from `base`; None when `base` lacks that plugin.
-    pub fn detail_delta(&self, index: usize, base: &Live) -> Option<Bytes> {
+    pub fn detail_delta(&self, index: usize, base: &LiveFrames) -> Option<Bytes> {
         let plugin = &self.snapshot.plugins[index];
         let (base_index, base_plugin) = base.snapshot.plugin(&plugin.name)?;
         let changes = diff(base.detail_tree(base_index), self.detail_tree(index)).unwrap_or(Value::Object(Map::new()));
@@ -354,7 +354,7 @@ mod tests {
             ],
         );
         let thresholds = Thresholds { cpu_percent: 5.0, memory_mb: 512.0 };
-        let (base, live) = (Live::new(before, thresholds), Live::new(after.clone(), thresholds));
+        let (base, live) = (LiveFrames::new(before, thresholds), LiveFrames::new(after.clone(), thresholds));
 
         let delta = frame_data(&live.index_delta(&base));
         assert!(delta.get("names").is_none(), "the same plugins: no new list of them");
@@ -368,7 +368,7 @@ mod tests {
     }
 
     /// `base`'s full frame with the uptimes grown by `delta`'s step, as a client applies it.
-    fn stepped_frame(base: &Live, delta: &Value) -> Value {
+    fn stepped_frame(base: &LiveFrames, delta: &Value) -> Value {
         let step = delta["uptime_step"].as_f64().expect("running plugins took a step");
         let mut frame = frame_data(&base.index_full());
         for p in frame["plugins"].as_array_mut().expect("a list of entries") {
@@ -397,7 +397,7 @@ mod tests {
         after[1] = plugin("newbie", Duration::from_millis(2500), 0.5, 2);
         let after = snapshot(2, after.into());
         let thresholds = Thresholds { cpu_percent: 5.0, memory_mb: 512.0 };
-        let (base, live) = (Live::new(before, thresholds), Live::new(after, thresholds));
+        let (base, live) = (LiveFrames::new(before, thresholds), LiveFrames::new(after, thresholds));
 
         let delta = frame_data(&live.index_delta(&base));
         assert_eq!(delta["names"], json!(["dice", "newbie", "steady"]));

@@ -1,12 +1,14 @@
 //! Which cards the index page lists, in which order and how: the `?q=&state=&sort=&view=`
-//! query. The server render honours it (so it works without JavaScript and can be bookmarked),
-//! and `static/dashboard.js` applies the same rules to the live page; the two must agree, or
-//! the first live update would reshuffle the page.
+//! query. The server render honours it (so it works without JavaScript and can be bookmarked).
+//! The live page (`static/dashboard.js`) orders its cards by what each card carries (its
+//! ranks and the filters that show it, worked out here) and by the `/api/metrics` figures, so
+//! the two cannot disagree and the first live update never reshuffles the page.
 
 use serde::{Deserialize, Serialize};
 
 use super::CardView;
 use crate::dashboard::api::PluginSummary;
+use crate::plugins::PluginState;
 
 /// The index page's query. Every field has a default, so `/` is the default listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
@@ -30,6 +32,27 @@ pub enum StateFilter {
     /// CRASHED or FAILED.
     Down,
     Running,
+}
+
+impl StateFilter {
+    pub const ALL: [StateFilter; 5] =
+        [StateFilter::All, StateFilter::Problems, StateFilter::NotRunning, StateFilter::Down, StateFilter::Running];
+
+    /// Does the filter show a plugin in `state` whose card has `problem_rank`?
+    pub fn shows(self, state: PluginState, problem_rank: u8) -> bool {
+        match self {
+            StateFilter::All => true,
+            StateFilter::Problems => problem_rank < 3,
+            StateFilter::NotRunning => state != PluginState::Running,
+            StateFilter::Down => state.is_down(),
+            StateFilter::Running => state == PluginState::Running,
+        }
+    }
+
+    /// The filters that show a plugin in `state` whose card has `problem_rank`.
+    pub fn showing(state: PluginState, problem_rank: u8) -> Vec<StateFilter> {
+        StateFilter::ALL.into_iter().filter(|f| f.shows(state, problem_rank)).collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -91,7 +114,7 @@ fn choices<T: PartialEq + Copy>(all: &[(T, &'static str, &'static str)], current
 
 /// The page's controls as the template shows them.
 #[derive(Debug, Serialize)]
-pub struct Controls {
+pub struct ListingControls {
     pub q: String,
     pub states: Vec<Choice>,
     pub sorts: Vec<Choice>,
@@ -100,8 +123,8 @@ pub struct Controls {
 }
 
 impl PageQuery {
-    pub fn controls(&self) -> Controls {
-        Controls {
+    pub fn controls(&self) -> ListingControls {
+        ListingControls {
             q: self.q.clone(),
             states: choices(&STATE_CHOICES, self.state),
             sorts: choices(&SORT_CHOICES, self.sort),
@@ -118,51 +141,18 @@ pub struct Row<'a> {
     pub summary: &'a PluginSummary<'a>,
 }
 
-impl Row<'_> {
-    /// 0 for errors, 1 for warnings and stale figures, 2 for STARTING/STOPPED, 3 for healthy.
-    fn problem_rank(&self) -> u8 {
-        match self.card.health {
-            "error" => 0,
-            "warning" => 1,
-            _ if self.card.stale => 1,
-            "idle" => 2,
-            _ => 3,
-        }
-    }
-
-    fn state_rank(&self) -> u8 {
-        match self.card.state {
-            "FAILED" => 0,
-            "CRASHED" => 1,
-            "STARTING" => 2,
-            "STOPPED" => 3,
-            _ => 4,
-        }
-    }
-
-    fn shown_by(&self, filter: StateFilter) -> bool {
-        match filter {
-            StateFilter::All => true,
-            StateFilter::Problems => self.problem_rank() < 3,
-            StateFilter::NotRunning => self.card.state != "RUNNING",
-            StateFilter::Down => self.card.health == "error",
-            StateFilter::Running => self.card.state == "RUNNING",
-        }
-    }
-}
-
 /// The positions (in name order) of the rows `query` shows, in the order it shows them.
 pub fn listing(query: &PageQuery, rows: &[Row]) -> Vec<usize> {
     let needle = query.q.to_lowercase();
     let mut shown: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].shown_by(query.state) && rows[i].card.name.to_lowercase().contains(&needle))
+        .filter(|&i| rows[i].card.filters.contains(&query.state) && rows[i].card.name.to_lowercase().contains(&needle))
         .collect();
     // Highest first for the figures; the position (name order) breaks every tie.
     let descending = |f: fn(&Row) -> f64| move |a: &usize, b: &usize| f(&rows[*b]).total_cmp(&f(&rows[*a]));
     match query.sort {
         SortKey::Name => {}
-        SortKey::Problems => shown.sort_by_key(|&i| rows[i].problem_rank()),
-        SortKey::State => shown.sort_by_key(|&i| rows[i].state_rank()),
+        SortKey::Problems => shown.sort_by_key(|&i| rows[i].card.problem_rank),
+        SortKey::State => shown.sort_by_key(|&i| rows[i].card.state_rank),
         SortKey::Cpu => shown.sort_by(descending(|r| r.summary.cpu_percent)),
         SortKey::Memory => shown.sort_by(descending(|r| r.summary.memory_mb)),
         SortKey::Events => shown.sort_by(descending(|r| r.summary.event_count as f64)),
@@ -174,9 +164,20 @@ pub fn listing(query: &PageQuery, rows: &[Row]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dashboard::view::Health;
 
-    fn card(name: &str, state: &'static str, health: &'static str) -> CardView {
-        CardView { name: name.to_owned(), state, health, ..CardView::default() }
+    fn card(name: &str, state: PluginState, health: Health) -> CardView {
+        let problem_rank = health.problem_rank(false);
+        let filters = StateFilter::showing(state, problem_rank);
+        CardView {
+            name: name.to_owned(),
+            state: Some(state),
+            health,
+            problem_rank,
+            state_rank: state.rank(),
+            filters,
+            ..CardView::default()
+        }
     }
 
     fn summary<'a>(card: &'a CardView, cpu: f64) -> PluginSummary<'a> {
@@ -184,7 +185,7 @@ mod tests {
             name: &card.name,
             version: "",
             pid: None,
-            state: card.state,
+            state: card.state.map_or("", PluginState::as_str),
             uptime_seconds: 0.0,
             cpu_percent: cpu,
             memory_mb: 0.0,
@@ -200,10 +201,10 @@ mod tests {
     #[test]
     fn problems_come_first_then_names_and_filters_combine() {
         let cards = vec![
-            card("alpha", "RUNNING", "healthy"),
-            card("beta", "CRASHED", "error"),
-            card("Gamma", "RUNNING", "warning"),
-            card("delta", "STOPPED", "idle"),
+            card("alpha", PluginState::Running, Health::Healthy),
+            card("beta", PluginState::Crashed, Health::Error),
+            card("Gamma", PluginState::Running, Health::Warning),
+            card("delta", PluginState::Stopped, Health::Idle),
         ];
         let cpus = [5.0, 0.0, 90.0, 0.0];
         let summaries: Vec<PluginSummary> = cards.iter().zip(cpus).map(|(c, cpu)| summary(c, cpu)).collect();

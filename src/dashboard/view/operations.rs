@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::action_text::ActionSummary;
+use crate::control::text::ActionSummary;
 use crate::display::{format_action_seconds, rfc3339};
 use crate::metrics::PluginSnapshot;
 use crate::plugins::action::{ActionOutcome, ReloadRecord};

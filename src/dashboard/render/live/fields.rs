@@ -15,7 +15,7 @@ impl Fields {
     /// The fields of a plain struct: one with no `#[serde(flatten)]` field, which serde would
     /// write as a map with keys of no fixed lifetime.
     pub fn of(value: &impl Serialize) -> Fields {
-        value.serialize(Collector).expect("live entries are plain structs, whose fields always serialise")
+        value.serialize(FieldCollector).expect("live entries are plain structs, whose fields always serialise")
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -52,7 +52,7 @@ impl SerializeStruct for Fields {
 }
 
 /// Serialises a struct into [`Fields`]; anything else is an error.
-struct Collector;
+struct FieldCollector;
 
 fn not_a_struct<T>() -> Result<T, Error> {
     Err(serde::ser::Error::custom("only a struct has fields"))
@@ -65,7 +65,7 @@ macro_rules! refuse {
     };
 }
 
-impl Serializer for Collector {
+impl Serializer for FieldCollector {
     type Ok = Fields;
     type Error = Error;
     type SerializeSeq = Impossible<Fields, Error>;
@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn only_a_struct_has_fields() {
-        assert!(Collector.serialize_str("dice").is_err());
-        assert!(json!({"name": "dice"}).serialize(Collector).is_err(), "a map's keys are not &'static");
+        assert!(FieldCollector.serialize_str("dice").is_err());
+        assert!(json!({"name": "dice"}).serialize(FieldCollector).is_err(), "a map's keys are not &'static");
     }
 }

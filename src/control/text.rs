@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::control::{ActionReport, ConfigReport};
+use super::{ActionReport, ConfigReport};
 use crate::display::format_action_seconds as seconds;
 
 /// One finished plugin action.

@@ -1,4 +1,5 @@
-//! Giving memory back to the system once a burst of connections has ended.
+//! Trimming the allocator once a burst of connections has ended, giving their freed memory
+//! back to the system.
 //!
 //! Each connection allocates its own buffers and task state, tens of KB. After 1,000 dashboard
 //! clients left, glibc's allocator kept the freed memory: 20 rounds of 2,000 `/events`
@@ -41,12 +42,9 @@ impl BurstTrim {
 /// Give freed memory back to the system (blocking: it walks the heaps).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn release_freed_memory() {
-    unsafe extern "C" {
-        /// glibc: release free memory from the heaps to the system; returns 1 if any was.
-        fn malloc_trim(pad: usize) -> std::ffi::c_int;
-    }
-    // SAFETY: malloc_trim takes the allocator's own locks and touches only free memory.
-    let released = unsafe { malloc_trim(0) };
+    // SAFETY: malloc_trim takes the allocator's own locks and touches only free memory; it
+    // returns 1 when it released any.
+    let released = unsafe { libc::malloc_trim(0) };
     tracing::debug!("after a burst of connections, malloc_trim released memory: {}", released == 1);
 }
 

@@ -1,4 +1,5 @@
-//! The action routes: `POST /api/plugin/{name}/reload|restart|stop|start` and `POST /api/reload`.
+//! The action routes: `POST /api/plugin/{name}/{action}` (`reload`, `restart`, `stop` or
+//! `start`, read once into an [`Action`] by [`ActionPath`]) and `POST /api/reload`.
 //!
 //! They change what runs, so they are guarded more than the read-only routes: refused unless
 //! `dashboard.auth` is set (basic auth is then checked for them like for every route, by the
@@ -11,79 +12,39 @@ mod form;
 
 use std::sync::Arc;
 
-use poem::http::{StatusCode, header};
-use poem::web::headers::authorization::Basic;
-use poem::web::headers::{Authorization, HeaderMapExt};
+use poem::error::{MethodNotAllowedError, NotFoundError};
+use poem::http::{Method, StatusCode, header};
 use poem::web::{Data, Path};
-use poem::{Request, Response, handler};
+use poem::{FromRequest, Request, RequestBody, Response, handler};
 use serde_json::json;
 
 use super::Shared;
-use crate::action_text::ActionSummary;
-use crate::control::{Action, ActionError, ActionReport, ConfigReloadError, Controls, Trigger};
+use super::auth::basic_auth_user;
+use super::refusal::Refusal;
+use super::responses::json_response;
+use crate::control::text::ActionSummary;
+use crate::control::{Action, ActionDoor, ActionReport, Trigger};
 use form::FormPost;
 
 /// What the action routes share.
 pub struct Actions {
-    controls: Controls,
+    controls: ActionDoor,
     /// Actions are enabled only when the dashboard has credentials.
     enabled: bool,
 }
 
 impl Actions {
-    pub fn new(controls: Controls, enabled: bool) -> Arc<Actions> {
+    pub fn new(controls: ActionDoor, enabled: bool) -> Arc<Actions> {
         Arc::new(Actions { controls, enabled })
     }
 }
 
-/// Why an action was not carried out: the HTTP status and the reason in words.
-#[derive(Debug)]
-struct Refused {
-    status: StatusCode,
-    message: String,
-}
-
-impl Refused {
-    fn new(status: StatusCode, message: impl Into<String>) -> Refused {
-        Refused { status, message: message.into() }
-    }
-
-    fn json(&self) -> Response {
-        json_response(self.status, json!({ "error": self.message }))
-    }
-}
-
-impl From<ActionError> for Refused {
-    fn from(e: ActionError) -> Refused {
-        let status = match &e {
-            ActionError::UnknownPlugin(_) => StatusCode::NOT_FOUND,
-            ActionError::Busy { .. } => StatusCode::CONFLICT,
-            ActionError::InvalidConfig(_) | ActionError::NotInConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ActionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Refused::new(status, e.to_string())
-    }
-}
-
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("application/json")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(body.to_string())
-}
-
 /// Why an action request is refused before it reaches the bot.
-fn refusal(actions: &Actions, req: &Request) -> Option<Refused> {
+fn refusal(actions: &Actions, req: &Request) -> Option<Refusal> {
     if !actions.enabled {
-        return Some(Refused::new(
-            StatusCode::FORBIDDEN,
-            "actions are disabled: set dashboard.auth (username and password) in the config file and \
-             restart the bot; actions then need those credentials",
-        ));
+        return Some(Refusal::ActionsDisabled);
     }
-    cross_origin(req)
-        .map(|reason| Refused::new(StatusCode::FORBIDDEN, format!("cross-origin request refused: {reason}")))
+    cross_origin(req).map(Refusal::CrossOrigin)
 }
 
 /// The rules of Go's `http.CrossOriginProtection` for a state-changing request: a browser's
@@ -102,64 +63,83 @@ fn cross_origin(req: &Request) -> Option<String> {
 }
 
 fn trigger(req: &Request) -> Trigger {
-    let user = req.headers().typed_get::<Authorization<Basic>>().map(|Authorization(b)| b.username().to_owned());
-    Trigger::Api { user }
+    Trigger::Api { user: basic_auth_user(req) }
 }
 
-/// `POST /api/plugin/{name}/{action}`: the action is the path's last segment.
+/// The path of `/api/plugin/{name}/{action}`. A last segment that names no action is no
+/// route at all: 404 whatever the method, as for any other unknown path.
+pub struct ActionPath {
+    name: String,
+    action: Action,
+}
+
+impl<'a> FromRequest<'a> for ActionPath {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<ActionPath> {
+        let Path((name, action)) = Path::<(String, String)>::from_request(req, body).await?;
+        let action = action.parse::<Action>().map_err(|_| NotFoundError)?;
+        Ok(ActionPath { name, action })
+    }
+}
+
+/// The action routes change what runs, so they take POST only: any other method (HEAD
+/// included) is 405, saying that POST is allowed.
+pub struct PostOnly;
+
+impl<'a> FromRequest<'a> for PostOnly {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<PostOnly> {
+        if req.method() == Method::POST {
+            return Ok(PostOnly);
+        }
+        let mut refused = poem::Error::from(MethodNotAllowedError).into_response();
+        refused.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        Err(poem::Error::from_response(refused))
+    }
+}
+
+/// `POST /api/plugin/{name}/{action}`.
 #[handler]
 pub async fn plugin_action(
+    ActionPath { name, action }: ActionPath,
+    _post: PostOnly,
     actions: Data<&Arc<Actions>>,
     shared: Data<&Arc<Shared>>,
-    Path(name): Path<String>,
     req: &Request,
 ) -> Response {
-    let last = req.uri().path().rsplit('/').next().unwrap_or("");
-    let result = act(&actions, &name, last, req).await;
+    let result = act(&actions, &name, action, req).await;
     let Some(form) = FormPost::of(req, &name) else {
         return match result {
             Ok(report) => {
                 // The outcome in words too, so the page shows what chat and the CLI would say.
                 let mut body = json!(report);
                 body["summary"] = json!(ActionSummary::of(&report).line());
-                json_response(StatusCode::OK, body)
+                json_response(StatusCode::OK, &body)
             }
             Err(refused) => refused.json(),
         };
     };
     match result {
         Ok(report) => form.answer(&shared, &report).await,
-        Err(refused) => form.refused(&shared, last, &name, &refused),
+        Err(refused) => form.refused(&shared, action, &name, &refused),
     }
 }
 
-/// Carry out the action named `last` (the path's last segment) on `name`, unless refused.
-async fn act(actions: &Actions, name: &str, last: &str, req: &Request) -> Result<ActionReport, Refused> {
+/// Carry out `action` on `name`, unless refused.
+async fn act(actions: &Actions, name: &str, action: Action, req: &Request) -> Result<ActionReport, Refusal> {
     if let Some(refused) = refusal(actions, req) {
         return Err(refused);
     }
-    let action =
-        last.parse::<Action>().map_err(|_| Refused::new(StatusCode::NOT_FOUND, format!("unknown action {last:?}")))?;
     Ok(actions.controls.act(name, action, trigger(req)).await?)
 }
 
 /// `POST /api/reload`: re-read the config file and environment and apply the difference.
 #[handler]
-pub async fn reload_config(actions: Data<&Arc<Actions>>, req: &Request) -> Response {
+pub async fn reload_config(_post: PostOnly, actions: Data<&Arc<Actions>>, req: &Request) -> Response {
     if let Some(refused) = refusal(&actions, req) {
         return refused.json();
     }
     match actions.controls.reload_config(trigger(req)).await {
-        Ok(report) => json_response(StatusCode::OK, json!(report)),
-        Err(ConfigReloadError::Invalid(problems)) => {
-            let problems: Vec<String> = problems.to_string().lines().map(str::to_owned).collect();
-            json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({ "error": "the config is invalid; nothing was changed", "problems": problems }),
-            )
-        }
-        Err(e @ ConfigReloadError::Busy) => Refused::new(StatusCode::CONFLICT, e.to_string()).json(),
-        Err(e @ ConfigReloadError::ShuttingDown) => Refused::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).json(),
+        Ok(report) => json_response(StatusCode::OK, &json!(report)),
+        Err(e) => Refusal::from(e).json(),
     }
 }
 
@@ -175,7 +155,27 @@ fn request_with(headers: &[(&str, &str)]) -> Request {
 
 #[cfg(test)]
 mod tests {
+    use poem::{Endpoint, Route};
+
     use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_action_is_no_route_and_a_known_one_takes_post_only() {
+        // The method and the path are refused before the handler needs its data.
+        let route = Route::new().at("/api/plugin/:name/:action", plugin_action);
+        let answer =
+            |method: Method, path: &str| route.get_response(Request::builder().method(method).uri_str(path).finish());
+        for method in [Method::GET, Method::POST, Method::PUT] {
+            let unknown = answer(method.clone(), "/api/plugin/dice-roller/bogus").await;
+            assert_eq!(unknown.status(), StatusCode::NOT_FOUND, "{method} of an unknown action");
+            assert!(unknown.headers().get(header::ALLOW).is_none());
+        }
+        for method in [Method::GET, Method::HEAD, Method::DELETE] {
+            let refused = answer(method.clone(), "/api/plugin/dice-roller/reload").await;
+            assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(refused.headers().get(header::ALLOW).map(|v| v.as_bytes()), Some(&b"POST"[..]), "{method}");
+        }
+    }
 
     #[test]
     fn cross_origin_rules_follow_go() {

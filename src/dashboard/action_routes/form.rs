@@ -3,8 +3,8 @@
 //! Such a request is answered instead:
 //! - when the action did what was asked: `303 See Other` back to the page the form was on,
 //!   whose card then shows the result (state, version, newest reload);
-//! - when it was refused (403, 404, 409, 422, 503), rolled back or failed: a short page with the
-//!   reason and a link back, with the status the JSON answer has.
+//! - when it was refused, rolled back or failed: a short page with the reason and a link back,
+//!   with the status the JSON answer has ([`Refusal::status`]).
 //!
 //! A request is a navigation when the browser says so (`Sec-Fetch-Mode: navigate`, which every
 //! current browser sends) or, from a browser too old to send `Sec-Fetch-Mode`, when it asks for
@@ -22,10 +22,11 @@ use poem::{Request, Response};
 use serde::Serialize;
 use tera::Context;
 
-use super::Refused;
-use crate::action_text::ActionSummary;
-use crate::control::ActionReport;
-use crate::dashboard::{Shared, html_response};
+use crate::control::text::ActionSummary;
+use crate::control::{Action, ActionReport};
+use crate::dashboard::Shared;
+use crate::dashboard::refusal::Refusal;
+use crate::dashboard::responses::{html_response, uncached};
 
 const TEMPLATE: &str = "action_answer.html";
 /// How long a redirect waits for the dashboard to show the action's result, so that the page
@@ -73,16 +74,12 @@ impl FormPost {
             return self.page(shared, StatusCode::OK, &heading, &summary.line(), summary.outcome);
         }
         shown_after(shared, finished).await;
-        Response::builder()
-            .status(StatusCode::SEE_OTHER)
-            .header(header::LOCATION, self.back.url.as_str())
-            .header(header::CACHE_CONTROL, "no-store")
-            .finish()
+        uncached().status(StatusCode::SEE_OTHER).header(header::LOCATION, self.back.url.as_str()).finish()
     }
 
-    /// The answer to a refused action (`action` as the path named it).
-    pub(super) fn refused(&self, shared: &Shared, action: &str, plugin: &str, refused: &Refused) -> Response {
-        self.page(shared, refused.status, &format!("{action} {plugin}: refused"), &refused.message, "refused")
+    /// The answer to a refused action.
+    pub(super) fn refused(&self, shared: &Shared, action: Action, plugin: &str, refused: &Refusal) -> Response {
+        self.page(shared, refused.status(), &format!("{action} {plugin}: refused"), &refused.to_string(), "refused")
     }
 
     fn page(&self, shared: &Shared, status: StatusCode, heading: &str, message: &str, outcome: &str) -> Response {

@@ -1,0 +1,178 @@
+//! A config reload, worked out against the running bot: entries new in the file start, entries
+//! gone from it are removed, changed ones are hot-reloaded, and settings read only at start-up
+//! are named as needing a restart.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::{Action, ActionError, ActionOutcome, ActionReport, Trigger};
+use crate::config::{Config, DashboardConfig, MetricsConfig};
+use crate::plugins::PluginHost;
+
+/// What a config reload changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigReport {
+    /// New entries, now starting.
+    pub started: Vec<String>,
+    /// Entries gone from the file, now stopped and gone from the dashboard.
+    pub removed: Vec<String>,
+    /// Changed entries, hot-reloaded (each with its outcome).
+    pub reloaded: Vec<ActionReport>,
+    /// Entries left untouched.
+    pub unchanged: Vec<String>,
+    /// Keys that changed but take effect only after a restart of the bot (e.g. `dashboard.port`).
+    pub needs_restart: Vec<String>,
+    #[serde(rename = "duration_seconds", serialize_with = "crate::plugins::action::seconds")]
+    pub duration: Duration,
+}
+
+/// A config reload under way: what was decided at once, and the reloads still running.
+pub(super) struct Plan {
+    report: ConfigReport,
+    reloads: Vec<(String, Result<oneshot::Receiver<ActionReport>, ActionError>)>,
+}
+
+impl Plan {
+    pub(super) async fn finish(mut self, started: Instant) -> ConfigReport {
+        for (plugin, reload) in self.reloads {
+            let report = match reload {
+                Ok(answer) => answer.await.map_err(|_| ActionError::ShuttingDown),
+                Err(error) => Err(error),
+            };
+            self.report.reloaded.push(report.unwrap_or_else(|error| ActionReport {
+                plugin,
+                action: Action::Reload,
+                outcome: ActionOutcome::Failed,
+                from_version: None,
+                to_version: None,
+                duration: Duration::ZERO,
+                reason: Some(error.to_string()),
+            }));
+        }
+        self.report.duration = started.elapsed();
+        self.report
+    }
+}
+
+/// Start new plugins, remove the ones gone from the file, hot-reload the changed ones.
+pub(super) fn apply(host: &mut PluginHost, running: &Config, config: Config) -> Plan {
+    let mut report = ConfigReport {
+        started: Vec::new(),
+        removed: Vec::new(),
+        reloaded: Vec::new(),
+        unchanged: Vec::new(),
+        needs_restart: needs_restart(running, &config),
+        duration: Duration::ZERO,
+    };
+    let wanted = |name: &str| config.plugins.iter().any(|p| p.name.as_str() == name);
+    for handle in host.handles().iter().filter(|h| !wanted(h.name())) {
+        host.remove(handle.name());
+        report.removed.push(handle.name().to_owned());
+    }
+    let mut reloads = Vec::new();
+    let order: Vec<String> = config.plugins.iter().map(|p| p.name.to_string()).collect();
+    for entry in config.plugins {
+        let name = entry.name.to_string();
+        match host.handle(&name).map(|h| *h.config() == entry) {
+            None => {
+                host.add(entry);
+                report.started.push(name);
+            }
+            Some(true) => report.unchanged.push(name),
+            Some(false) => {
+                let answer = host.act(&name, Action::Reload, Some(entry), &Trigger::Config);
+                reloads.push((name, answer));
+            }
+        }
+    }
+    host.arrange(&order.iter().map(String::as_str).collect::<Vec<_>>());
+    Plan { report, reloads }
+}
+
+/// The settings that differ from the running ones but only take effect at start. Each section
+/// is taken apart field by field (no `..`), so a new setting does not compile until it is
+/// sorted in here: today the dashboard and the collector read every one of theirs only as they
+/// start, so every change needs a restart.
+fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
+    let DashboardConfig { enabled, host, port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth } =
+        &new.dashboard;
+    let MetricsConfig { poll_interval, history_duration } = &new.metrics;
+    let (was, was_metrics) = (&running.dashboard, &running.metrics);
+    let same_auth = match (&was.auth, auth) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.username == y.username && x.password == y.password,
+        _ => false,
+    };
+    let changes = [
+        ("dashboard.enabled", was.enabled != *enabled),
+        ("dashboard.host", was.host != *host),
+        ("dashboard.port", was.port != *port),
+        ("dashboard.warn_cpu_percent", was.warn_cpu_percent != *warn_cpu_percent),
+        ("dashboard.warn_memory_mb", was.warn_memory_mb != *warn_memory_mb),
+        ("dashboard.max_sse_clients", was.max_sse_clients != *max_sse_clients),
+        ("dashboard.auth", !same_auth),
+        ("metrics.poll_interval", was_metrics.poll_interval != *poll_interval),
+        ("metrics.history_duration", was_metrics.history_duration != *history_duration),
+        ("metrics.prometheus_enabled", running.prometheus_enabled != new.prometheus_enabled),
+        // The chat connections are made at start.
+        ("chat", running.chat != new.chat),
+    ];
+    changes.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key.to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::config::{ConfigFile, NamedBy, RawConfig};
+
+    fn load(json: &str) -> Config {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("rosey.json");
+        std::fs::write(&path, json).expect("written");
+        crate::config::load(&ConfigFile::Named { path, named_by: NamedBy::Flag }).expect("valid").config
+    }
+
+    #[test]
+    fn settings_that_need_a_re_bind_are_named() {
+        let running = load(r#"{"dashboard": {"port": 8080}}"#);
+        assert!(needs_restart(&running, &load(r#"{"dashboard": {"port": 8080}}"#)).is_empty());
+        let moved = load(r#"{"dashboard": {"port": 9090, "host": "127.0.0.1"}, "metrics": {"poll_interval": 1}}"#);
+        assert_eq!(needs_restart(&running, &moved), ["dashboard.host", "dashboard.port", "metrics.poll_interval"]);
+    }
+
+    /// The keys come from what a user may write (the raw config's defaults), not from a list
+    /// kept beside `needs_restart`: a key it forgets, or names wrongly, fails here.
+    #[test]
+    fn every_dashboard_and_metrics_key_changed_alone_is_named() {
+        let defaults = serde_json::to_value(RawConfig::default()).expect("plain data serialises");
+        let running = load("{}");
+        let mut checked = 0;
+        for section in ["dashboard", "metrics"] {
+            let mut fields = defaults[section].as_object().expect("a section is an object").clone();
+            if section == "dashboard" {
+                // Absent by default, so not serialised.
+                fields.insert("auth".to_owned(), json!({ "username": "admin", "password": "secret" }));
+            }
+            for (field, value) in fields {
+                let changed = match value {
+                    Value::Bool(on) => json!(!on),
+                    Value::Number(n) => match n.as_u64() {
+                        Some(whole) => json!(whole + 1),
+                        None => json!(n.as_f64().expect("a finite number") + 1.0),
+                    },
+                    Value::String(text) => json!(format!("{text}.example")),
+                    object @ Value::Object(_) => object,
+                    other => panic!("{section}.{field}: no change written for {other}"),
+                };
+                let new = load(&json!({ section: { field.as_str(): changed } }).to_string());
+                assert_eq!(needs_restart(&running, &new), [format!("{section}.{field}")]);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 10, "every dashboard and metrics key is checked");
+    }
+}
