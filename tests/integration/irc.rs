@@ -68,7 +68,7 @@ fn irc_network_strict_port_disconnects_a_flooder() {
         "flooder",
         HumanOptions { port: Some(network.ports.strict), ..Default::default() },
     );
-    for i in 0..30 {
+    for i in 0..50 {
         flooder.say("flooder", &format!("line {i}"));
     }
     let error =
@@ -443,7 +443,7 @@ fn hostile_server_lines_leave_the_connection_working() {
 }
 
 /// The bot's pace on the strict port: a burst of 4, then a line every 0.25 s (the server there
-/// cuts off anything beyond about ten lines over five a second).
+/// cuts off anything beyond about twenty lines over five a second; fifty at once would be).
 const BURST: usize = 4;
 const INTERVAL: f64 = 0.25;
 
