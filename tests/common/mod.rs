@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test module uses a different part of the harness
 
 pub mod actions;
+pub mod irc;
 pub mod json;
 pub mod pages;
 pub mod raw;

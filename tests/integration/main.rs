@@ -27,6 +27,7 @@ mod docs;
 mod errors;
 mod hostile_chat;
 mod hostile_http;
+mod irc;
 mod live_updates;
 mod metrics;
 mod ops;
