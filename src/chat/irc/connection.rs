@@ -245,7 +245,9 @@ impl Link {
         let mut registered = false;
         let fail =
             |error: String, needs_operator: bool, registered: bool| End::Failed { error, needs_operator, registered };
-        if let Err(e) = self.write(&mut writer, &session.greet()).await {
+        let greeting = session.greet();
+        bucket.charge(greeting.len(), Instant::now());
+        if let Err(e) = self.write(&mut writer, &greeting).await {
             return fail(e, false, false);
         }
         loop {
@@ -291,6 +293,7 @@ impl Link {
                         registered |= matches!(event, Event::Registered { .. });
                         self.on_event(event).await;
                     }
+                    bucket.charge(step.urgent.len(), Instant::now());
                     if let Err(e) = self.write(&mut writer, &step.urgent).await {
                         return fail(e, false, registered);
                     }
@@ -298,9 +301,12 @@ impl Link {
                 }
                 Some(reply) = self.outgoing.recv() => self.queue_reply(reply),
                 () = sleep_until(session.next_tick()) => match session.tick(Instant::now()) {
-                    Ok(out) => if let Err(e) = self.write(&mut writer, &out).await {
-                        return fail(e, false, registered);
-                    },
+                    Ok(out) => {
+                        bucket.charge(out.len(), Instant::now());
+                        if let Err(e) = self.write(&mut writer, &out).await {
+                            return fail(e, false, registered);
+                        }
+                    }
                     Err(failure) => return self.failed(&failure, registered),
                 },
                 () = sleep_until(pace_at.unwrap_or_else(Instant::now)), if pace_at.is_some() => {}

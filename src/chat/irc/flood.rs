@@ -46,6 +46,16 @@ impl Bucket {
         self.tokens -= 1;
         Ok(())
     }
+
+    /// Count `lines` that were sent without waiting (registration, JOIN, PONG): the server's
+    /// flood counter sees them too, so the replies after them wait for the tokens they used.
+    pub fn charge(&mut self, lines: usize, now: Instant) {
+        for _ in 0..lines {
+            if self.take(now).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// Reconnect delays: `initial`, doubling to `max`, each drawn between half and all of it.
@@ -104,6 +114,17 @@ mod tests {
             assert_eq!(bucket.take(later), Ok(()));
         }
         assert!(bucket.take(later).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lines_sent_unpaced_use_up_the_burst_the_replies_would_have_had() {
+        let limit = FloodLimit { burst: 4, interval: Duration::from_secs(2) };
+        let t0 = Instant::now();
+        let mut bucket = Bucket::new(limit, t0);
+        // CAP, NICK, USER, JOIN, …: six lines at once leave no burst for the first replies.
+        bucket.charge(6, t0);
+        assert_eq!(bucket.take(t0), Err(t0 + Duration::from_secs(2)));
+        assert_eq!(bucket.take(t0 + Duration::from_secs(2)), Ok(()));
     }
 
     #[test]
