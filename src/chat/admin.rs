@@ -159,6 +159,13 @@ pub struct Heard {
     pub taken: bool,
 }
 
+/// One chat connection's name (`chat.irc[].name`) and the accounts obeyed there.
+#[derive(Debug, Clone)]
+pub struct NetworkAdmins {
+    pub name: String,
+    pub admins: Authority,
+}
+
 /// Who said a message: where, and the account the chat network vouches for (none on the
 /// console, where the user name itself is the identity).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +184,7 @@ impl Speaker {
 pub struct AdminDesk {
     authority: Authority,
     /// Each chat network's admins (accounts), by connection index.
-    networks: Vec<Authority>,
+    networks: Vec<NetworkAdmins>,
     controls: ActionDoor,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Where the operator finds the dashboard; None when it is disabled.
@@ -211,8 +218,18 @@ impl AdminDesk {
     }
 
     /// The admins of each chat network, by connection index.
-    pub fn set_networks(&mut self, networks: Vec<Authority>) {
+    pub fn set_networks(&mut self, networks: Vec<NetworkAdmins>) {
         self.networks = networks;
+    }
+
+    /// The name of the chat connection `speaker` wrote on (empty on the console).
+    fn network_name(&self, speaker: &Speaker) -> String {
+        match &speaker.origin {
+            Origin::Console => String::new(),
+            Origin::Irc { connection, .. } => {
+                self.networks.get(*connection).map(|n| n.name.clone()).unwrap_or_default()
+            }
+        }
     }
 
     /// The last admin commands and refusals (for `GET /api/audit`).
@@ -262,7 +279,7 @@ impl AdminDesk {
         };
         heard.taken = true;
         let refusal = self.refusal(speaker, user, identity.as_deref(), now);
-        let who = who(speaker, user);
+        let who = who(speaker, user, &self.network_name(speaker));
         let parsed = AdminCommand::parse(&command.args);
         let label = parsed.as_ref().map_or("invalid", AdminCommand::label);
         if let Some(refusal) = refusal {
@@ -294,7 +311,7 @@ impl AdminDesk {
                 "!{ADMIN_COMMAND} needs an account the server vouches for; {user} is not logged in (identify to services first)"
             ));
         };
-        if !self.networks.get(*connection).is_some_and(|a| a.permits(account)) {
+        if !self.networks.get(*connection).is_some_and(|n| n.admins.permits(account)) {
             return Some(format!("!{ADMIN_COMMAND} is for the bot's admins; account {account} is not one"));
         }
         let identity = identity.unwrap_or_default().to_owned();
@@ -353,7 +370,8 @@ impl AdminDesk {
             }
             AdminCommand::Act { action, plugin } => self.start(action, plugin, speaker, user),
             AdminCommand::ReloadConfig => {
-                let (controls, trigger, asker) = (self.controls.clone(), trigger(speaker, user), user.to_owned());
+                let (controls, trigger, asker) =
+                    (self.controls.clone(), trigger(speaker, user, &self.network_name(speaker)), user.to_owned());
                 let back = origin.clone();
                 self.running.spawn(async move {
                     let text = match controls.reload_config(trigger).await {
@@ -373,8 +391,10 @@ impl AdminDesk {
     /// Ask for `action` on `plugin`; its outcome is answered when it has finished.
     fn start(&mut self, action: Action, plugin: String, speaker: &Speaker, user: &str) -> Answer {
         let ack = format!("{} {plugin}…", under_way(action));
-        let (controls, trigger, asker) = (self.controls.clone(), trigger(speaker, user), user.to_owned());
-        let (back, audit, who) = (speaker.origin.clone(), self.audit.clone(), who(speaker, user));
+        let (controls, trigger, asker) =
+            (self.controls.clone(), trigger(speaker, user, &self.network_name(speaker)), user.to_owned());
+        let (back, audit, who) =
+            (speaker.origin.clone(), self.audit.clone(), who(speaker, user, &self.network_name(speaker)));
         self.running.spawn(async move {
             let text = match controls.act(&plugin, action, trigger).await {
                 Ok(report) => ActionSummary::of(&report).line(),
@@ -396,24 +416,24 @@ fn under_way(action: Action) -> &'static str {
     }
 }
 
-/// The audit log's name for a speaker: the console user, or `NICK (account ACCOUNT on
-/// CONNECTION)` (a nick without an account is shown as such: it proves nothing).
-fn who(speaker: &Speaker, user: &str) -> String {
+/// Who asked, as actions and the audit log record it: the console user, or a network's nick
+/// with the account the server vouched for. A nick without an account is not an admin and
+/// asks for nothing, so it only ever reaches the audit log ([`who`]).
+fn trigger(speaker: &Speaker, user: &str, network: &str) -> Trigger {
     match (&speaker.origin, &speaker.account) {
-        (Origin::Console, _) => format!("console user {user:?}"),
-        (Origin::Irc { connection, .. }, Some(account)) => {
-            format!("irc nick {user:?} account {account:?} on connection {connection}")
+        (Origin::Irc { .. }, Some(account)) => {
+            Trigger::Chat { network: network.to_owned(), nick: user.to_owned(), account: account.clone() }
         }
-        (Origin::Irc { connection, .. }, None) => format!("irc nick {user:?} (no account) on connection {connection}"),
+        _ => Trigger::Console { user: user.to_owned() },
     }
 }
 
-/// Actions record who asked. A chat network's admin is written as a chat user whose name
-/// says the network and the account, until triggers know chat networks.
-fn trigger(speaker: &Speaker, user: &str) -> Trigger {
+/// The audit log's name for a speaker (a nick without an account is shown as such: it
+/// proves nothing).
+fn who(speaker: &Speaker, user: &str, network: &str) -> String {
     match (&speaker.origin, &speaker.account) {
-        (Origin::Irc { .. }, Some(account)) => Trigger::Console { user: format!("{user} (account {account})") },
-        _ => Trigger::Console { user: user.to_owned() },
+        (Origin::Irc { .. }, None) => format!("chat nick {user:?} (no account) on {network:?}"),
+        _ => trigger(speaker, user, network).to_string(),
     }
 }
 
@@ -595,7 +615,7 @@ mod tests {
 
     fn network_desk() -> (AdminDesk, mpsc::Receiver<ControlRequest>) {
         let (mut desk, requests) = desk();
-        desk.set_networks(vec![Authority::of(["alice", "owner"])]);
+        desk.set_networks(vec![NetworkAdmins { name: "libera".into(), admins: Authority::of(["alice", "owner"]) }]);
         (desk, requests)
     }
 
@@ -621,7 +641,10 @@ mod tests {
         assert_eq!(obeyed[0].reply.text, "reloading dice…");
         assert_eq!(obeyed[0].origin, Origin::Irc { connection: 0, channel: Some("#rosey".into()), nick: "al".into() });
         let (action, _, trigger) = serve_one(&mut requests).await;
-        assert_eq!((action, trigger), (Action::Reload, Trigger::Console { user: "al (account alice)".into() }));
+        assert_eq!(
+            (action, trigger),
+            (Action::Reload, Trigger::Chat { network: "libera".into(), nick: "al".into(), account: "alice".into() })
+        );
         let audit = desk.audit_log().entries();
         assert_eq!(audit.len(), 3);
         assert!(audit[0].who.contains("(no account)") && audit[0].outcome.starts_with("refused"));

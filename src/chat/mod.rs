@@ -23,7 +23,7 @@ use tracing::{info, trace, warn};
 
 use crate::config::ChatConfig;
 use crate::logging::LogBudget;
-use admin::{Authority, Speaker};
+use admin::{Authority, NetworkAdmins, Speaker};
 use irc::connection::{ConnectionStatus, Incoming, IrcHandle, Outgoing};
 
 use crate::plugins::command_table::HOST_NAME;
@@ -137,8 +137,9 @@ impl Networks {
 }
 
 /// Who may use `!admin` on each network: its own `admins` plus the top-level ones.
-fn network_authorities(config: &ChatConfig) -> Vec<Authority> {
-    config.irc.iter().map(|irc| Authority::of(irc.admins.iter().chain(&config.admins).cloned())).collect()
+fn network_authorities(config: &ChatConfig) -> Vec<NetworkAdmins> {
+    let admins = |irc: &irc::settings::IrcSettings| Authority::of(irc.admins.iter().chain(&config.admins).cloned());
+    config.irc.iter().map(|irc| NetworkAdmins { name: irc.name.clone(), admins: admins(irc) }).collect()
 }
 
 /// What to do when console input ends.

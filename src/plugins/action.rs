@@ -60,8 +60,11 @@ impl FromStr for Action {
 pub enum Trigger {
     /// An HTTP request; the basic-auth user when there is one.
     Api { user: Option<String> },
-    /// A chat user (today only the operator's console).
+    /// The operator's console (or a chat user typing there).
     Console { user: String },
+    /// A chat network's admin, vouched for by the server: `nick` logged in as `account` on
+    /// the connection named `network`.
+    Chat { network: String, nick: String, account: String },
     /// A process signal, e.g. `SIGHUP`.
     Signal(&'static str),
     /// A config reload that found this plugin's entry changed.
@@ -69,11 +72,12 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// `api`, `console`, `signal` or `config`: the `trigger` field of a reload-log entry.
+    /// `api`, `console`, `chat`, `signal` or `config`: the `trigger` field of a reload-log entry.
     pub fn kind(&self) -> &'static str {
         match self {
             Trigger::Api { .. } => "api",
             Trigger::Console { .. } => "console",
+            Trigger::Chat { .. } => "chat",
             Trigger::Signal(_) => "signal",
             Trigger::Config => "config",
         }
@@ -87,6 +91,9 @@ impl fmt::Display for Trigger {
             Trigger::Api { user: Some(user) } => write!(f, "api user {user:?}"),
             Trigger::Api { user: None } => f.write_str("api"),
             Trigger::Console { user } => write!(f, "console user {user:?}"),
+            Trigger::Chat { network, nick, account } => {
+                write!(f, "chat nick {nick:?} account {account:?} on {network:?}")
+            }
             Trigger::Signal(name) => write!(f, "signal {name}"),
             Trigger::Config => f.write_str("config reload"),
         }

@@ -318,7 +318,7 @@ fn the_admins_account_reloads_a_plugin_from_the_channel_and_it_is_audited() {
     assert!(done.text().starts_with("alice: reloaded dice-roller "), "{}", done.raw);
     rosey.wait_for_plugin("a new dice-roller process", "dice-roller", |p| p["state"] == "RUNNING" && p["pid"] != pid);
     let audit = wait_for("the audit line", DEADLINE, || {
-        audited(&rosey, "account alice")
+        audited(&rosey, "account \"alice\"")
             .into_iter()
             .find(|l| l.contains("action=reload") && l.contains("outcome=reloaded"))
     });
