@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
-use crate::config::ChatConfig;
+use crate::config::{ChatConfig, IrcSettings};
 use crate::logging::LogBudget;
 use admin::{Authority, NetworkAdmins, Speaker};
 use irc::connection::{ConnectionStatus, Incoming, IrcHandle, Outgoing};
@@ -138,7 +138,7 @@ impl Networks {
 
 /// Who may use `!admin` on each network: its own `admins` plus the top-level ones.
 fn network_authorities(config: &ChatConfig) -> Vec<NetworkAdmins> {
-    let admins = |irc: &irc::settings::IrcSettings| Authority::of(irc.admins.iter().chain(&config.admins).cloned());
+    let admins = |irc: &IrcSettings| Authority::of(irc.admins.iter().chain(&config.admins).cloned());
     config.irc.iter().map(|irc| NetworkAdmins { name: irc.name.clone(), admins: admins(irc) }).collect()
 }
 

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
+use super::irc::{FloodLimit, IrcSettings, Sasl};
 use super::numbers::compact;
 use super::report::{ConfigProblem, ValueSource};
 use super::schema::{BasicAuth, ChatConfig, Config, MetricsConfig, RawAuth, RawConfig, RawIrc, RawPlugin};
 use super::secret;
-use crate::chat::irc::settings::{FloodLimit, IrcSettings, Sasl};
 use crate::plugins::builtin::Builtin;
 use crate::plugins::command_table::HOST_NAME;
 use crate::plugins::spec::{Launch, PluginConfig, PluginName, ReloadPolicy, RestartPolicy};

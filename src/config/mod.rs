@@ -14,12 +14,14 @@
 
 mod check;
 mod env;
+mod irc;
 mod load;
 mod numbers;
 mod report;
 mod schema;
 mod secret;
 
+pub use irc::{FloodLimit, IrcSettings, Sasl, TEXT_BYTES};
 pub use load::{ConfigFile, DEFAULT_CONFIG_FILE, Loaded, load, load_dashboard};
 pub use report::{ConfigError, ConfigProblem, NamedBy, ValueSource};
 pub use schema::{BasicAuth, ChatConfig, Config, DashboardConfig, MetricsConfig, RawConfig};

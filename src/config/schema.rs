@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::irc::IrcSettings;
 use super::numbers::{ChatRange, DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
-use crate::chat::irc::settings::IrcSettings;
 use crate::plugins::spec::{PluginConfig, ReloadPolicy, RestartPolicy};
 
 /// The configuration as written: defaults, file and environment merged, not yet checked.

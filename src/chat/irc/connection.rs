@@ -21,8 +21,8 @@ use tracing::{debug, info, warn};
 use super::flood::{Backoff, Bucket};
 use super::proto::{MAX_INCOMING, Message};
 use super::session::{Event, Failure, Heard, Session};
-use super::settings::{IrcSettings, TEXT_BYTES};
 use super::text::reply_lines;
+use crate::config::{IrcSettings, TEXT_BYTES};
 use crate::logging::LogBudget;
 use crate::plugins::lines::{Line, LineSplitter};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rand::RngExt;
 use tokio::time::Instant;
 
-use super::settings::FloodLimit;
+use crate::config::FloodLimit;
 
 /// A token bucket: `burst` lines at once, then one per `interval`.
 #[derive(Debug)]

@@ -8,5 +8,4 @@ pub mod connection;
 pub mod flood;
 pub mod proto;
 pub mod session;
-pub mod settings;
 pub mod text;

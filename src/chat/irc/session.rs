@@ -15,8 +15,8 @@ use base64::Engine as _;
 use tokio::time::Instant;
 
 use super::proto::Message;
-use super::settings::IrcSettings;
 use super::text::{Said, said};
+use crate::config::IrcSettings;
 
 /// The capabilities asked for when offered (`sasl` only with SASL configured).
 const WANTED_CAPS: [&str; 3] = ["message-tags", "account-tag", "server-time"];
@@ -338,7 +338,7 @@ impl Session {
         let mut lines = Vec::new();
         let mut current = String::new();
         for channel in &self.settings.channels {
-            if !current.is_empty() && current.len() + channel.len() + 1 > super::settings::TEXT_BYTES {
+            if !current.is_empty() && current.len() + channel.len() + 1 > crate::config::TEXT_BYTES {
                 lines.push(Message::new("JOIN", [std::mem::take(&mut current)]));
             }
             if !current.is_empty() {
@@ -396,8 +396,8 @@ impl Session {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::chat::irc::settings::{FloodLimit, Sasl};
     use crate::config::Secret;
+    use crate::config::{FloodLimit, Sasl};
 
     pub(crate) fn settings() -> IrcSettings {
         IrcSettings {

@@ -1,9 +1,11 @@
-//! One IRC connection's checked settings, built by the config module from `chat.irc[N]`.
+//! One IRC connection's checked settings, built from `chat.irc[N]` (check.rs) and read by the
+//! connector in `chat::irc`: they live here, below the chat, as the plugins' specs live in
+//! `plugins::spec`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::Secret;
+use super::Secret;
 
 /// Text bytes per PRIVMSG line. The server relays `:nick!user@host PRIVMSG #channel :text\r\n`
 /// and cuts what passes 512 bytes; a nick, user name, host and channel of 30, 10, 63 and 50
