@@ -464,21 +464,27 @@ mod tests {
         assert_eq!(json["last_error"], "the server closed the connection");
     }
 
-    #[tokio::test]
-    async fn a_full_queue_drops_whole_replies_and_counts_them() {
+    /// A link with the test settings, no server yet, and the receiving end of what it hears.
+    fn test_link(heard: usize) -> (mpsc::Receiver<Incoming>, Link) {
         let settings = crate::chat::irc::session::tests::settings();
-        let (incoming, _rx) = mpsc::channel(1);
+        let (incoming, rx) = mpsc::channel(heard);
         let (_tx, outgoing) = mpsc::channel(1);
-        let status = Arc::new(watch::Sender::new(ConnectionStatus::new(&settings)));
-        let mut link = Link {
+        let link = Link {
             index: 0,
+            status: Arc::new(watch::Sender::new(ConnectionStatus::new(&settings))),
             settings: Arc::new(settings),
             incoming,
             outgoing,
-            status: status.clone(),
             queue: VecDeque::new(),
             drop_log: LogBudget::new(1, Duration::from_secs(10)),
         };
+        (rx, link)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_whole_replies_and_counts_them() {
+        let (_rx, mut link) = test_link(1);
+        let status = link.status.clone();
         let reply = |text: &str| Outgoing { target: "#a".into(), lead: "bob: ".into(), text: text.into() };
         link.queue_reply(reply("one\ntwo\nthree\nfour\nfive"));
         assert_eq!(link.queue.len(), 4, "max_reply_lines");
@@ -495,19 +501,8 @@ mod tests {
     #[tokio::test]
     async fn hostile_server_lines_do_not_end_the_connection() {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt as _};
-        let settings = crate::chat::irc::session::tests::settings();
-        let (incoming, mut heard) = mpsc::channel(8);
-        let (_tx, outgoing) = mpsc::channel(1);
-        let status = Arc::new(watch::Sender::new(ConnectionStatus::new(&settings)));
-        let mut link = Link {
-            index: 0,
-            settings: Arc::new(settings),
-            incoming,
-            outgoing,
-            status: status.clone(),
-            queue: VecDeque::new(),
-            drop_log: LogBudget::new(1, Duration::from_secs(10)),
-        };
+        let (mut heard, mut link) = test_link(8);
+        let status = link.status.clone();
         let (bot, server) = tokio::io::duplex(1 << 20);
         let stop = CancellationToken::new();
         let serving = {
