@@ -12,7 +12,7 @@ use serde::Serialize;
 use tera::{Context, Tera};
 use tracing::error;
 
-use super::api::{ApiMetrics, ApiPlugin, PluginSummary};
+use super::api::{ApiAudit, ApiChat, ApiMetrics, ApiPlugin, PluginSummary};
 use super::prometheus;
 use super::server::ClientCap;
 use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Row, SystemView, Thresholds};
@@ -95,6 +95,8 @@ pub struct Rendered {
     /// The previous snapshot's live trees, which this one's deltas are taken against.
     base: Option<Arc<LiveFrames>>,
     api_metrics: OnceLock<Bytes>,
+    api_chat: OnceLock<Bytes>,
+    api_audit: OnceLock<Bytes>,
     prometheus: OnceLock<Bytes>,
     prometheus_gzip: OnceLock<Bytes>,
     index_page: IndexPage,
@@ -150,6 +152,8 @@ impl Rendered {
             snapshot,
             context,
             api_metrics: OnceLock::new(),
+            api_chat: OnceLock::new(),
+            api_audit: OnceLock::new(),
             prometheus: OnceLock::new(),
             prometheus_gzip: OnceLock::new(),
             index_page: IndexPage::default(),
@@ -162,6 +166,14 @@ impl Rendered {
 
     pub fn api_metrics(&self) -> Bytes {
         self.api_metrics.get_or_init(|| json_bytes(&ApiMetrics::of(&self.snapshot))).clone()
+    }
+
+    pub fn api_chat(&self) -> Bytes {
+        self.api_chat.get_or_init(|| json_bytes(&ApiChat::of(&self.snapshot))).clone()
+    }
+
+    pub fn api_audit(&self) -> Bytes {
+        self.api_audit.get_or_init(|| json_bytes(&ApiAudit::of(&self.snapshot))).clone()
     }
 
     pub fn prometheus(&self) -> Bytes {
