@@ -16,17 +16,18 @@ use super::api::{ApiAudit, ApiChat, ApiMetrics, ApiPlugin, PluginSummary};
 use super::prometheus;
 use super::server::ClientCap;
 use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Row, SystemView, Thresholds};
-use super::view::{ConflictView, ReloadView};
+use super::view::{ChatConnectionView, ConflictView, ReloadView};
 use crate::metrics::Snapshot;
 use crate::sync::lock;
 use live::LiveFrames;
 
 /// The templates, compiled into the binary so it runs from any directory.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("controls.html", include_str!("../../templates/controls.html")),
     ("overview.html", include_str!("../../templates/overview.html")),
+    ("chat.html", include_str!("../../templates/chat.html")),
     ("card.html", include_str!("../../templates/card.html")),
     ("card_actions.html", include_str!("../../templates/card_actions.html")),
     ("plugin.html", include_str!("../../templates/plugin.html")),
@@ -236,6 +237,7 @@ impl Rendered {
             view::listing(query, &rows).into_iter().map(|i| CardPage::of(cards[i].clone(), &s.plugins[i])).collect();
         let mut context = Context::new();
         context.insert("system", &SystemView::of(&s.system));
+        context.insert("chat", &ChatConnectionView::all(s));
         context.insert("controls", &query.controls());
         context.insert("shown", &shown.len());
         context.insert("cards", &shown);

@@ -71,6 +71,11 @@ fn a_connection_to_a_closed_port_is_shown_reconnecting_with_its_error_and_never_
         assert!(matches!(run.status.code(), Some(0 | 3)) && complaints.is_empty(), "{}\n{metrics}", run.output());
     }
 
+    let page = get(&rosey, "/", &auth).body;
+    assert!(page.contains("id=\"chat\""), "the chat panel is on the page");
+    assert!(page.contains(">lab<") && page.contains("reconnecting in "), "{page}");
+    assert!(page.contains("last error: "), "the panel says why it reconnects: {page}");
+
     for path in ["/api/chat", "/metrics", "/", "/api/audit", "/api/metrics"] {
         let body = get(&rosey, path, &auth).body;
         assert!(!body.contains(SASL_PASSWORD), "the SASL password is in {path}");
@@ -103,6 +108,8 @@ fn the_audit_needs_the_dashboards_auth_and_lists_a_refused_console_admin() {
     });
     assert_eq!(json::metric(&metrics, r#"rosey_admin_commands_total{command="stop",user="refused"}"#), Some(1.0));
     assert!(!metrics.contains("rosey_chat_connected"), "no chat series without connections: {metrics}");
+    let page = get(&rosey, "/", &auth).body;
+    assert!(!page.contains("id=\"chat\""), "no chat panel without connections");
 }
 
 #[test]
