@@ -104,10 +104,10 @@ fn the_audit_needs_the_dashboards_auth_and_lists_a_refused_console_admin() {
 
     let metrics = wait_for("the refusal counted in /metrics", DEADLINE, || {
         let metrics = get(&rosey, "/metrics", &auth).body;
-        metrics.contains("rosey_admin_commands_total").then_some(metrics)
+        metrics.contains("rosey_admin_commands_total{").then_some(metrics)
     });
     assert_eq!(json::metric(&metrics, r#"rosey_admin_commands_total{command="stop",user="refused"}"#), Some(1.0));
-    assert!(!metrics.contains("rosey_chat_connected"), "no chat series without connections: {metrics}");
+    assert!(!metrics.contains("rosey_chat_connected{"), "no chat series without connections: {metrics}");
     let page = get(&rosey, "/", &auth).body;
     assert!(!page.contains("id=\"chat\""), "no chat panel without connections");
 }
