@@ -98,6 +98,7 @@ pub struct Rendered {
     api_metrics: OnceLock<Bytes>,
     api_chat: OnceLock<Bytes>,
     api_audit: OnceLock<Bytes>,
+    chat_html: OnceLock<Option<Bytes>>,
     prometheus: OnceLock<Bytes>,
     prometheus_gzip: OnceLock<Bytes>,
     index_page: IndexPage,
@@ -155,6 +156,7 @@ impl Rendered {
             api_metrics: OnceLock::new(),
             api_chat: OnceLock::new(),
             api_audit: OnceLock::new(),
+            chat_html: OnceLock::new(),
             prometheus: OnceLock::new(),
             prometheus_gzip: OnceLock::new(),
             index_page: IndexPage::default(),
@@ -175,6 +177,18 @@ impl Rendered {
 
     pub fn api_audit(&self) -> Bytes {
         self.api_audit.get_or_init(|| json_bytes(&ApiAudit::of(&self.snapshot))).clone()
+    }
+
+    /// The index page's chat panel alone (`/chat-panel`, which the page's script fetches after
+    /// each live update); empty when no chat connection is configured.
+    pub fn chat_html(&self) -> Option<Bytes> {
+        self.chat_html
+            .get_or_init(|| {
+                let mut context = Context::new();
+                context.insert("chat", &ChatConnectionView::all(&self.snapshot));
+                self.context.render_page("chat.html", &context)
+            })
+            .clone()
     }
 
     pub fn prometheus(&self) -> Bytes {

@@ -32,6 +32,7 @@ pub fn routes(actions: Arc<action_routes::Actions>) -> Route {
         .at("/api/metrics", get(api_metrics))
         .at("/api/plugin/:name", get(api_plugin))
         .at("/api/chat", get(api_chat))
+        .at("/chat-panel", get(chat_panel))
         .at("/api/audit", get(api_audit))
         .at("/metrics", get(metrics))
         .at("/health", get(health))
@@ -76,6 +77,11 @@ fn api_metrics(shared: Data<&Arc<Shared>>) -> Response {
 #[handler]
 fn api_chat(shared: Data<&Arc<Shared>>) -> Response {
     json(shared.current().api_chat())
+}
+
+#[handler]
+fn chat_panel(shared: Data<&Arc<Shared>>) -> Response {
+    html(shared.current().chat_html())
 }
 
 #[handler]

@@ -1,7 +1,8 @@
 //! Chat on the dashboard and in Prometheus: `/api/chat` lists each configured connection and
 //! its state, `/metrics` has the chat series, the page shows the chat panel, `/api/audit` lists
 //! the admin desk's refusals behind the dashboard's auth, and no secret reaches any of them.
-//! `metrics.prometheus_enabled: false` turns `/metrics` into a 404 that says why.
+//! `metrics.prometheus_enabled: false` turns `/metrics` into a 404 that says why. In a real
+//! browser, the chat panel follows the live updates.
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use crate::common::pages::basic;
 use crate::common::*;
 use crate::e2e_support as e2e;
+use crate::e2e_support::browser::{LIVE_DEADLINE, eventually, in_browser, wait_live};
 
 const SASL_PASSWORD: &str = "sasl-Pa55-do-not-show";
 const DASHBOARD_PASSWORD: &str = "dash-Pa55-do-not-show";
@@ -75,8 +77,13 @@ fn a_connection_to_a_closed_port_is_shown_reconnecting_with_its_error_and_never_
     assert!(page.contains("id=\"chat\""), "the chat panel is on the page");
     assert!(page.contains(">lab<") && page.contains("reconnecting in "), "{page}");
     assert!(page.contains("last error: "), "the panel says why it reconnects: {page}");
+    // What the page's script swaps in after each live update: the same panel, alone.
+    let panel = get(&rosey, "/chat-panel", &auth).body;
+    assert!(panel.trim_start().starts_with("<section id=\"chat\""), "{panel}");
+    assert!(panel.contains(">lab<") && panel.contains("reconnecting in "), "{panel}");
+    assert_eq!(rosey.get("/chat-panel").status, 401, "/chat-panel without credentials");
 
-    for path in ["/api/chat", "/metrics", "/", "/api/audit", "/api/metrics"] {
+    for path in ["/api/chat", "/metrics", "/", "/chat-panel", "/api/audit", "/api/metrics"] {
         let body = get(&rosey, path, &auth).body;
         assert!(!body.contains(SASL_PASSWORD), "the SASL password is in {path}");
     }
@@ -110,6 +117,7 @@ fn the_audit_needs_the_dashboards_auth_and_lists_a_refused_console_admin() {
     assert!(!metrics.contains("rosey_chat_connected{"), "no chat series without connections: {metrics}");
     let page = get(&rosey, "/", &auth).body;
     assert!(!page.contains("id=\"chat\""), "no chat panel without connections");
+    assert_eq!(get(&rosey, "/chat-panel", &auth).body.trim(), "", "nor a panel to fetch");
 }
 
 #[test]
@@ -125,5 +133,40 @@ fn metrics_off_in_the_config_makes_metrics_a_404_that_says_why() {
         rosey.stderr_text().contains("/metrics is off (metrics.prometheus_enabled = false)"),
         "the log says why at start: {}",
         rosey.stderr_text()
+    );
+}
+
+#[test]
+fn the_chat_panel_follows_the_live_updates_without_a_page_reload() {
+    let mut builder = RoseyBuilder::new().plugins(json!([{ "name": "dice-roller", "builtin": "dice-roller" }]));
+    let connection =
+        json!({ "name": "lab", "server": "127.0.0.1", "port": free_port(), "tls": false, "nick": "rosey" });
+    builder.config["chat"] = json!({ "irc": [connection] });
+    in_browser(
+        "chat_panel::the_chat_panel_follows_the_live_updates_without_a_page_reload",
+        true,
+        builder,
+        async |_rosey, browser| {
+            wait_live(browser).await;
+            browser.js("window.__noReload = 1;").await;
+            let state = async || {
+                let text = browser.js("return document.querySelector('#chat .chat-state')?.textContent ?? '';").await;
+                text.as_str().unwrap_or_default().to_owned()
+            };
+            let first = state().await;
+            // The countdown to the next attempt, or the attempts themselves, change the words.
+            eventually("the chat panel's state to change live", LIVE_DEADLINE, async || {
+                let now = state().await;
+                if now != first && now.starts_with("reconnecting in ") {
+                    Ok(())
+                } else {
+                    Err(format!("{first:?} → {now:?}"))
+                }
+            })
+            .await;
+            assert_eq!(browser.js("return window.__noReload ?? null;").await, json!(1), "the page was not reloaded");
+            let error = browser.js("return document.querySelector('#chat .chat-error')?.textContent ?? '';").await;
+            assert!(error.as_str().unwrap_or_default().starts_with("last error: "), "{error}");
+        },
     );
 }
