@@ -336,6 +336,7 @@ fn snapshot_of(count: usize, ticks: usize) -> Snapshot {
         plugins,
         system,
         host: HostUsage { resident_bytes: 12 << 20, ..HostUsage::default() },
+        chat: Default::default(),
     }
 }
 

@@ -220,16 +220,21 @@ pub async fn run(
     let host = PluginHost::start(config.plugins.clone(), Launcher { rosey_exe, open_files }, reply_tx);
     let (door, control_requests) = door;
 
-    let collector = Collector::new(host.registry(), config.metrics);
+    let mut collector = Collector::new(host.registry(), config.metrics);
     let snapshots = collector.subscribe();
-    let collector_stop = CancellationToken::new();
-    let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
     let dashboard_url = config.dashboard.enabled.then(|| remote::local_url(&config.dashboard));
     let desk = AdminDesk::new(Authority::console(), door.clone(), snapshots.clone(), dashboard_url);
-    let dashboard = bound.map(|bound| Dashboard::start(bound, &config.dashboard, snapshots, door));
-
-    // The dashboard's chat panel will subscribe here (chat_status.subscribe()).
+    // The chat's state and the admin audit reach the dashboard through the snapshots only.
     let chat_status = tokio::sync::watch::Sender::new(chat::ChatStatus::default());
+    collector.follow_chat(chat_status.subscribe(), desk.audit_log());
+    let collector_stop = CancellationToken::new();
+    let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
+    if config.dashboard.enabled && !config.prometheus_enabled {
+        info!("/metrics is off (metrics.prometheus_enabled = false); it answers 404");
+    }
+    let dashboard =
+        bound.map(|bound| Dashboard::start(bound, &config.dashboard, config.prometheus_enabled, snapshots, door));
+
     let chat_config = config.chat.clone();
     let chat =
         chat::run(host.registry(), reply_rx, desk, at_end, chat_config, chat_status, shutdown.stop.child_token());

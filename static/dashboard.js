@@ -411,6 +411,23 @@
     setText(conn, label);
   }
 
+  // The chat panel is not part of the frames: after each one, the panel as the server rendered
+  // it for that snapshot (its text already escaped there) replaces the one on the page.
+  let chatFetching = false;
+  function refreshChat() {
+    const chat = document.getElementById('chat');
+    if (pagePlugin || chat === null || chatFetching) return;
+    chatFetching = true;
+    fetch('/chat-panel', { credentials: 'same-origin' })
+      .then((response) => (response.ok ? response.text() : null))
+      .then((html) => {
+        const current = document.getElementById('chat');
+        if (html !== null && current !== null) current.outerHTML = html.trim() || '<section id="chat" hidden></section>';
+      })
+      .catch(() => {})
+      .finally(() => { chatFetching = false; });
+  }
+
   let source = null;
   function connect() {
     source = new EventSource(pagePlugin ? `/events?plugin=${encodeURIComponent(pagePlugin)}` : '/events');
@@ -419,6 +436,7 @@
       onFull(JSON.parse(event.data));
       lastId = event.lastEventId;
       setConn('live', 'live');
+      refreshChat();
     });
     source.addEventListener('delta', (event) => {
       const delta = JSON.parse(event.data);
@@ -431,6 +449,7 @@
       onDelta(delta);
       lastId = event.lastEventId;
       setConn('live', 'live');
+      refreshChat();
     });
     source.addEventListener('error', () => {
       setConn('reconnecting', 'reconnecting\u2026');

@@ -1,9 +1,13 @@
 //! The JSON API shapes: `/api/metrics` and `/api/plugin/{name}` exactly as the seed specifies,
-//! plus the additions (crash log, restart countdown, freshness); every field is described in
-//! docs/api.md.
+//! plus the additions (crash log, restart countdown, freshness), and `/api/chat` and
+//! `/api/audit`; every field is described in docs/api.md.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::chat::admin::AuditEntry;
+use crate::chat::irc::connection::{ConnectionStatus, LinkState};
 use crate::display::{rfc3339, round};
 use crate::metrics::history::{Aggregates, Stats};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
@@ -248,5 +252,60 @@ impl<'a> ApiPlugin<'a> {
             activity: p.operations.activity.as_deref(),
             reload_log: p.operations.reload_log.iter().map(ReloadJson::of).collect(),
         }
+    }
+}
+
+/// One entry of `/api/chat` `connections`: the connection's status as it publishes it (it
+/// holds no secret: no password reaches it), and what follows from it.
+#[derive(Debug, Serialize)]
+pub struct ChatConnectionJson<'a> {
+    #[serde(flatten)]
+    pub status: &'a ConnectionStatus,
+    /// Registered with the server.
+    pub connected: bool,
+    /// While reconnecting: seconds until the next attempt, as of the snapshot.
+    pub retry_in_seconds: Option<f64>,
+}
+
+/// `GET /api/chat`.
+#[derive(Debug, Serialize)]
+pub struct ApiChat<'a> {
+    pub timestamp: String,
+    pub connections: Vec<ChatConnectionJson<'a>>,
+}
+
+impl<'a> ApiChat<'a> {
+    pub fn of(snapshot: &'a Snapshot) -> Self {
+        let connections = snapshot
+            .chat
+            .connections
+            .iter()
+            .map(|status| ChatConnectionJson {
+                status,
+                connected: status.state == LinkState::Registered,
+                retry_in_seconds: retry_in(&status.state, snapshot.taken_at).map(|d| round(d.as_secs_f64(), 1)),
+            })
+            .collect();
+        ApiChat { timestamp: rfc3339(snapshot.taken_at), connections }
+    }
+}
+
+/// While `state` is reconnecting: how long after `now` the next attempt starts.
+pub fn retry_in(state: &LinkState, now: SystemTime) -> Option<Duration> {
+    let LinkState::Reconnecting { retry_at_unix_ms, .. } = state else { return None };
+    let retry_at = UNIX_EPOCH + Duration::from_millis(*retry_at_unix_ms);
+    Some(retry_at.duration_since(now).unwrap_or_default())
+}
+
+/// `GET /api/audit`: the last admin commands and refusals, newest first.
+#[derive(Debug, Serialize)]
+pub struct ApiAudit<'a> {
+    pub timestamp: String,
+    pub entries: Vec<&'a AuditEntry>,
+}
+
+impl<'a> ApiAudit<'a> {
+    pub fn of(snapshot: &'a Snapshot) -> Self {
+        ApiAudit { timestamp: rfc3339(snapshot.taken_at), entries: snapshot.chat.audit.iter().rev().collect() }
     }
 }

@@ -52,6 +52,8 @@ struct Shared {
     pages: watch::Receiver<Arc<Rendered>>,
     context: Arc<RenderContext>,
     stop: CancellationToken,
+    /// `metrics.prometheus_enabled`: false, `/metrics` answers 404.
+    prometheus_enabled: bool,
 }
 
 impl Shared {
@@ -93,6 +95,7 @@ impl Dashboard {
     pub fn start(
         bound: BoundDashboard,
         config: &DashboardConfig,
+        prometheus_enabled: bool,
         snapshots: watch::Receiver<Arc<Snapshot>>,
         controls: ActionDoor,
     ) -> Dashboard {
@@ -110,7 +113,7 @@ impl Dashboard {
 
         let stop = CancellationToken::new();
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
-        let shared = Arc::new(Shared { pages, context, stop: stop.clone() });
+        let shared = Arc::new(Shared { pages, context, stop: stop.clone(), prometheus_enabled });
         let guard = auth::Guard::new(config.auth.clone());
         let actions = action_routes::Actions::new(controls, config.auth.is_some());
         let app = routes::routes(actions).data(shared).around(move |ep, req| {

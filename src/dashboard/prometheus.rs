@@ -3,8 +3,9 @@
 
 use std::fmt::Write;
 
+use crate::chat::irc::connection::LinkState;
 use crate::display::unix_seconds;
-use crate::metrics::{PluginSnapshot, Snapshot};
+use crate::metrics::{ChatSnapshot, PluginSnapshot, Snapshot};
 use crate::plugins::PluginState;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -168,6 +169,7 @@ pub fn render(snapshot: &Snapshot, sse_clients: usize) -> String {
     }
 
     w.single("rosey_sse_clients", "Connected dashboard live-update clients", "gauge", sse_clients as f64);
+    chat_series(&mut w, &snapshot.chat);
 
     // The host process itself, as every Prometheus client library exports it.
     let h = &snapshot.host;
@@ -185,9 +187,75 @@ pub fn render(snapshot: &Snapshot, sse_clients: usize) -> String {
     w.out
 }
 
+/// The chat connections' families and the admin commands. The families are always declared
+/// (alert rules and dashboards can rely on the names); their series appear per configured
+/// connection and per (command, user) counted. Connection names are restricted by the config,
+/// admin names are not: every label value is escaped.
+fn chat_series(w: &mut Writer, chat: &ChatSnapshot) {
+    let connections = &chat.connections;
+    let label = |name: &str| format!("connection=\"{}\"", escape_label(name));
+    w.header("rosey_chat_connected", "1 when the chat connection is registered with its server, else 0", "gauge");
+    for c in connections {
+        w.value("rosey_chat_connected", &label(&c.name), flag(c.state == LinkState::Registered));
+    }
+    w.header("rosey_chat_messages_total", "Lines read from (in) and sent to (out) the chat server", "counter");
+    for c in connections {
+        for (direction, count) in [("in", c.messages_in), ("out", c.messages_out)] {
+            let labels = format!("{},direction=\"{direction}\"", label(&c.name));
+            w.value("rosey_chat_messages_total", &labels, count as f64);
+        }
+    }
+    w.header("rosey_chat_replies_dropped_total", "Replies that could not be queued for the chat server", "counter");
+    for c in connections {
+        w.value("rosey_chat_replies_dropped_total", &label(&c.name), c.replies_dropped as f64);
+    }
+    w.header("rosey_chat_reconnects_total", "Times the chat connection was lost or failed and retried", "counter");
+    for c in connections {
+        w.value("rosey_chat_reconnects_total", &label(&c.name), c.reconnects as f64);
+    }
+    w.header(
+        "rosey_admin_commands_total",
+        "!admin commands by command and admin (user=\"refused\" for every refused one)",
+        "counter",
+    );
+    for ((command, user), count) in &chat.admin_commands {
+        let labels = format!("command=\"{}\",user=\"{}\"", escape_label(command), escape_label(user));
+        w.value("rosey_admin_commands_total", &labels, *count as f64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::irc::connection::ConnectionStatus;
+
+    #[test]
+    fn chat_and_admin_label_values_are_escaped() {
+        let status = ConnectionStatus {
+            name: "lab".to_owned(),
+            server: "127.0.0.1:6667".to_owned(),
+            tls: false,
+            state: LinkState::Registered,
+            nick: None,
+            channels: Vec::new(),
+            lag_seconds: None,
+            messages_in: 7,
+            messages_out: 3,
+            replies_dropped: 0,
+            reconnects: 1,
+            last_error: None,
+        };
+        let chat = ChatSnapshot {
+            connections: vec![status],
+            admin_commands: vec![(("reload", "a\"b\\c\nd".to_owned()), 2)],
+            audit: Default::default(),
+        };
+        let mut w = Writer { out: String::new() };
+        chat_series(&mut w, &chat);
+        assert!(w.out.contains("rosey_chat_connected{connection=\"lab\"} 1\n"), "{}", w.out);
+        assert!(w.out.contains("rosey_chat_messages_total{connection=\"lab\",direction=\"in\"} 7\n"), "{}", w.out);
+        assert!(w.out.contains(r#"rosey_admin_commands_total{command="reload",user="a\"b\\c\nd"} 2"#), "{}", w.out);
+    }
 
     #[test]
     fn label_values_are_escaped() {

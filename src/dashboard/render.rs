@@ -12,21 +12,22 @@ use serde::Serialize;
 use tera::{Context, Tera};
 use tracing::error;
 
-use super::api::{ApiMetrics, ApiPlugin, PluginSummary};
+use super::api::{ApiAudit, ApiChat, ApiMetrics, ApiPlugin, PluginSummary};
 use super::prometheus;
 use super::server::ClientCap;
 use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Row, SystemView, Thresholds};
-use super::view::{ConflictView, ReloadView};
+use super::view::{ChatConnectionView, ConflictView, ReloadView};
 use crate::metrics::Snapshot;
 use crate::sync::lock;
 use live::LiveFrames;
 
 /// The templates, compiled into the binary so it runs from any directory.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("controls.html", include_str!("../../templates/controls.html")),
     ("overview.html", include_str!("../../templates/overview.html")),
+    ("chat.html", include_str!("../../templates/chat.html")),
     ("card.html", include_str!("../../templates/card.html")),
     ("card_actions.html", include_str!("../../templates/card_actions.html")),
     ("plugin.html", include_str!("../../templates/plugin.html")),
@@ -95,6 +96,9 @@ pub struct Rendered {
     /// The previous snapshot's live trees, which this one's deltas are taken against.
     base: Option<Arc<LiveFrames>>,
     api_metrics: OnceLock<Bytes>,
+    api_chat: OnceLock<Bytes>,
+    api_audit: OnceLock<Bytes>,
+    chat_html: OnceLock<Option<Bytes>>,
     prometheus: OnceLock<Bytes>,
     prometheus_gzip: OnceLock<Bytes>,
     index_page: IndexPage,
@@ -150,6 +154,9 @@ impl Rendered {
             snapshot,
             context,
             api_metrics: OnceLock::new(),
+            api_chat: OnceLock::new(),
+            api_audit: OnceLock::new(),
+            chat_html: OnceLock::new(),
             prometheus: OnceLock::new(),
             prometheus_gzip: OnceLock::new(),
             index_page: IndexPage::default(),
@@ -162,6 +169,26 @@ impl Rendered {
 
     pub fn api_metrics(&self) -> Bytes {
         self.api_metrics.get_or_init(|| json_bytes(&ApiMetrics::of(&self.snapshot))).clone()
+    }
+
+    pub fn api_chat(&self) -> Bytes {
+        self.api_chat.get_or_init(|| json_bytes(&ApiChat::of(&self.snapshot))).clone()
+    }
+
+    pub fn api_audit(&self) -> Bytes {
+        self.api_audit.get_or_init(|| json_bytes(&ApiAudit::of(&self.snapshot))).clone()
+    }
+
+    /// The index page's chat panel alone (`/chat-panel`, which the page's script fetches after
+    /// each live update); empty when no chat connection is configured.
+    pub fn chat_html(&self) -> Option<Bytes> {
+        self.chat_html
+            .get_or_init(|| {
+                let mut context = Context::new();
+                context.insert("chat", &ChatConnectionView::all(&self.snapshot));
+                self.context.render_page("chat.html", &context)
+            })
+            .clone()
     }
 
     pub fn prometheus(&self) -> Bytes {
@@ -224,6 +251,7 @@ impl Rendered {
             view::listing(query, &rows).into_iter().map(|i| CardPage::of(cards[i].clone(), &s.plugins[i])).collect();
         let mut context = Context::new();
         context.insert("system", &SystemView::of(&s.system));
+        context.insert("chat", &ChatConnectionView::all(s));
         context.insert("controls", &query.controls());
         context.insert("shown", &shown.len());
         context.insert("cards", &shown);

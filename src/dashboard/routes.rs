@@ -31,6 +31,9 @@ pub fn routes(actions: Arc<action_routes::Actions>) -> Route {
         .at("/events", get(events))
         .at("/api/metrics", get(api_metrics))
         .at("/api/plugin/:name", get(api_plugin))
+        .at("/api/chat", get(api_chat))
+        .at("/chat-panel", get(chat_panel))
+        .at("/api/audit", get(api_audit))
         .at("/metrics", get(metrics))
         .at("/health", get(health))
         .at("/static/dashboard.js", get(static_js))
@@ -72,6 +75,21 @@ fn api_metrics(shared: Data<&Arc<Shared>>) -> Response {
 }
 
 #[handler]
+fn api_chat(shared: Data<&Arc<Shared>>) -> Response {
+    json(shared.current().api_chat())
+}
+
+#[handler]
+fn chat_panel(shared: Data<&Arc<Shared>>) -> Response {
+    html(shared.current().chat_html())
+}
+
+#[handler]
+fn api_audit(shared: Data<&Arc<Shared>>) -> Response {
+    json(shared.current().api_audit())
+}
+
+#[handler]
 fn api_plugin(shared: Data<&Arc<Shared>>, Path(name): Path<String>) -> Response {
     let page = shared.current();
     match page.plugin_index(&name) {
@@ -82,6 +100,12 @@ fn api_plugin(shared: Data<&Arc<Shared>>, Path(name): Path<String>) -> Response 
 
 #[handler]
 fn metrics(shared: Data<&Arc<Shared>>, req: &Request) -> Response {
+    if !shared.prometheus_enabled {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .content_type("text/plain; charset=utf-8")
+            .body("/metrics is turned off in the config (metrics.prometheus_enabled = false)\n");
+    }
     let page = shared.current();
     let gzipped = accepts_gzip(req);
     let body = if gzipped { page.prometheus_gzip() } else { page.prometheus() };

@@ -5,8 +5,12 @@
 mod listing;
 mod operations;
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 
+use super::api::retry_in;
+use crate::chat::irc::connection::{ConnectionStatus, LinkState};
 use crate::display::{format_duration, format_mb, format_uptime, rfc3339, thousands};
 use crate::metrics::history::{Aggregates, Sample, SeriesView};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
@@ -423,5 +427,63 @@ mod tests {
         let plugin = include_str!("../../templates/plugin.html");
         assert_eq!(plugin.matches("<svg ").count(), plugin.matches(&view_box(CHART_BOX)).count(), "{plugin}");
         assert!(plugin.contains(&view_box(CHART_BOX)), "{plugin}");
+    }
+}
+
+/// One chat connection on the index page's chat panel, in words.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChatConnectionView {
+    pub name: String,
+    pub server: String,
+    pub tls: bool,
+    /// `registered as rosey, joined #a, #b`, `reconnecting in 4 s`, …
+    pub state: String,
+    /// The colour: healthy once registered, warning on the way there, error while waiting to
+    /// reconnect, idle when stopped.
+    pub health: Health,
+    pub lag: String,
+    pub messages_in: String,
+    pub messages_out: String,
+    pub replies_dropped: String,
+    pub last_error: Option<String>,
+}
+
+impl ChatConnectionView {
+    pub fn of(status: &ConnectionStatus, now: SystemTime) -> Self {
+        let (state, health) = match &status.state {
+            LinkState::Connecting => ("connecting".to_owned(), Health::Warning),
+            LinkState::Registering => ("connected, logging in".to_owned(), Health::Warning),
+            LinkState::Registered => {
+                let nick = status.nick.as_deref().map(|n| format!(" as {n}")).unwrap_or_default();
+                let joined = if status.channels.is_empty() {
+                    ", no channel joined".to_owned()
+                } else {
+                    format!(", joined {}", status.channels.join(", "))
+                };
+                (format!("registered{nick}{joined}"), Health::Healthy)
+            }
+            state @ LinkState::Reconnecting { .. } => {
+                let wait = retry_in(state, now).unwrap_or_default();
+                (format!("reconnecting in {} s", wait.as_secs_f64().ceil()), Health::Error)
+            }
+            LinkState::Stopped => ("stopped".to_owned(), Health::Idle),
+        };
+        ChatConnectionView {
+            name: status.name.clone(),
+            server: status.server.clone(),
+            tls: status.tls,
+            state,
+            health,
+            lag: status.lag_seconds.map_or_else(|| "—".to_owned(), |s| format!("{:.0} ms", s * 1000.0)),
+            messages_in: thousands(status.messages_in),
+            messages_out: thousands(status.messages_out),
+            replies_dropped: thousands(status.replies_dropped),
+            last_error: status.last_error.clone(),
+        }
+    }
+
+    /// The panel's rows, one per connection (none when no connection is configured).
+    pub fn all(snapshot: &Snapshot) -> Vec<ChatConnectionView> {
+        snapshot.chat.connections.iter().map(|c| ChatConnectionView::of(c, snapshot.taken_at)).collect()
     }
 }

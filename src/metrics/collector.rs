@@ -1,6 +1,7 @@
 //! The collector loop: follows the host's plugin list, samples every plugin's process tree,
 //! appends to each plugin's history and publishes a [`Snapshot`] every poll interval and soon
-//! after a plugin changes state.
+//! after a plugin changes state. Each snapshot also carries the chat networks' state and the
+//! admin desk's audit, read when it is published ([`Collector::follow_chat`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use tracing::warn;
 
 use super::history::{Sample, Series};
 use super::sampler::{HostUsage, Sampler, TreeUsage};
-use super::snapshot::{Operations, PluginSnapshot, Snapshot, SystemMetrics};
+use super::snapshot::{ChatSnapshot, Operations, PluginSnapshot, Snapshot, SystemMetrics};
+use crate::chat::ChatStatus;
+use crate::chat::admin::AuditLog;
 use crate::config::MetricsConfig;
 use crate::display::unix_ms;
 use crate::plugins::command_table::CommandTable;
@@ -60,6 +63,22 @@ pub struct Collector {
     started_wall: SystemTime,
     seq: u64,
     publish: watch::Sender<Arc<Snapshot>>,
+    /// Where the chat networks' state and the admin audit are read; None: no chat to show.
+    chat: Option<ChatFeed>,
+}
+
+/// The chat side's published state, read (never waited on) at each snapshot.
+struct ChatFeed {
+    status: watch::Receiver<ChatStatus>,
+    audit: AuditLog,
+}
+
+impl ChatFeed {
+    fn read(&self) -> ChatSnapshot {
+        // The status is cloned out of the watch at once: no lock outlives this call.
+        let connections = self.status.borrow().snapshot();
+        ChatSnapshot { connections, admin_commands: self.audit.counts(), audit: Arc::new(self.audit.entries()) }
+    }
 }
 
 impl Collector {
@@ -84,7 +103,9 @@ impl Collector {
                 plugins: Vec::new(),
                 system: SystemMetrics::of(&[], Duration::ZERO),
                 host: HostUsage::default(),
+                chat: ChatSnapshot::default(),
             })),
+            chat: None,
         };
         collector.follow_registry();
         collector.publish_snapshot();
@@ -116,6 +137,12 @@ impl Collector {
         }
         self.tracked.sort_by(|a, b| a.handle.name().cmp(b.handle.name()));
         self.routing = current;
+    }
+
+    /// Carry the chat connections' state (`status`, filled once the chat starts) and the admin
+    /// desk's `audit` in every snapshot from the next one on.
+    pub fn follow_chat(&mut self, status: watch::Receiver<ChatStatus>, audit: AuditLog) {
+        self.chat = Some(ChatFeed { status, audit });
     }
 
     /// Receivers always see the latest snapshot only: a slow reader skips, never queues.
@@ -247,6 +274,7 @@ impl Collector {
             plugins,
             system,
             host: self.host,
+            chat: self.chat.as_ref().map(ChatFeed::read).unwrap_or_default(),
         };
         self.publish.send_replace(Arc::new(snapshot));
     }

@@ -12,4 +12,4 @@ pub mod sampler;
 mod snapshot;
 
 pub use collector::{Collector, MIN_CHANGE_GAP};
-pub use snapshot::{Operations, PluginSnapshot, Snapshot, SystemMetrics};
+pub use snapshot::{ChatSnapshot, Operations, PluginSnapshot, Snapshot, SystemMetrics};

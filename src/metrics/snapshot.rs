@@ -1,5 +1,6 @@
 //! What the collector publishes: one immutable [`Snapshot`] of the bot (every plugin's
-//! [`PluginSnapshot`] and the [`SystemMetrics`] totals), shared by every reader.
+//! [`PluginSnapshot`], the [`SystemMetrics`] totals and the chat networks' [`ChatSnapshot`]),
+//! shared by every reader.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -7,6 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use super::history::SeriesView;
 use super::sampler::HostUsage;
+use crate::chat::admin::AuditEntry;
+use crate::chat::irc::connection::ConnectionStatus;
 use crate::plugins::action::{ReloadCounts, ReloadRecord};
 use crate::plugins::command_table::CommandConflict;
 use crate::plugins::{CrashRecord, PluginState};
@@ -134,6 +137,18 @@ impl SystemMetrics {
     }
 }
 
+/// The chat networks and the admin desk as the collector last read them.
+#[derive(Debug, Clone, Default)]
+pub struct ChatSnapshot {
+    /// In `chat.irc` order; empty when no connection is configured.
+    pub connections: Vec<ConnectionStatus>,
+    /// `!admin` commands by (command, user label), sorted; the label is an admin's name or
+    /// `refused`, so the values stay bounded.
+    pub admin_commands: Vec<((&'static str, String), u64)>,
+    /// The last admin commands and refusals, oldest first.
+    pub audit: Arc<Vec<AuditEntry>>,
+}
+
 /// One immutable picture of the bot, shared by every reader.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -145,6 +160,7 @@ pub struct Snapshot {
     pub plugins: Vec<PluginSnapshot>,
     pub system: SystemMetrics,
     pub host: HostUsage,
+    pub chat: ChatSnapshot,
 }
 
 impl Snapshot {
@@ -158,6 +174,7 @@ impl Snapshot {
             plugins: Vec::new(),
             system: SystemMetrics::of(&[], bot_uptime),
             host: HostUsage::default(),
+            chat: ChatSnapshot::default(),
         })
     }
 

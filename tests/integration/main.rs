@@ -19,6 +19,7 @@ mod browser_cards;
 mod browser_listing;
 mod browser_live;
 mod chat;
+mod chat_panel;
 mod cli;
 mod cli_reload;
 mod config;

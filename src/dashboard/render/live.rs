@@ -289,7 +289,15 @@ mod tests {
     fn snapshot(seq: u64, plugins: Vec<PluginSnapshot>) -> Arc<Snapshot> {
         let system = SystemMetrics::of(&plugins, Duration::from_secs(100 + 5 * seq));
         let (taken_at, poll_interval) = (SystemTime::UNIX_EPOCH + Duration::from_secs(5 * seq), Duration::from_secs(5));
-        Arc::new(Snapshot { seq, taken_at, poll_interval, plugins, system, host: Default::default() })
+        Arc::new(Snapshot {
+            seq,
+            taken_at,
+            poll_interval,
+            plugins,
+            system,
+            host: Default::default(),
+            chat: Default::default(),
+        })
     }
 
     fn frame_data(frame: &Bytes) -> Value {
