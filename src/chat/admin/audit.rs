@@ -1,5 +1,5 @@
-//! The last admin commands and refusals, in memory (`!admin audit`, and later
-//! `GET /api/audit`); the `audit` log target keeps the full history.
+//! The last admin commands and refusals, in memory (`!admin audit`, and `GET /api/audit`
+//! through the collector's snapshot); the `audit` log target keeps the full history.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
