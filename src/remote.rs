@@ -281,6 +281,7 @@ mod tests {
             warn_memory_mb: 500.0,
             max_sse_clients: 100,
             auth: None,
+            trusted_proxies: Vec::new(),
         }
     }
 

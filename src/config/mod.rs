@@ -14,11 +14,13 @@
 
 mod check;
 mod env;
+mod ip_range;
 mod load;
 mod numbers;
 mod report;
 mod schema;
 
+pub use ip_range::IpRange;
 pub use load::{ConfigFile, DEFAULT_CONFIG_FILE, Loaded, load, load_dashboard};
 pub use report::{ConfigError, ConfigProblem, NamedBy, ValueSource};
 pub use schema::{BasicAuth, Config, DashboardConfig, MetricsConfig, RawConfig};
@@ -55,7 +57,7 @@ mod tests {
                 "dashboard.host: expected a host name or IP address, found 5",
                 "dashboard.port: expected an integer 1..65535, found \"abc\"",
                 "dashboard.prot: unknown key \"prot\", did you mean \"port\"? (expected one of: enabled, host, \
-                 port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth)",
+                 port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth, trusted_proxies)",
                 "metrics.poll_interval: expected a number of seconds > 0, found \"x\"",
             ]
         );

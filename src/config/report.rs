@@ -170,6 +170,7 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "dashboard.max_sse_clients" => "a positive integer",
         "dashboard.auth" => "an object with username and password (or password_file)",
         "dashboard" | "metrics" | "plugins[].restart" => "an object",
+        "dashboard.trusted_proxies" => "a list of IP addresses or CIDR ranges such as 10.0.0.0/8",
         "metrics.poll_interval" => "a number of seconds > 0",
         "metrics.history_duration" => "a number of seconds >= metrics.poll_interval",
         "plugins" => "a list of plugin objects",

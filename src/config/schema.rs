@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::ip_range::IpRange;
 use super::numbers::{DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
 use crate::plugins::spec::{PluginConfig, ReloadPolicy, RestartPolicy};
 
@@ -34,6 +35,9 @@ pub struct RawDashboard {
     pub max_sse_clients: NonZeroUsize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<RawAuth>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<IpRange>,
 }
 
 /// A host name or address to listen on: not blank.
@@ -110,6 +114,7 @@ impl Default for RawDashboard {
             warn_memory_mb: NonNegative::of(100),
             max_sse_clients: NonZeroUsize::new(1024).expect("1024 is not zero"),
             auth: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -201,6 +206,7 @@ pub struct DashboardConfig {
     pub warn_memory_mb: f64,
     pub max_sse_clients: usize,
     pub auth: Option<BasicAuth>,
+    pub trusted_proxies: Vec<IpRange>,
 }
 
 /// HTTP basic-auth credentials. `Debug` never shows the password.
@@ -240,6 +246,7 @@ impl RawDashboard {
             warn_memory_mb: self.warn_memory_mb.get(),
             max_sse_clients: self.max_sse_clients.get(),
             auth,
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }

@@ -96,8 +96,16 @@ pub(super) fn apply(host: &mut PluginHost, running: &Config, config: Config) -> 
 /// sorted in here: today the dashboard and the collector read every one of theirs only as they
 /// start, so every change needs a restart.
 fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
-    let DashboardConfig { enabled, host, port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth } =
-        &new.dashboard;
+    let DashboardConfig {
+        enabled,
+        host,
+        port,
+        warn_cpu_percent,
+        warn_memory_mb,
+        max_sse_clients,
+        auth,
+        trusted_proxies,
+    } = &new.dashboard;
     let MetricsConfig { poll_interval, history_duration } = &new.metrics;
     let (was, was_metrics) = (&running.dashboard, &running.metrics);
     let same_auth = match (&was.auth, auth) {
@@ -113,6 +121,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("dashboard.warn_memory_mb", was.warn_memory_mb != *warn_memory_mb),
         ("dashboard.max_sse_clients", was.max_sse_clients != *max_sse_clients),
         ("dashboard.auth", !same_auth),
+        ("dashboard.trusted_proxies", was.trusted_proxies != *trusted_proxies),
         ("metrics.poll_interval", was_metrics.poll_interval != *poll_interval),
         ("metrics.history_duration", was_metrics.history_duration != *history_duration),
     ];
@@ -153,6 +162,7 @@ mod tests {
             if section == "dashboard" {
                 // Absent by default, so not serialised.
                 fields.insert("auth".to_owned(), json!({ "username": "admin", "password": "secret" }));
+                fields.insert("trusted_proxies".to_owned(), json!(["10.0.0.0/8"]));
             }
             for (field, value) in fields {
                 let changed = match value {
@@ -163,6 +173,7 @@ mod tests {
                     },
                     Value::String(text) => json!(format!("{text}.example")),
                     object @ Value::Object(_) => object,
+                    list @ Value::Array(_) => list,
                     other => panic!("{section}.{field}: no change written for {other}"),
                 };
                 let new = load(&json!({ section: { field.as_str(): changed } }).to_string());
@@ -170,6 +181,6 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 9, "every dashboard and metrics key is checked");
+        assert_eq!(checked, 10, "every dashboard and metrics key is checked");
     }
 }

@@ -18,6 +18,7 @@ pub mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use poem::EndpointExt;
@@ -100,18 +101,20 @@ impl Dashboard {
         // The first snapshot lists every configured plugin, each holding descriptors of its own.
         let plugins = snapshots.borrow().plugins.len();
         let caps = ConnectionCaps::fit(config.max_sse_clients, limits::descriptors_for_connections(plugins));
+        let auth_failures = Arc::new(AtomicU64::new(0));
         let context = Arc::new(RenderContext {
             templates,
             actions_enabled: config.auth.is_some(),
             thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
             sse_clients: Arc::new(server::ClientCap::new(caps.sse_clients)),
+            auth_failures: auth_failures.clone(),
         });
         announce(config, local_addr);
 
         let stop = CancellationToken::new();
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
         let shared = Arc::new(Shared { pages, context, stop: stop.clone() });
-        let guard = auth::Guard::new(config.auth.clone());
+        let guard = auth::Guard::new(config, auth_failures);
         let actions = action_routes::Actions::new(controls, config.auth.is_some());
         let app = routes::routes(actions).data(shared).around(move |ep, req| {
             let guard = guard.clone();
