@@ -60,6 +60,12 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             let builtin = Builtin::from_name(&name).ok_or(Error::UnknownBuiltin(name))?;
             builtin::run(builtin).map_err(|source| Error::Io { context: "plugin input/output", source })
         }
+        Command::HashPassword => {
+            let hash = crate::cli::hash_password::run()
+                .map_err(|source| Error::Io { context: "hashing the password", source })?;
+            println!("{hash}");
+            Ok(())
+        }
         Command::Config => {
             let loaded = config::load(&file)?;
             let json = serde_json::to_string_pretty(&loaded.raw.redacted()).unwrap_or_default();

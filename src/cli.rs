@@ -1,4 +1,7 @@
-//! The command line: `rosey [--config PATH] [run | config | reload [--url URL] [NAME] | plugin NAME]`.
+//! The command line: `rosey [--config PATH] [run | config | reload [--url URL] [NAME] | hash-password |
+//! plugin NAME]`.
+
+pub mod hash_password;
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -94,6 +97,9 @@ pub enum Command {
         #[arg(long, default_value_t = 120, value_name = "SECONDS")]
         timeout: u64,
     },
+    /// Read a password (without echo, asked twice, from a terminal; else the first line of
+    /// standard input) and print its argon2id hash, for dashboard.auth.password_hash.
+    HashPassword,
     /// Run a built-in plugin on stdin/stdout (this is how the bot starts its built-ins).
     Plugin {
         /// dice-roller or 8ball

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::{BasicAuth, DashboardConfig};
+use crate::config::{BasicAuth, DashboardConfig, Secret};
 use crate::control::text::{ActionSummary, ConfigSummary};
 use crate::display::host_port;
 use crate::plugins::spec::PluginName;
@@ -65,22 +65,33 @@ impl FoundBy {
 }
 
 /// The bot to ask: where, and with which credentials.
-struct Bot<'a> {
+struct Bot {
     base: String,
-    auth: Option<&'a BasicAuth>,
+    auth: Option<BasicAuth>,
     found_by: FoundBy,
     /// What a 401 says: whose credentials the bot did not take.
     wrong_credentials: &'static str,
 }
 
-impl<'a> Bot<'a> {
+impl Bot {
     /// The bot at `url` if given, else the one the config describes.
-    fn find(dashboard: &'a DashboardConfig, url: Option<&'a BotUrl>) -> Result<Bot<'a>, RemoteError> {
-        let from_config = "dashboard.auth in this config is not what the running bot has";
+    fn find(dashboard: &DashboardConfig, url: Option<&BotUrl>) -> Result<Bot, RemoteError> {
+        // A hash in the config cannot be sent: the password must come with --url.
+        let from_config = match &dashboard.auth {
+            Some(login) if !login.secret.is_plain() => {
+                "dashboard.auth in this config holds a password hash, not the password: give the credentials in \
+                 --url (http://USER:PASSWORD@HOST:PORT/)"
+            }
+            _ => "dashboard.auth in this config is not what the running bot has",
+        };
+        let config_auth = dashboard.auth.as_ref().and_then(|login| match &login.secret {
+            Secret::Plain(password) => Some(BasicAuth { username: login.username.clone(), password: password.clone() }),
+            Secret::Argon2(_) | Secret::Bcrypt(_) => None,
+        });
         match url {
             Some(url) => Ok(Bot {
                 base: url.base().to_owned(),
-                auth: url.auth().or(dashboard.auth.as_ref()),
+                auth: url.auth().cloned().or(config_auth),
                 found_by: FoundBy::UrlOption,
                 wrong_credentials: match url.auth() {
                     Some(_) => "the credentials in --url are not what the running bot has",
@@ -90,7 +101,7 @@ impl<'a> Bot<'a> {
             None if !dashboard.enabled => Err(RemoteError::DashboardDisabled),
             None => Ok(Bot {
                 base: local_url(dashboard),
-                auth: dashboard.auth.as_ref(),
+                auth: config_auth,
                 found_by: FoundBy::Config,
                 wrong_credentials: from_config,
             }),
@@ -155,7 +166,7 @@ fn post(url: &str, bot: &Bot, timeout: Duration) -> Result<Answer, RemoteError> 
         .build()
         .into();
     let mut request = agent.post(url);
-    if let Some(auth) = bot.auth {
+    if let Some(auth) = &bot.auth {
         let token = BASE64.encode(format!("{}:{}", auth.username, auth.password));
         request = request.header("Authorization", format!("Basic {token}"));
     }

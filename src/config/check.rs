@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use super::numbers::compact;
 use super::report::{ConfigProblem, ValueSource};
-use super::schema::{BasicAuth, Config, MetricsConfig, RawAuth, RawConfig, RawPlugin};
+use super::schema::{Config, MetricsConfig, RawAuth, RawConfig, RawPlugin};
+use super::secret::{Login, Secret};
 use crate::plugins::builtin::Builtin;
 use crate::plugins::routing::HOST_NAME;
 use crate::plugins::spec::{Launch, PluginConfig, PluginName, ReloadPolicy, RestartPolicy};
@@ -81,7 +82,7 @@ impl RawConfig {
     }
 }
 
-fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<BasicAuth> {
+fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<Login> {
     let username = match a.username.as_deref() {
         Some(u) if !u.is_empty() && !u.contains(':') => u.to_owned(),
         _ => {
@@ -93,10 +94,20 @@ fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<BasicAuth> {
             return None;
         }
     };
-    let password = match (&a.password, &a.password_file) {
-        (Some(p), None) if !p.is_empty() => p.clone(),
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(p) if !p.trim_end_matches(['\n', '\r']).is_empty() => p.trim_end_matches(['\n', '\r']).to_owned(),
+    let given = [a.password.is_some(), a.password_file.is_some(), a.password_hash.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        problems.add(
+            "dashboard.auth.password".into(),
+            "set one of password, password_file and password_hash, not several".into(),
+        );
+        return None;
+    }
+    let secret = match (&a.password, &a.password_file, &a.password_hash) {
+        (Some(p), _, _) if !p.is_empty() => Secret::Plain(p.clone()),
+        (_, Some(path), _) => match std::fs::read_to_string(path) {
+            Ok(p) if !p.trim_end_matches(['\n', '\r']).is_empty() => {
+                Secret::Plain(p.trim_end_matches(['\n', '\r']).to_owned())
+            }
             Ok(_) => {
                 problems.add("dashboard.auth.password_file".into(), format!("the file {} is empty", path.display()));
                 return None;
@@ -106,16 +117,22 @@ fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<BasicAuth> {
                 return None;
             }
         },
-        (Some(_), Some(_)) => {
-            problems.add("dashboard.auth.password".into(), "set either password or password_file, not both".into());
-            return None;
-        }
+        (_, _, Some(hash)) => match Secret::from_hash(hash) {
+            Ok(secret) => secret,
+            Err(message) => {
+                problems.add("dashboard.auth.password_hash".into(), message);
+                return None;
+            }
+        },
         _ => {
-            problems.add("dashboard.auth.password".into(), "expected a non-empty password (or password_file)".into());
+            problems.add(
+                "dashboard.auth.password".into(),
+                "expected a non-empty password (or password_file, or password_hash)".into(),
+            );
             return None;
         }
     };
-    Some(BasicAuth { username, password })
+    Some(Login { username, secret })
 }
 
 fn check_plugin(index: usize, raw: &RawPlugin, problems: &mut Problems) -> Option<PluginConfig> {

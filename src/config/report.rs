@@ -168,7 +168,7 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "dashboard.host" => "a host name or IP address",
         "dashboard.warn_cpu_percent" | "dashboard.warn_memory_mb" => "a number >= 0",
         "dashboard.max_sse_clients" => "a positive integer",
-        "dashboard.auth" => "an object with username and password (or password_file)",
+        "dashboard.auth" => "an object with username and password (or password_file, or password_hash)",
         "dashboard" | "metrics" | "plugins[].restart" => "an object",
         "dashboard.trusted_proxies" => "a list of IP addresses or CIDR ranges such as 10.0.0.0/8",
         "metrics.poll_interval" => "a number of seconds > 0",
@@ -183,7 +183,10 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "plugins[].command" | "plugins[].commands" => "a list of strings",
         "plugins[].env" => "an object of string values",
         "plugins[].name" | "plugins[].builtin" | "plugins[].version" | "plugins[].cwd" => "a string",
-        "dashboard.auth.username" | "dashboard.auth.password" | "dashboard.auth.password_file" => "a string",
+        "dashboard.auth.username"
+        | "dashboard.auth.password"
+        | "dashboard.auth.password_file"
+        | "dashboard.auth.password_hash" => "a string",
         _ => return None,
     })
 }

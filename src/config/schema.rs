@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::ip_range::IpRange;
 use super::numbers::{DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
+use super::secret::Login;
 use crate::plugins::spec::{PluginConfig, ReloadPolicy, RestartPolicy};
 
 /// The configuration as written: defaults, file and environment merged, not yet checked.
@@ -63,6 +64,8 @@ pub struct RawAuth {
     pub password: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,13 +177,16 @@ impl From<&RawRestart> for RestartPolicy {
 }
 
 impl RawConfig {
-    /// The merged config as an operator should see it: the password is never printed.
+    /// The merged config as an operator should see it: the password and its hash are never printed.
     pub fn redacted(&self) -> RawConfig {
         let mut copy = self.clone();
-        if let Some(auth) = copy.dashboard.auth.as_mut()
-            && auth.password.is_some()
-        {
-            auth.password = Some("<redacted>".to_owned());
+        if let Some(auth) = copy.dashboard.auth.as_mut() {
+            // A hash is no password, but it lets anyone who sees it guess offline.
+            for secret in [&mut auth.password, &mut auth.password_hash] {
+                if secret.is_some() {
+                    *secret = Some("<redacted>".to_owned());
+                }
+            }
         }
         copy
     }
@@ -205,11 +211,12 @@ pub struct DashboardConfig {
     pub warn_cpu_percent: f64,
     pub warn_memory_mb: f64,
     pub max_sse_clients: usize,
-    pub auth: Option<BasicAuth>,
+    pub auth: Option<Login>,
     pub trusted_proxies: Vec<IpRange>,
 }
 
-/// HTTP basic-auth credentials. `Debug` never shows the password.
+/// HTTP basic-auth credentials as a client sends them (`rosey reload`). `Debug` never shows
+/// the password.
 #[derive(Clone)]
 pub struct BasicAuth {
     pub username: String,
@@ -237,7 +244,7 @@ impl MetricsConfig {
 
 impl RawDashboard {
     /// The checked form, given the credentials checked beside it.
-    pub(super) fn checked(&self, auth: Option<BasicAuth>) -> DashboardConfig {
+    pub(super) fn checked(&self, auth: Option<Login>) -> DashboardConfig {
         DashboardConfig {
             enabled: self.enabled,
             host: self.host.0.clone(),

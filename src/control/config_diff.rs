@@ -108,11 +108,6 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
     } = &new.dashboard;
     let MetricsConfig { poll_interval, history_duration } = &new.metrics;
     let (was, was_metrics) = (&running.dashboard, &running.metrics);
-    let same_auth = match (&was.auth, auth) {
-        (None, None) => true,
-        (Some(x), Some(y)) => x.username == y.username && x.password == y.password,
-        _ => false,
-    };
     let changes = [
         ("dashboard.enabled", was.enabled != *enabled),
         ("dashboard.host", was.host != *host),
@@ -120,7 +115,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("dashboard.warn_cpu_percent", was.warn_cpu_percent != *warn_cpu_percent),
         ("dashboard.warn_memory_mb", was.warn_memory_mb != *warn_memory_mb),
         ("dashboard.max_sse_clients", was.max_sse_clients != *max_sse_clients),
-        ("dashboard.auth", !same_auth),
+        ("dashboard.auth", was.auth != *auth),
         ("dashboard.trusted_proxies", was.trusted_proxies != *trusted_proxies),
         ("metrics.poll_interval", was_metrics.poll_interval != *poll_interval),
         ("metrics.history_duration", was_metrics.history_duration != *history_duration),

@@ -10,6 +10,7 @@
 //! strings, so whatever a client sends stays on one line and inside its quotes.
 
 mod client;
+mod password;
 mod throttle;
 
 use std::net::IpAddr;
@@ -21,11 +22,11 @@ use poem::http::{StatusCode, header};
 use poem::web::headers::authorization::Basic;
 use poem::web::headers::{Authorization, HeaderMapExt};
 use poem::{Endpoint, IntoResponse, Request, Response};
-use subtle::ConstantTimeEq;
 use tracing::warn;
 
-use crate::config::{BasicAuth, DashboardConfig, IpRange};
+use crate::config::{DashboardConfig, IpRange};
 use crate::logging::LogBudget;
+use password::Checker;
 use throttle::Throttle;
 
 /// The failed-login lines logged per second at most; the rest are counted in the next one.
@@ -33,8 +34,8 @@ pub const FAILURE_LINES_PER_SECOND: u32 = 10;
 
 /// What the guard checks a request against.
 pub struct Guard {
-    /// The credentials every request but `/health`'s must carry; None: anyone may ask.
-    credentials: Option<BasicAuth>,
+    /// Checks the credentials every request but `/health`'s must carry; None: anyone may ask.
+    credentials: Option<Checker>,
     trusted_proxies: Vec<IpRange>,
     throttle: Throttle,
     /// `rosey_auth_failures_total`.
@@ -60,7 +61,7 @@ impl Guard {
     /// The guard for `config`; it counts failed logins in `failures`.
     pub fn new(config: &DashboardConfig, failures: Arc<AtomicU64>) -> Arc<Guard> {
         Arc::new(Guard {
-            credentials: config.auth.clone(),
+            credentials: config.auth.clone().map(Checker::new),
             trusted_proxies: config.trusted_proxies.clone(),
             throttle: Throttle::default(),
             failures,
@@ -72,7 +73,7 @@ impl Guard {
     /// included (a 404 that echoes a requested name must never be sniffed as HTML).
     pub async fn serve<E: Endpoint>(&self, ep: &E, req: Request) -> poem::Result<Response> {
         let route = req.uri().path().to_owned();
-        let mut response = match self.admits(&req) {
+        let mut response = match self.admits(&req).await {
             Verdict::Admitted => match ep.call(req).await {
                 Ok(response) => response.into_response(),
                 Err(error) => error.into_response(),
@@ -102,7 +103,7 @@ impl Guard {
     }
 
     /// May `req` be served?
-    fn admits(&self, req: &Request) -> Verdict {
+    async fn admits(&self, req: &Request) -> Verdict {
         let Some(credentials) = &self.credentials else { return Verdict::Admitted };
         if req.uri().path() == "/health" {
             return Verdict::Admitted;
@@ -114,7 +115,7 @@ impl Guard {
         let Some(Authorization(given)) = req.headers().typed_get::<Authorization<Basic>>() else {
             return Verdict::Challenge;
         };
-        if basic_auth_matches(&given, credentials) {
+        if credentials.check(given.username(), given.password()).await {
             if let Some(ip) = client {
                 self.throttle.succeeded(ip);
             }
@@ -150,10 +151,4 @@ fn challenge() -> Response {
 /// an action.
 pub fn basic_auth_user(req: &Request) -> Option<String> {
     req.headers().typed_get::<Authorization<Basic>>().map(|Authorization(b)| b.username().to_owned())
-}
-
-fn basic_auth_matches(given: &Basic, credentials: &BasicAuth) -> bool {
-    let user_ok = given.username().as_bytes().ct_eq(credentials.username.as_bytes());
-    let password_ok = given.password().as_bytes().ct_eq(credentials.password.as_bytes());
-    bool::from(user_ok & password_ok)
 }

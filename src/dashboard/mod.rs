@@ -144,6 +144,12 @@ fn announce(config: &DashboardConfig, local: SocketAddr) {
             warn!("no dashboard.auth is set: anyone who can reach {local} can read the metrics");
         }
     }
+    if config.auth.as_ref().is_some_and(|login| login.secret.is_plain()) {
+        warn!(
+            "dashboard.auth holds the password in plaintext: run `rosey hash-password` and put what it prints in \
+             dashboard.auth.password_hash instead"
+        );
+    }
 }
 
 /// Turn each snapshot into its shared, lazily rendered bodies.

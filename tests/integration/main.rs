@@ -14,6 +14,7 @@ mod actions;
 mod admin;
 mod api;
 mod auth;
+mod auth_hashes;
 mod auth_throttle;
 mod browser_actions;
 mod browser_cards;
