@@ -292,6 +292,7 @@ mod tests {
             warn_memory_mb: 500.0,
             max_sse_clients: 100,
             auth: None,
+            users: Vec::new(),
             trusted_proxies: Vec::new(),
         }
     }

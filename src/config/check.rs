@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::numbers::compact;
 use super::report::{ConfigProblem, ValueSource};
-use super::schema::{Config, MetricsConfig, RawAuth, RawConfig, RawPlugin};
+use super::schema::{Config, MetricsConfig, RawAuth, RawConfig, RawPlugin, RawUser, User};
 use super::secret::{Login, Secret};
 use crate::plugins::builtin::Builtin;
 use crate::plugins::routing::HOST_NAME;
@@ -31,6 +31,7 @@ impl RawConfig {
         let mut problems = Problems { source, found: Vec::new() };
 
         let auth = self.dashboard.auth.as_ref().and_then(|a| check_auth(a, &mut problems));
+        let users = check_users(&self.dashboard.users, auth.as_ref().map(|a| a.username.as_str()), &mut problems);
 
         let m = &self.metrics;
         if m.history_duration.written() < m.poll_interval.written() {
@@ -72,7 +73,7 @@ impl RawConfig {
             return Err(problems.found);
         }
         Ok(Config {
-            dashboard: self.dashboard.checked(auth),
+            dashboard: self.dashboard.checked(auth, users),
             metrics: MetricsConfig {
                 poll_interval: m.poll_interval.duration(),
                 history_duration: m.history_duration.duration(),
@@ -133,6 +134,42 @@ fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<Login> {
         }
     };
     Some(Login { username, secret })
+}
+
+fn check_users(raw: &[RawUser], auth_user: Option<&str>, problems: &mut Problems) -> Vec<User> {
+    let mut users: Vec<User> = Vec::with_capacity(raw.len());
+    for (index, user) in raw.iter().enumerate() {
+        let at = |key: &str| format!("dashboard.users[{index}].{key}");
+        let name = &user.username;
+        if name.is_empty() || name.contains(':') {
+            problems.add(at("username"), format!("expected a non-empty user name without ':', found {name:?}"));
+            continue;
+        }
+        if auth_user == Some(name.as_str()) || users.iter().any(|u| u.login.username == *name) {
+            problems.add(at("username"), format!("the user name {name:?} is given twice: user names must be unique"));
+            continue;
+        }
+        let secret = match (&user.password, &user.password_hash) {
+            (Some(p), None) if !p.is_empty() => Secret::Plain(p.clone()),
+            (None, Some(hash)) => match Secret::from_hash(hash) {
+                Ok(secret) => secret,
+                Err(message) => {
+                    problems.add(at("password_hash"), message);
+                    continue;
+                }
+            },
+            (Some(_), Some(_)) => {
+                problems.add(at("password"), "set either password or password_hash, not both".into());
+                continue;
+            }
+            _ => {
+                problems.add(at("password"), "expected a non-empty password (or password_hash)".into());
+                continue;
+            }
+        };
+        users.push(User { login: Login { username: name.clone(), secret }, role: user.role });
+    }
+    users
 }
 
 fn check_plugin(index: usize, raw: &RawPlugin, problems: &mut Problems) -> Option<PluginConfig> {

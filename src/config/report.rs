@@ -170,6 +170,12 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "dashboard.max_sse_clients" => "a positive integer",
         "dashboard.auth" => "an object with username and password (or password_file, or password_hash)",
         "dashboard" | "metrics" | "plugins[].restart" => "an object",
+        "dashboard.users" => {
+            "a list of users such as {\"username\": \"ann\", \"password_hash\": \"…\", \"role\": \"viewer\"}"
+        }
+        "dashboard.users[]" => "a user object with username, password or password_hash, and role",
+        "dashboard.users[].role" => "\"viewer\" or \"operator\"",
+        "dashboard.users[].username" | "dashboard.users[].password" | "dashboard.users[].password_hash" => "a string",
         "dashboard.trusted_proxies" => "a list of IP addresses or CIDR ranges such as 10.0.0.0/8",
         "metrics.poll_interval" => "a number of seconds > 0",
         "metrics.history_duration" => "a number of seconds >= metrics.poll_interval",

@@ -36,6 +36,9 @@ pub struct RawDashboard {
     pub max_sse_clients: NonZeroUsize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<RawAuth>,
+    /// More users, each a viewer or an operator; `auth` is one more operator.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<RawUser>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<IpRange>,
@@ -66,6 +69,28 @@ pub struct RawAuth {
     pub password_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
+}
+
+/// One entry of `dashboard.users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    pub role: Role,
+}
+
+/// What a dashboard user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read the pages, the API, the live updates and the metrics.
+    Viewer,
+    /// Also act on the plugins and reload the config.
+    Operator,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +142,7 @@ impl Default for RawDashboard {
             warn_memory_mb: NonNegative::of(100),
             max_sse_clients: NonZeroUsize::new(1024).expect("1024 is not zero"),
             auth: None,
+            users: Vec::new(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -182,13 +208,18 @@ impl RawConfig {
         let mut copy = self.clone();
         if let Some(auth) = copy.dashboard.auth.as_mut() {
             // A hash is no password, but it lets anyone who sees it guess offline.
-            for secret in [&mut auth.password, &mut auth.password_hash] {
-                if secret.is_some() {
-                    *secret = Some("<redacted>".to_owned());
-                }
-            }
+            redact([&mut auth.password, &mut auth.password_hash]);
+        }
+        for user in &mut copy.dashboard.users {
+            redact([&mut user.password, &mut user.password_hash]);
         }
         copy
+    }
+}
+
+fn redact(secrets: [&mut Option<String>; 2]) {
+    for secret in secrets.into_iter().filter(|s| s.is_some()) {
+        *secret = Some("<redacted>".to_owned());
     }
 }
 
@@ -212,7 +243,34 @@ pub struct DashboardConfig {
     pub warn_memory_mb: f64,
     pub max_sse_clients: usize,
     pub auth: Option<Login>,
+    /// The users of `dashboard.users`, in order.
+    pub users: Vec<User>,
     pub trusted_proxies: Vec<IpRange>,
+}
+
+/// A dashboard user and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub login: Login,
+    pub role: Role,
+}
+
+impl DashboardConfig {
+    /// Does every route but `/health` need credentials?
+    pub fn guarded(&self) -> bool {
+        self.auth.is_some() || !self.users.is_empty()
+    }
+
+    /// Everyone who may log in: `auth` (an operator) first, then `users`.
+    pub fn accounts(&self) -> Vec<User> {
+        let auth = self.auth.iter().map(|login| User { login: login.clone(), role: Role::Operator });
+        auth.chain(self.users.iter().cloned()).collect()
+    }
+
+    /// May anyone act? Actions need an operator.
+    pub fn has_operator(&self) -> bool {
+        self.accounts().iter().any(|user| user.role == Role::Operator)
+    }
 }
 
 /// HTTP basic-auth credentials as a client sends them (`rosey reload`). `Debug` never shows
@@ -244,7 +302,7 @@ impl MetricsConfig {
 
 impl RawDashboard {
     /// The checked form, given the credentials checked beside it.
-    pub(super) fn checked(&self, auth: Option<Login>) -> DashboardConfig {
+    pub(super) fn checked(&self, auth: Option<Login>, users: Vec<User>) -> DashboardConfig {
         DashboardConfig {
             enabled: self.enabled,
             host: self.host.0.clone(),
@@ -253,6 +311,7 @@ impl RawDashboard {
             warn_memory_mb: self.warn_memory_mb.get(),
             max_sse_clients: self.max_sse_clients.get(),
             auth,
+            users,
             trusted_proxies: self.trusted_proxies.clone(),
         }
     }

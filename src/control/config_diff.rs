@@ -104,6 +104,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         warn_memory_mb,
         max_sse_clients,
         auth,
+        users,
         trusted_proxies,
     } = &new.dashboard;
     let MetricsConfig { poll_interval, history_duration } = &new.metrics;
@@ -116,6 +117,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("dashboard.warn_memory_mb", was.warn_memory_mb != *warn_memory_mb),
         ("dashboard.max_sse_clients", was.max_sse_clients != *max_sse_clients),
         ("dashboard.auth", was.auth != *auth),
+        ("dashboard.users", was.users != *users),
         ("dashboard.trusted_proxies", was.trusted_proxies != *trusted_proxies),
         ("metrics.poll_interval", was_metrics.poll_interval != *poll_interval),
         ("metrics.history_duration", was_metrics.history_duration != *history_duration),
@@ -158,6 +160,7 @@ mod tests {
                 // Absent by default, so not serialised.
                 fields.insert("auth".to_owned(), json!({ "username": "admin", "password": "secret" }));
                 fields.insert("trusted_proxies".to_owned(), json!(["10.0.0.0/8"]));
+                fields.insert("users".to_owned(), json!([{ "username": "ann", "password": "x", "role": "viewer" }]));
             }
             for (field, value) in fields {
                 let changed = match value {
@@ -176,6 +179,6 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 10, "every dashboard and metrics key is checked");
+        assert_eq!(checked, 11, "every dashboard and metrics key is checked");
     }
 }

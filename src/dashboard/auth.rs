@@ -24,7 +24,7 @@ use poem::web::headers::{Authorization, HeaderMapExt};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use tracing::warn;
 
-use crate::config::{DashboardConfig, IpRange};
+use crate::config::{DashboardConfig, IpRange, Role};
 use crate::logging::LogBudget;
 use password::Checker;
 use throttle::Throttle;
@@ -34,7 +34,8 @@ pub const FAILURE_LINES_PER_SECOND: u32 = 10;
 
 /// What the guard checks a request against.
 pub struct Guard {
-    /// Checks the credentials every request but `/health`'s must carry; None: anyone may ask.
+    /// Checks the credentials every request but `/health`'s must carry (`dashboard.auth` and
+    /// `dashboard.users`); None: anyone may ask.
     credentials: Option<Checker>,
     trusted_proxies: Vec<IpRange>,
     throttle: Throttle,
@@ -45,14 +46,12 @@ pub struct Guard {
 
 /// What the guard decided about a request.
 enum Verdict {
-    Admitted,
+    /// Served; as this user when the dashboard has users.
+    Admitted(Option<Visitor>),
     /// No credentials at all: the browser has not asked its user yet. Not a failure.
     Challenge,
     /// Wrong credentials, from this address, with this user name.
-    Failed {
-        client: Option<IpAddr>,
-        user: String,
-    },
+    Failed { client: Option<IpAddr>, user: String },
     /// The address is held off after failures, for this long yet.
     Held(Duration),
 }
@@ -61,7 +60,7 @@ impl Guard {
     /// The guard for `config`; it counts failed logins in `failures`.
     pub fn new(config: &DashboardConfig, failures: Arc<AtomicU64>) -> Arc<Guard> {
         Arc::new(Guard {
-            credentials: config.auth.clone().map(Checker::new),
+            credentials: config.guarded().then(|| Checker::new(config.accounts())),
             trusted_proxies: config.trusted_proxies.clone(),
             throttle: Throttle::default(),
             failures,
@@ -74,7 +73,7 @@ impl Guard {
     pub async fn serve<E: Endpoint>(&self, ep: &E, req: Request) -> poem::Result<Response> {
         let route = req.uri().path().to_owned();
         let mut response = match self.admits(&req).await {
-            Verdict::Admitted => match ep.call(req).await {
+            Verdict::Admitted(visitor) => match ep.call(with_visitor(req, visitor)).await {
                 Ok(response) => response.into_response(),
                 Err(error) => error.into_response(),
             },
@@ -104,9 +103,9 @@ impl Guard {
 
     /// May `req` be served?
     async fn admits(&self, req: &Request) -> Verdict {
-        let Some(credentials) = &self.credentials else { return Verdict::Admitted };
+        let Some(credentials) = &self.credentials else { return Verdict::Admitted(None) };
         if req.uri().path() == "/health" {
-            return Verdict::Admitted;
+            return Verdict::Admitted(None);
         }
         let client = client::client_address(req, &self.trusted_proxies);
         if let Some(left) = client.and_then(|ip| self.throttle.held(ip, Instant::now())) {
@@ -115,13 +114,14 @@ impl Guard {
         let Some(Authorization(given)) = req.headers().typed_get::<Authorization<Basic>>() else {
             return Verdict::Challenge;
         };
-        if credentials.check(given.username(), given.password()).await {
-            if let Some(ip) = client {
-                self.throttle.succeeded(ip);
+        match credentials.check(given.username(), given.password()).await {
+            Some(role) => {
+                if let Some(ip) = client {
+                    self.throttle.succeeded(ip);
+                }
+                Verdict::Admitted(Some(Visitor { user: given.username().to_owned(), role }))
             }
-            Verdict::Admitted
-        } else {
-            Verdict::Failed { client, user: given.username().to_owned() }
+            None => Verdict::Failed { client, user: given.username().to_owned() },
         }
     }
 
@@ -147,8 +147,22 @@ fn challenge() -> Response {
         .body("authentication required")
 }
 
-/// The request's basic-auth user, whether or not auth is configured: it names who asked for
-/// an action.
-pub fn basic_auth_user(req: &Request) -> Option<String> {
-    req.headers().typed_get::<Authorization<Basic>>().map(|Authorization(b)| b.username().to_owned())
+/// Who a served request comes from, when the dashboard has users: the guard puts it in the
+/// request's extensions, where the action routes read it.
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    pub user: String,
+    pub role: Role,
+}
+
+fn with_visitor(mut req: Request, visitor: Option<Visitor>) -> Request {
+    if let Some(visitor) = visitor {
+        req.extensions_mut().insert(visitor);
+    }
+    req
+}
+
+/// The logged-in user of a served request (None when the dashboard has no users).
+pub fn visitor(req: &Request) -> Option<&Visitor> {
+    req.extensions().get::<Visitor>()
 }

@@ -104,7 +104,7 @@ impl Dashboard {
         let auth_failures = Arc::new(AtomicU64::new(0));
         let context = Arc::new(RenderContext {
             templates,
-            actions_enabled: config.auth.is_some(),
+            actions_enabled: config.has_operator(),
             thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
             sse_clients: Arc::new(server::ClientCap::new(caps.sse_clients)),
             auth_failures: auth_failures.clone(),
@@ -115,7 +115,7 @@ impl Dashboard {
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
         let shared = Arc::new(Shared { pages, context, stop: stop.clone() });
         let guard = auth::Guard::new(config, auth_failures);
-        let actions = action_routes::Actions::new(controls, config.auth.is_some());
+        let actions = action_routes::Actions::new(controls, config.has_operator());
         let app = routes::routes(actions).data(shared).around(move |ep, req| {
             let guard = guard.clone();
             async move { guard.serve(&*ep, req).await }
@@ -140,7 +140,7 @@ fn announce(config: &DashboardConfig, local: SocketAddr) {
         warn!(
             "the dashboard listens on {local}, reachable from other machines (set dashboard.host to 127.0.0.1 to keep it local)"
         );
-        if config.auth.is_none() {
+        if !config.guarded() {
             warn!("no dashboard.auth is set: anyone who can reach {local} can read the metrics");
         }
     }
@@ -148,6 +148,13 @@ fn announce(config: &DashboardConfig, local: SocketAddr) {
         warn!(
             "dashboard.auth holds the password in plaintext: run `rosey hash-password` and put what it prints in \
              dashboard.auth.password_hash instead"
+        );
+    }
+    for user in config.users.iter().filter(|user| user.login.secret.is_plain()) {
+        warn!(
+            "dashboard.users: the password of {:?} is in plaintext: run `rosey hash-password` and put what it \
+             prints in its password_hash instead",
+            user.login.username
         );
     }
 }

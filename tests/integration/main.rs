@@ -15,6 +15,7 @@ mod admin;
 mod api;
 mod auth;
 mod auth_hashes;
+mod auth_roles;
 mod auth_throttle;
 mod browser_actions;
 mod browser_cards;
