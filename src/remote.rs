@@ -294,6 +294,7 @@ mod tests {
             auth: None,
             users: Vec::new(),
             trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 

@@ -24,7 +24,7 @@ mod secret;
 pub use ip_range::IpRange;
 pub use load::{ConfigFile, DEFAULT_CONFIG_FILE, Loaded, load, load_dashboard};
 pub use report::{ConfigError, ConfigProblem, NamedBy, ValueSource};
-pub use schema::{BasicAuth, Config, DashboardConfig, MetricsConfig, RawConfig, Role, User};
+pub use schema::{BasicAuth, Config, DashboardConfig, MetricsConfig, RawConfig, Role, TlsFiles, User};
 pub use secret::{Login, Secret, hash_password};
 
 #[cfg(test)]
@@ -59,7 +59,7 @@ mod tests {
                 "dashboard.host: expected a host name or IP address, found 5",
                 "dashboard.port: expected an integer 1..65535, found \"abc\"",
                 "dashboard.prot: unknown key \"prot\", did you mean \"port\"? (expected one of: enabled, host, \
-                 port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth, users, trusted_proxies)",
+                 port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth, users, trusted_proxies, tls)",
                 "metrics.poll_interval: expected a number of seconds > 0, found \"x\"",
             ]
         );

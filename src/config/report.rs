@@ -176,6 +176,8 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "dashboard.users[]" => "a user object with username, password or password_hash, and role",
         "dashboard.users[].role" => "\"viewer\" or \"operator\"",
         "dashboard.users[].username" | "dashboard.users[].password" | "dashboard.users[].password_hash" => "a string",
+        "dashboard.tls" => "an object with cert and key (PEM file paths)",
+        "dashboard.tls.cert" | "dashboard.tls.key" => "a file path",
         "dashboard.trusted_proxies" => "a list of IP addresses or CIDR ranges such as 10.0.0.0/8",
         "metrics.poll_interval" => "a number of seconds > 0",
         "metrics.history_duration" => "a number of seconds >= metrics.poll_interval",

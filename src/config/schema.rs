@@ -42,6 +42,17 @@ pub struct RawDashboard {
     /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<IpRange>,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+}
+
+/// `dashboard.tls`: the PEM files of the certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A host name or address to listen on: not blank.
@@ -144,6 +155,7 @@ impl Default for RawDashboard {
             auth: None,
             users: Vec::new(),
             trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -246,6 +258,7 @@ pub struct DashboardConfig {
     /// The users of `dashboard.users`, in order.
     pub users: Vec<User>,
     pub trusted_proxies: Vec<IpRange>,
+    pub tls: Option<TlsFiles>,
 }
 
 /// A dashboard user and what it may do.
@@ -313,6 +326,7 @@ impl RawDashboard {
             auth,
             users,
             trusted_proxies: self.trusted_proxies.clone(),
+            tls: self.tls.clone(),
         }
     }
 }

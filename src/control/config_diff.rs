@@ -106,6 +106,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         auth,
         users,
         trusted_proxies,
+        tls,
     } = &new.dashboard;
     let MetricsConfig { poll_interval, history_duration } = &new.metrics;
     let (was, was_metrics) = (&running.dashboard, &running.metrics);
@@ -119,6 +120,9 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("dashboard.auth", was.auth != *auth),
         ("dashboard.users", was.users != *users),
         ("dashboard.trusted_proxies", was.trusted_proxies != *trusted_proxies),
+        // Switching TLS on or off, or to other files, needs a restart; the same files are
+        // re-read on SIGHUP by the dashboard itself.
+        ("dashboard.tls", was.tls != *tls),
         ("metrics.poll_interval", was_metrics.poll_interval != *poll_interval),
         ("metrics.history_duration", was_metrics.history_duration != *history_duration),
     ];
@@ -160,6 +164,7 @@ mod tests {
                 // Absent by default, so not serialised.
                 fields.insert("auth".to_owned(), json!({ "username": "admin", "password": "secret" }));
                 fields.insert("trusted_proxies".to_owned(), json!(["10.0.0.0/8"]));
+                fields.insert("tls".to_owned(), json!({ "cert": "c.pem", "key": "k.pem" }));
                 fields.insert("users".to_owned(), json!([{ "username": "ann", "password": "x", "role": "viewer" }]));
             }
             for (field, value) in fields {
@@ -179,6 +184,6 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 11, "every dashboard and metrics key is checked");
+        assert_eq!(checked, 12, "every dashboard and metrics key is checked");
     }
 }

@@ -42,6 +42,8 @@ pub struct Guard {
     /// `rosey_auth_failures_total`.
     failures: Arc<AtomicU64>,
     failure_lines: Mutex<LogBudget>,
+    /// Serving HTTPS: every answer says to keep to it (`Strict-Transport-Security`).
+    hsts: bool,
 }
 
 /// What the guard decided about a request.
@@ -65,6 +67,7 @@ impl Guard {
             throttle: Throttle::default(),
             failures,
             failure_lines: Mutex::new(LogBudget::new(FAILURE_LINES_PER_SECOND, Duration::from_secs(1))),
+            hsts: config.tls.is_some(),
         })
     }
 
@@ -93,6 +96,11 @@ impl Guard {
         };
         let headers = response.headers_mut();
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+        if self.hsts {
+            // A year, as Mozilla's recommended configuration says; not for subdomains, which
+            // this bot cannot speak for.
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, header::HeaderValue::from_static("max-age=31536000"));
+        }
         // RFC 9110 requires a 405 to say what is allowed. The action routes say it themselves
         // (action_routes::PostOnly); every other route takes GET and HEAD.
         if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::ALLOW) {

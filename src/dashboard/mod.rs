@@ -14,6 +14,7 @@ mod responses;
 mod routes;
 pub mod server;
 pub mod sse;
+mod tls;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -25,7 +26,7 @@ use poem::EndpointExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::DashboardConfig;
 use crate::control::ActionDoor;
@@ -46,6 +47,8 @@ pub enum StartError {
     Bind { addr: String, source: std::io::Error },
     #[error("the dashboard templates are invalid: {0}")]
     Templates(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// What every handler shares.
@@ -76,18 +79,23 @@ pub struct BoundDashboard {
     listener: tokio::net::TcpListener,
     templates: tera::Tera,
     local_addr: SocketAddr,
+    /// The certificate, when serving HTTPS.
+    certificate: Option<Arc<tls::Certificate>>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Dashboard {
     /// Bind `dashboard.host:dashboard.port` and load the templates.
     pub async fn bind(config: &DashboardConfig) -> Result<BoundDashboard, StartError> {
         let templates = render::templates().map_err(|e| StartError::Templates(e.to_string()))?;
+        let certificate = config.tls.clone().map(tls::Certificate::new).transpose()?;
+        let acceptor = certificate.as_ref().map(tls::Certificate::acceptor).transpose()?;
         let addr = host_port(&config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
-        Ok(BoundDashboard { listener, templates, local_addr })
+        Ok(BoundDashboard { listener, templates, local_addr, certificate, acceptor })
     }
 
     /// Serve the snapshots on the bound socket.
@@ -97,7 +105,7 @@ impl Dashboard {
         snapshots: watch::Receiver<Arc<Snapshot>>,
         controls: ActionDoor,
     ) -> Dashboard {
-        let BoundDashboard { listener, templates, local_addr } = bound;
+        let BoundDashboard { listener, templates, local_addr, certificate, acceptor } = bound;
         // The first snapshot lists every configured plugin, each holding descriptors of its own.
         let plugins = snapshots.borrow().plugins.len();
         let caps = ConnectionCaps::fit(config.max_sse_clients, limits::descriptors_for_connections(plugins));
@@ -120,7 +128,11 @@ impl Dashboard {
             let guard = guard.clone();
             async move { guard.serve(&*ep, req).await }
         });
-        let server = tokio::spawn(server::serve(listener, app, caps.connections, stop.clone(), SHUTDOWN_TIMEOUT));
+        if let Some(certificate) = certificate {
+            tokio::spawn(reload_certificate_on_sighup(certificate, stop.clone()));
+        }
+        let server =
+            tokio::spawn(server::serve(listener, acceptor, app, caps.connections, stop.clone(), SHUTDOWN_TIMEOUT));
         Dashboard { stop, server, renderer, local_addr }
     }
 
@@ -133,15 +145,43 @@ impl Dashboard {
     }
 }
 
+/// Re-read the certificate on every SIGHUP (the bot reloads its config on it too), so a
+/// renewed one is served without a restart. A file that cannot be read keeps the old one.
+async fn reload_certificate_on_sighup(certificate: Arc<tls::Certificate>, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        warn!("dashboard.tls: cannot listen for SIGHUP; the certificate is re-read only at a restart");
+        return;
+    };
+    loop {
+        tokio::select! {
+            received = hangups.recv() => {
+                if received.is_none() { return; }
+                match certificate.reload() {
+                    Ok(()) => info!("dashboard.tls: certificate re-read; new connections get it"),
+                    Err(e) => error!("{e}; still serving the certificate read before"),
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
 fn announce(config: &DashboardConfig, local: SocketAddr) {
     let shown_host = if local.ip().is_unspecified() { "localhost".to_owned() } else { local.ip().to_string() };
-    info!("dashboard: http://{}", host_port(&shown_host, local.port()));
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    info!("dashboard: {scheme}://{}", host_port(&shown_host, local.port()));
     if !local.ip().is_loopback() {
         warn!(
             "the dashboard listens on {local}, reachable from other machines (set dashboard.host to 127.0.0.1 to keep it local)"
         );
         if !config.guarded() {
             warn!("no dashboard.auth is set: anyone who can reach {local} can read the metrics");
+        } else if config.tls.is_none() {
+            warn!(
+                "the dashboard serves plain HTTP on {local}: passwords cross the network in the clear (set \
+                 dashboard.tls, or put a TLS proxy in front; docs/operations.md, \"Put it on the network\")"
+            );
         }
     }
     if config.auth.as_ref().is_some_and(|login| login.secret.is_plain()) {

@@ -17,6 +17,7 @@ mod auth;
 mod auth_hashes;
 mod auth_roles;
 mod auth_throttle;
+mod auth_tls;
 mod browser_actions;
 mod browser_cards;
 mod browser_listing;
