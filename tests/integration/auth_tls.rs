@@ -20,7 +20,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A CA named `name` and a certificate it signed for 127.0.0.1: (ca.pem, cert.pem, key.pem).
-fn issue(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+pub fn issue(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
     let (ca, ca_key) = (format!("{name}-ca.pem"), format!("{name}-ca.key"));
     let (cert, key, csr, ext) =
@@ -68,7 +68,8 @@ fn curl(port: u16, path: &str, ca: &Path) -> Option<String> {
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn spawn_with_tls(dir: &Path, cert: &Path, key: &Path) -> Rosey {
+/// A bot serving HTTPS with copies of `cert` and `key` (live.pem, live.key in `dir`).
+pub fn spawn_with_tls(dir: &Path, cert: &Path, key: &Path) -> Rosey {
     let live_cert = dir.join("live.pem");
     let live_key = dir.join("live.key");
     std::fs::copy(cert, &live_cert).unwrap();
