@@ -72,10 +72,10 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             println!("{json}");
             Ok(())
         }
-        Command::Reload { plugin, timeout, url } => {
+        Command::Reload { plugin, timeout, url, ca_file } => {
             let dashboard = config::load_dashboard(&file)?;
             let target = plugin.map_or(ReloadTarget::Config, ReloadTarget::Plugin);
-            Ok(remote::reload(&dashboard, url.as_ref(), &target, Duration::from_secs(timeout))?)
+            Ok(remote::reload(&dashboard, url.as_ref(), &target, Duration::from_secs(timeout), ca_file.as_deref())?)
         }
         Command::Run { exit_at_eof } => {
             let loaded = config::load(&file)?;

@@ -7,12 +7,15 @@
 mod url;
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
 
 use crate::config::{BasicAuth, DashboardConfig, Secret};
 use crate::control::text::{ActionSummary, ConfigSummary};
@@ -46,6 +49,8 @@ pub enum RemoteError {
     NotAllDone,
     #[error("the bot at {url} answered what is not a report: {body}")]
     BadAnswer { url: String, body: String },
+    #[error("--ca-file {path}: {reason}")]
+    CaFile { path: String, reason: String },
 }
 
 /// Where the address of the bot came from, for the hints of the messages.
@@ -119,7 +124,8 @@ pub fn local_url(dashboard: &DashboardConfig) -> String {
         Ok(IpAddr::V6(ip)) if ip.is_unspecified() => "::1",
         _ => host,
     };
-    format!("http://{}/", host_port(host, dashboard.port))
+    let scheme = if dashboard.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{}/", host_port(host, dashboard.port))
 }
 
 /// Ask the bot (at `url`, or where `dashboard` says), print the outcome on stdout one line per
@@ -129,13 +135,15 @@ pub fn reload(
     url: Option<&BotUrl>,
     target: &ReloadTarget,
     timeout: Duration,
+    ca_file: Option<&Path>,
 ) -> Result<(), RemoteError> {
     let bot = Bot::find(dashboard, url)?;
+    let tls = tls_config(ca_file)?;
     let url = match target {
         ReloadTarget::Config => format!("{}api/reload", bot.base),
         ReloadTarget::Plugin(name) => format!("{}api/plugin/{name}/reload", bot.base),
     };
-    let answer = post(&url, &bot, timeout)?;
+    let answer = post(&url, &bot, timeout, tls)?;
     if answer.status != 200 {
         return Err(refusal(answer.status, &answer.body, bot.wrong_credentials));
     }
@@ -158,9 +166,28 @@ struct Answer {
     body: String,
 }
 
-fn post(url: &str, bot: &Bot, timeout: Duration) -> Result<Answer, RemoteError> {
+/// How an https bot's certificate is checked: against the CA certificates of `ca_file` (a
+/// self-signed or private CA), or else the built-in public roots.
+fn tls_config(ca_file: Option<&Path>) -> Result<TlsConfig, RemoteError> {
+    let Some(path) = ca_file else { return Ok(TlsConfig::default()) };
+    let failed = |reason: String| RemoteError::CaFile { path: path.display().to_string(), reason };
+    let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+    let certs: Vec<Certificate<'static>> = parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(failed("no CERTIFICATE block in the file".into()));
+    }
+    Ok(TlsConfig::builder().root_certs(RootCerts::new_with_certs(&certs)).build())
+}
+
+fn post(url: &str, bot: &Bot, timeout: Duration, tls: TlsConfig) -> Result<Answer, RemoteError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .tls_config(tls)
         .timeout_connect(Some(Duration::from_secs(5)))
         .timeout_global(Some(timeout))
         .build()

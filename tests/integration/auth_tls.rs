@@ -70,13 +70,18 @@ fn curl(port: u16, path: &str, ca: &Path) -> Option<String> {
 
 /// A bot serving HTTPS with copies of `cert` and `key` (live.pem, live.key in `dir`).
 pub fn spawn_with_tls(dir: &Path, cert: &Path, key: &Path) -> Rosey {
+    with_tls(dir, cert, key).spawn()
+}
+
+/// The builder of [`spawn_with_tls`].
+fn with_tls(dir: &Path, cert: &Path, key: &Path) -> RoseyBuilder {
     let live_cert = dir.join("live.pem");
     let live_key = dir.join("live.key");
     std::fs::copy(cert, &live_cert).unwrap();
     std::fs::copy(key, &live_key).unwrap();
     let mut builder = RoseyBuilder::new();
     builder.config["dashboard"]["tls"] = json!({ "cert": live_cert, "key": live_key });
-    builder.spawn()
+    builder
 }
 
 /// A live stream over TLS read by curl: its lines arrive on the receiver.
@@ -139,6 +144,35 @@ fn https_is_verified_has_hsts_and_a_renewed_certificate_is_served_after_sighup_w
     assert!(live.try_wait().unwrap().is_none(), "the stream opened before the SIGHUP is still open");
     let _ = live.kill();
     let _ = live.wait();
+}
+
+#[test]
+fn rosey_reload_over_https_verifies_the_certificate_with_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = issue(dir.path(), "reload");
+    let (other_ca, _, _) = issue(dir.path(), "other");
+    let mut builder = with_tls(dir.path(), &cert, &key);
+    builder.config["dashboard"]["auth"] = json!({ "username": "admin", "password": "s3cret" });
+    let rosey = builder.spawn();
+    let port = rosey.port();
+    wait_for("the dashboard over TLS", DEADLINE, || curl(port, "/health", &ca));
+    let config = rosey.config_path.to_str().unwrap().to_owned();
+    let url = format!("https://127.0.0.1:{port}/");
+    let reload = |ca_file: &Path| {
+        run_rosey(
+            dir.path(),
+            &["--config", &config, "reload", "--url", &url, "--ca-file", ca_file.to_str().unwrap()],
+            &[],
+        )
+    };
+    let done = reload(&ca);
+    assert!(done.status.success(), "{}", stderr_of(&done));
+    assert!(stdout_of(&done).starts_with("config reloaded in "), "{}", stdout_of(&done));
+    let refused = reload(&other_ca);
+    assert_eq!(refused.status.code(), Some(1), "a certificate from another CA is refused");
+    assert!(stderr_of(&refused).contains("cannot reach the bot"), "{}", stderr_of(&refused));
+    let from_config = run_rosey(dir.path(), &["--config", &config, "reload", "--ca-file", ca.to_str().unwrap()], &[]);
+    assert!(from_config.status.success(), "the config's dashboard.tls means https: {}", stderr_of(&from_config));
 }
 
 #[test]
