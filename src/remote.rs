@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
 
-use crate::config::{BasicAuth, DashboardConfig, Secret};
+use crate::config::{BasicAuth, DashboardConfig, Password};
 use crate::control::text::{ActionSummary, ConfigSummary};
 use crate::display::host_port;
 use crate::plugins::spec::PluginName;
@@ -90,8 +90,10 @@ impl Bot {
             _ => "dashboard.auth in this config is not what the running bot has",
         };
         let config_auth = dashboard.auth.as_ref().and_then(|login| match &login.secret {
-            Secret::Plain(password) => Some(BasicAuth { username: login.username.clone(), password: password.clone() }),
-            Secret::Argon2(_) | Secret::Bcrypt(_) => None,
+            Password::Plain(password) => {
+                Some(BasicAuth { username: login.username.clone(), password: password.clone() })
+            }
+            Password::Argon2(_) | Password::Bcrypt(_) => None,
         });
         match url {
             Some(url) => Ok(Bot {

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
+use super::login::{Login, Password};
 use super::numbers::compact;
 use super::report::{ConfigProblem, ValueSource};
 use super::schema::{Config, MetricsConfig, RawAuth, RawConfig, RawPlugin, RawUser, User};
-use super::secret::{Login, Secret};
 use crate::plugins::builtin::Builtin;
 use crate::plugins::routing::HOST_NAME;
 use crate::plugins::spec::{Launch, PluginConfig, PluginName, ReloadPolicy, RestartPolicy};
@@ -104,10 +104,10 @@ fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<Login> {
         return None;
     }
     let secret = match (&a.password, &a.password_file, &a.password_hash) {
-        (Some(p), _, _) if !p.is_empty() => Secret::Plain(p.clone()),
+        (Some(p), _, _) if !p.is_empty() => Password::Plain(p.clone()),
         (_, Some(path), _) => match std::fs::read_to_string(path) {
             Ok(p) if !p.trim_end_matches(['\n', '\r']).is_empty() => {
-                Secret::Plain(p.trim_end_matches(['\n', '\r']).to_owned())
+                Password::Plain(p.trim_end_matches(['\n', '\r']).to_owned())
             }
             Ok(_) => {
                 problems.add("dashboard.auth.password_file".into(), format!("the file {} is empty", path.display()));
@@ -118,7 +118,7 @@ fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<Login> {
                 return None;
             }
         },
-        (_, _, Some(hash)) => match Secret::from_hash(hash) {
+        (_, _, Some(hash)) => match Password::from_hash(hash) {
             Ok(secret) => secret,
             Err(message) => {
                 problems.add("dashboard.auth.password_hash".into(), message);
@@ -150,8 +150,8 @@ fn check_users(raw: &[RawUser], auth_user: Option<&str>, problems: &mut Problems
             continue;
         }
         let secret = match (&user.password, &user.password_hash) {
-            (Some(p), None) if !p.is_empty() => Secret::Plain(p.clone()),
-            (None, Some(hash)) => match Secret::from_hash(hash) {
+            (Some(p), None) if !p.is_empty() => Password::Plain(p.clone()),
+            (None, Some(hash)) => match Password::from_hash(hash) {
                 Ok(secret) => secret,
                 Err(message) => {
                     problems.add(at("password_hash"), message);

@@ -16,16 +16,16 @@ mod check;
 mod env;
 mod ip_range;
 mod load;
+mod login;
 mod numbers;
 mod report;
 mod schema;
-mod secret;
 
 pub use ip_range::IpRange;
 pub use load::{ConfigFile, DEFAULT_CONFIG_FILE, Loaded, load, load_dashboard};
+pub use login::{Login, Password, hash_password};
 pub use report::{ConfigError, ConfigProblem, NamedBy, ValueSource};
 pub use schema::{BasicAuth, Config, DashboardConfig, MetricsConfig, RawConfig, Role, TlsFiles, User};
-pub use secret::{Login, Secret, hash_password};
 
 #[cfg(test)]
 mod tests {
@@ -146,7 +146,7 @@ mod tests {
         let printed = serde_json::to_value(raw.redacted()).expect("serialisable");
         assert_eq!(printed["metrics"], serde_json::json!({"poll_interval": 0.5, "history_duration": 60}));
         assert_eq!(printed["dashboard"]["auth"]["password"], "<redacted>");
-        assert_eq!(config.dashboard.auth.expect("auth").secret, Secret::Plain("s3cret".into()));
+        assert_eq!(config.dashboard.auth.expect("auth").secret, Password::Plain("s3cret".into()));
     }
 
     #[test]

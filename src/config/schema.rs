@@ -12,8 +12,8 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::ip_range::IpRange;
+use super::login::Login;
 use super::numbers::{DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
-use super::secret::Login;
 use crate::plugins::spec::{PluginConfig, ReloadPolicy, RestartPolicy};
 
 /// The configuration as written: defaults, file and environment merged, not yet checked.

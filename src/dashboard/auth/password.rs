@@ -12,7 +12,7 @@ use blake2::Blake2bMac512;
 use blake2::digest::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Role, Secret, User};
+use crate::config::{Password, Role, User};
 
 /// How long a checked credential is taken without checking the hash again.
 pub const REMEMBERED_FOR: Duration = Duration::from_secs(60);
@@ -43,7 +43,7 @@ impl Checker {
             .iter()
             .enumerate()
             .find(|(_, a)| bool::from(username.as_bytes().ct_eq(a.login.username.as_bytes())))?;
-        if let Secret::Plain(_) = account.login.secret {
+        if let Password::Plain(_) = account.login.secret {
             return account.login.secret.verify(password).then_some(account.role);
         }
         let fingerprint = self.fingerprint(username, password);
@@ -90,8 +90,8 @@ mod tests {
     #[tokio::test]
     async fn a_hash_is_checked_once_then_remembered_without_the_password() {
         let hash = hash_password("correct horse").expect("hashed");
-        let login = Login { username: "ops".into(), secret: Secret::from_hash(&hash).expect("a hash") };
-        let viewer = Login { username: "ann".into(), secret: Secret::Plain("pw".into()) };
+        let login = Login { username: "ops".into(), secret: Password::from_hash(&hash).expect("a hash") };
+        let viewer = Login { username: "ann".into(), secret: Password::Plain("pw".into()) };
         let checker =
             Checker::new(vec![User { login, role: Role::Operator }, User { login: viewer, role: Role::Viewer }]);
         assert_eq!(checker.check("ops", "wrong").await, None);

@@ -1,4 +1,4 @@
-//! [`Login`]: the dashboard's credentials as the config gives them, and [`Secret`], the
+//! [`Login`]: the dashboard's credentials as the config gives them, and [`Password`], the
 //! password they are checked against: the plaintext, or a hash (argon2 in the PHC string
 //! format, as `rosey hash-password` and the `argon2` crate write it; bcrypt as `htpasswd -B`
 //! writes it). `Debug` never shows either.
@@ -11,11 +11,11 @@ use argon2::password_hash::{PasswordHash, PasswordVerifier};
 #[derive(Clone, PartialEq, Eq)]
 pub struct Login {
     pub username: String,
-    pub secret: Secret,
+    pub secret: Password,
 }
 
 #[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
+pub enum Password {
     Plain(String),
     /// A PHC string `$argon2id$v=19$m=…,t=…,p=…$salt$hash`, checked to parse.
     Argon2(String),
@@ -23,19 +23,19 @@ pub enum Secret {
     Bcrypt(String),
 }
 
-impl Secret {
+impl Password {
     /// A hash as written in `password_hash`, or why it is none that can be checked.
-    pub fn from_hash(text: &str) -> Result<Secret, String> {
+    pub fn from_hash(text: &str) -> Result<Password, String> {
         let text = text.trim();
         if text.starts_with("$2") {
             return match text.parse::<bcrypt::HashParts>() {
-                Ok(_) => Ok(Secret::Bcrypt(text.to_owned())),
+                Ok(_) => Ok(Password::Bcrypt(text.to_owned())),
                 Err(e) => Err(format!("expected a bcrypt hash such as htpasswd -B writes, but it does not parse: {e}")),
             };
         }
         match PasswordHash::new(text) {
             Ok(hash) if hash.algorithm.as_str().starts_with("argon2") && hash.hash.is_some() => {
-                Ok(Secret::Argon2(text.to_owned()))
+                Ok(Password::Argon2(text.to_owned()))
             }
             Ok(hash) => Err(format!(
                 "expected an argon2 or bcrypt hash (as `rosey hash-password` prints), found a {} hash",
@@ -51,19 +51,19 @@ impl Secret {
     /// milliseconds of CPU by design: call it off the async runtime.
     pub fn verify(&self, password: &str) -> bool {
         match self {
-            Secret::Plain(plain) => {
+            Password::Plain(plain) => {
                 use subtle::ConstantTimeEq;
                 bool::from(password.as_bytes().ct_eq(plain.as_bytes()))
             }
-            Secret::Argon2(phc) => PasswordHash::new(phc)
+            Password::Argon2(phc) => PasswordHash::new(phc)
                 .is_ok_and(|hash| argon2::Argon2::default().verify_password(password.as_bytes(), &hash).is_ok()),
-            Secret::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            Password::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
         }
     }
 
     /// Is this the plaintext itself?
     pub fn is_plain(&self) -> bool {
-        matches!(self, Secret::Plain(_))
+        matches!(self, Password::Plain(_))
     }
 }
 
@@ -80,12 +80,12 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-impl fmt::Debug for Secret {
+impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Secret::Plain(_) => "Plain(<redacted>)",
-            Secret::Argon2(_) => "Argon2(<redacted>)",
-            Secret::Bcrypt(_) => "Bcrypt(<redacted>)",
+            Password::Plain(_) => "Plain(<redacted>)",
+            Password::Argon2(_) => "Argon2(<redacted>)",
+            Password::Bcrypt(_) => "Bcrypt(<redacted>)",
         })
     }
 }
@@ -102,24 +102,24 @@ mod tests {
 
     #[test]
     fn argon2_and_bcrypt_hashes_check_the_password() {
-        let argon = Secret::from_hash(&hash_password("correct horse").expect("hashed")).expect("an argon2 hash");
-        assert!(matches!(argon, Secret::Argon2(_)));
+        let argon = Password::from_hash(&hash_password("correct horse").expect("hashed")).expect("an argon2 hash");
+        assert!(matches!(argon, Password::Argon2(_)));
         assert!(argon.verify("correct horse"));
         assert!(!argon.verify("correct horse "));
         let bcrypt =
             bcrypt::hash_with_result("correct horse", 4).expect("hashed").format_for_version(bcrypt::Version::TwoY);
-        let bcrypt = Secret::from_hash(&bcrypt).expect("a bcrypt hash");
+        let bcrypt = Password::from_hash(&bcrypt).expect("a bcrypt hash");
         assert!(bcrypt.verify("correct horse"));
         assert!(!bcrypt.verify("Correct horse"));
-        assert!(Secret::Plain("x".into()).verify("x") && !Secret::Plain("x".into()).verify("y"));
+        assert!(Password::Plain("x".into()).verify("x") && !Password::Plain("x".into()).verify("y"));
     }
 
     #[test]
     fn what_is_no_usable_hash_is_refused_in_words() {
         for text in ["hunter2", "$2y$05$short", "$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA", ""] {
-            let error = Secret::from_hash(text).expect_err(text);
+            let error = Password::from_hash(text).expect_err(text);
             assert!(error.contains("hash"), "{text}: {error}");
         }
-        assert_eq!(format!("{:?}", Secret::Plain("hunter2".into())), "Plain(<redacted>)");
+        assert_eq!(format!("{:?}", Password::Plain("hunter2".into())), "Plain(<redacted>)");
     }
 }
