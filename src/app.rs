@@ -60,16 +60,22 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             let builtin = Builtin::from_name(&name).ok_or(Error::UnknownBuiltin(name))?;
             builtin::run(builtin).map_err(|source| Error::Io { context: "plugin input/output", source })
         }
+        Command::HashPassword => {
+            let hash = crate::cli::hash_password::run()
+                .map_err(|source| Error::Io { context: "hashing the password", source })?;
+            println!("{hash}");
+            Ok(())
+        }
         Command::Config => {
             let loaded = config::load(&file)?;
             let json = serde_json::to_string_pretty(&loaded.raw.redacted()).unwrap_or_default();
             println!("{json}");
             Ok(())
         }
-        Command::Reload { plugin, timeout, url } => {
+        Command::Reload { plugin, timeout, url, ca_file } => {
             let dashboard = config::load_dashboard(&file)?;
             let target = plugin.map_or(ReloadTarget::Config, ReloadTarget::Plugin);
-            Ok(remote::reload(&dashboard, url.as_ref(), &target, Duration::from_secs(timeout))?)
+            Ok(remote::reload(&dashboard, url.as_ref(), &target, Duration::from_secs(timeout), ca_file.as_deref())?)
         }
         Command::Run { exit_at_eof } => {
             let loaded = config::load(&file)?;

@@ -1,4 +1,7 @@
-//! The command line: `rosey [--config PATH] [run | config | reload [--url URL] [NAME] | plugin NAME]`.
+//! The command line: `rosey [--config PATH] [run | config | reload [--url URL] [NAME] | hash-password |
+//! plugin NAME]`.
+
+pub mod hash_password;
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -93,7 +96,14 @@ pub enum Command {
         /// How long to wait for the bot's answer, in seconds
         #[arg(long, default_value_t = 120, value_name = "SECONDS")]
         timeout: u64,
+        /// For an https dashboard: trust the CA certificates in this PEM file (a self-signed
+        /// or private CA) instead of the built-in public ones
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<PathBuf>,
     },
+    /// Read a password (without echo, asked twice, from a terminal; else the first line of
+    /// standard input) and print its argon2id hash, for dashboard.auth.password_hash.
+    HashPassword,
     /// Run a built-in plugin on stdin/stdout (this is how the bot starts its built-ins).
     Plugin {
         /// dice-roller or 8ball

@@ -7,6 +7,7 @@
 mod url;
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
@@ -14,7 +15,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::{BasicAuth, DashboardConfig};
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
+
+use crate::config::{BasicAuth, DashboardConfig, Password};
 use crate::control::text::{ActionSummary, ConfigSummary};
 use crate::control::{Action, ActionOutcome};
 use crate::display::host_port;
@@ -47,6 +50,8 @@ pub enum RemoteError {
     NotAllDone,
     #[error("the bot at {url} answered what is not a report: {body}")]
     BadAnswer { url: String, body: String },
+    #[error("--ca-file {path}: {reason}")]
+    CaFile { path: String, reason: String },
 }
 
 /// Where the address of the bot came from, for the hints of the messages.
@@ -66,22 +71,35 @@ impl FoundBy {
 }
 
 /// The bot to ask: where, and with which credentials.
-struct Bot<'a> {
+struct Bot {
     base: String,
-    auth: Option<&'a BasicAuth>,
+    auth: Option<BasicAuth>,
     found_by: FoundBy,
     /// What a 401 says: whose credentials the bot did not take.
     wrong_credentials: &'static str,
 }
 
-impl<'a> Bot<'a> {
+impl Bot {
     /// The bot at `url` if given, else the one the config describes.
-    fn find(dashboard: &'a DashboardConfig, url: Option<&'a BotUrl>) -> Result<Bot<'a>, RemoteError> {
-        let from_config = "dashboard.auth in this config is not what the running bot has";
+    fn find(dashboard: &DashboardConfig, url: Option<&BotUrl>) -> Result<Bot, RemoteError> {
+        // A hash in the config cannot be sent: the password must come with --url.
+        let from_config = match &dashboard.auth {
+            Some(login) if !login.secret.is_plain() => {
+                "dashboard.auth in this config holds a password hash, not the password: give the credentials in \
+                 --url (http://USER:PASSWORD@HOST:PORT/)"
+            }
+            _ => "dashboard.auth in this config is not what the running bot has",
+        };
+        let config_auth = dashboard.auth.as_ref().and_then(|login| match &login.secret {
+            Password::Plain(password) => {
+                Some(BasicAuth { username: login.username.clone(), password: password.clone() })
+            }
+            Password::Argon2(_) | Password::Bcrypt(_) => None,
+        });
         match url {
             Some(url) => Ok(Bot {
                 base: url.base().to_owned(),
-                auth: url.auth().or(dashboard.auth.as_ref()),
+                auth: url.auth().cloned().or(config_auth),
                 found_by: FoundBy::UrlOption,
                 wrong_credentials: match url.auth() {
                     Some(_) => "the credentials in --url are not what the running bot has",
@@ -91,7 +109,7 @@ impl<'a> Bot<'a> {
             None if !dashboard.enabled => Err(RemoteError::DashboardDisabled),
             None => Ok(Bot {
                 base: local_url(dashboard),
-                auth: dashboard.auth.as_ref(),
+                auth: config_auth,
                 found_by: FoundBy::Config,
                 wrong_credentials: from_config,
             }),
@@ -109,7 +127,8 @@ pub fn local_url(dashboard: &DashboardConfig) -> String {
         Ok(IpAddr::V6(ip)) if ip.is_unspecified() => "::1",
         _ => host,
     };
-    format!("http://{}/", host_port(host, dashboard.port))
+    let scheme = if dashboard.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{}/", host_port(host, dashboard.port))
 }
 
 /// Ask the bot (at `url`, or where `dashboard` says), print the outcome on stdout one line per
@@ -119,13 +138,15 @@ pub fn reload(
     url: Option<&BotUrl>,
     target: &ReloadTarget,
     timeout: Duration,
+    ca_file: Option<&Path>,
 ) -> Result<(), RemoteError> {
     let bot = Bot::find(dashboard, url)?;
+    let tls = tls_config(ca_file)?;
     let url = match target {
         ReloadTarget::Config => format!("{}api/reload", bot.base),
         ReloadTarget::Plugin(name) => format!("{}api/plugin/{name}/reload", bot.base),
     };
-    let answer = post(&url, &bot, timeout)?;
+    let answer = post(&url, &bot, timeout, tls)?;
     if answer.status != 200 {
         return Err(refusal(answer.status, &answer.body, bot.wrong_credentials));
     }
@@ -148,15 +169,34 @@ struct Answer {
     body: String,
 }
 
-fn post(url: &str, bot: &Bot, timeout: Duration) -> Result<Answer, RemoteError> {
+/// How an https bot's certificate is checked: against the CA certificates of `ca_file` (a
+/// self-signed or private CA), or else the built-in public roots.
+fn tls_config(ca_file: Option<&Path>) -> Result<TlsConfig, RemoteError> {
+    let Some(path) = ca_file else { return Ok(TlsConfig::default()) };
+    let failed = |reason: String| RemoteError::CaFile { path: path.display().to_string(), reason };
+    let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+    let certs: Vec<Certificate<'static>> = parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(failed("no CERTIFICATE block in the file".into()));
+    }
+    Ok(TlsConfig::builder().root_certs(RootCerts::new_with_certs(&certs)).build())
+}
+
+fn post(url: &str, bot: &Bot, timeout: Duration, tls: TlsConfig) -> Result<Answer, RemoteError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .tls_config(tls)
         .timeout_connect(Some(Duration::from_secs(5)))
         .timeout_global(Some(timeout))
         .build()
         .into();
     let mut request = agent.post(url);
-    if let Some(auth) = bot.auth {
+    if let Some(auth) = &bot.auth {
         let token = BASE64.encode(format!("{}:{}", auth.username, auth.password));
         request = request.header("Authorization", format!("Basic {token}"));
     }
@@ -281,6 +321,9 @@ mod tests {
             warn_memory_mb: 500.0,
             max_sse_clients: 100,
             auth: None,
+            users: Vec::new(),
+            trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 

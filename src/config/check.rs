@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 
 use super::irc::{FloodLimit, IrcSettings, Sasl};
+use super::login::{Login, Password};
 use super::numbers::compact;
 use super::report::{ConfigProblem, ValueSource};
-use super::schema::{BasicAuth, ChatConfig, Config, MetricsConfig, RawAuth, RawConfig, RawIrc, RawPlugin};
+use super::schema::{ChatConfig, Config, MetricsConfig, RawAuth, RawConfig, RawIrc, RawPlugin, RawUser, User};
 use super::secret;
 use crate::plugins::builtin::Builtin;
 use crate::plugins::command_table::HOST_NAME;
@@ -32,6 +33,7 @@ impl RawConfig {
         let mut problems = Problems { source, found: Vec::new() };
 
         let auth = self.dashboard.auth.as_ref().and_then(|a| check_auth(a, &mut problems));
+        let users = check_users(&self.dashboard.users, auth.as_ref().map(|a| a.username.as_str()), &mut problems);
 
         let m = &self.metrics;
         if m.history_duration.written() < m.poll_interval.written() {
@@ -75,7 +77,7 @@ impl RawConfig {
             return Err(problems.found);
         }
         Ok(Config {
-            dashboard: self.dashboard.checked(auth),
+            dashboard: self.dashboard.checked(auth, users),
             metrics: MetricsConfig {
                 poll_interval: m.poll_interval.duration(),
                 history_duration: m.history_duration.duration(),
@@ -87,7 +89,7 @@ impl RawConfig {
     }
 }
 
-fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<BasicAuth> {
+fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<Login> {
     let username = match a.username.as_deref() {
         Some(u) if !u.is_empty() && !u.contains(':') => u.to_owned(),
         _ => {
@@ -99,10 +101,20 @@ fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<BasicAuth> {
             return None;
         }
     };
-    let password = match (&a.password, &a.password_file) {
-        (Some(p), None) if !p.is_empty() => p.clone(),
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(p) if !p.trim_end_matches(['\n', '\r']).is_empty() => p.trim_end_matches(['\n', '\r']).to_owned(),
+    let given = [a.password.is_some(), a.password_file.is_some(), a.password_hash.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        problems.add(
+            "dashboard.auth.password".into(),
+            "set one of password, password_file and password_hash, not several".into(),
+        );
+        return None;
+    }
+    let secret = match (&a.password, &a.password_file, &a.password_hash) {
+        (Some(p), _, _) if !p.is_empty() => Password::Plain(p.clone()),
+        (_, Some(path), _) => match std::fs::read_to_string(path) {
+            Ok(p) if !p.trim_end_matches(['\n', '\r']).is_empty() => {
+                Password::Plain(p.trim_end_matches(['\n', '\r']).to_owned())
+            }
             Ok(_) => {
                 problems.add("dashboard.auth.password_file".into(), format!("the file {} is empty", path.display()));
                 return None;
@@ -112,16 +124,58 @@ fn check_auth(a: &RawAuth, problems: &mut Problems) -> Option<BasicAuth> {
                 return None;
             }
         },
-        (Some(_), Some(_)) => {
-            problems.add("dashboard.auth.password".into(), "set either password or password_file, not both".into());
-            return None;
-        }
+        (_, _, Some(hash)) => match Password::from_hash(hash) {
+            Ok(secret) => secret,
+            Err(message) => {
+                problems.add("dashboard.auth.password_hash".into(), message);
+                return None;
+            }
+        },
         _ => {
-            problems.add("dashboard.auth.password".into(), "expected a non-empty password (or password_file)".into());
+            problems.add(
+                "dashboard.auth.password".into(),
+                "expected a non-empty password (or password_file, or password_hash)".into(),
+            );
             return None;
         }
     };
-    Some(BasicAuth { username, password })
+    Some(Login { username, secret })
+}
+
+fn check_users(raw: &[RawUser], auth_user: Option<&str>, problems: &mut Problems) -> Vec<User> {
+    let mut users: Vec<User> = Vec::with_capacity(raw.len());
+    for (index, user) in raw.iter().enumerate() {
+        let at = |key: &str| format!("dashboard.users[{index}].{key}");
+        let name = &user.username;
+        if name.is_empty() || name.contains(':') {
+            problems.add(at("username"), format!("expected a non-empty user name without ':', found {name:?}"));
+            continue;
+        }
+        if auth_user == Some(name.as_str()) || users.iter().any(|u| u.login.username == *name) {
+            problems.add(at("username"), format!("the user name {name:?} is given twice: user names must be unique"));
+            continue;
+        }
+        let secret = match (&user.password, &user.password_hash) {
+            (Some(p), None) if !p.is_empty() => Password::Plain(p.clone()),
+            (None, Some(hash)) => match Password::from_hash(hash) {
+                Ok(secret) => secret,
+                Err(message) => {
+                    problems.add(at("password_hash"), message);
+                    continue;
+                }
+            },
+            (Some(_), Some(_)) => {
+                problems.add(at("password"), "set either password or password_hash, not both".into());
+                continue;
+            }
+            _ => {
+                problems.add(at("password"), "expected a non-empty password (or password_hash)".into());
+                continue;
+            }
+        };
+        users.push(User { login: Login { username: name.clone(), secret }, role: user.role });
+    }
+    users
 }
 
 fn check_plugin(index: usize, raw: &RawPlugin, problems: &mut Problems) -> Option<PluginConfig> {

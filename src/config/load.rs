@@ -27,8 +27,13 @@ const MAX_PROBLEMS: usize = 64;
 
 /// String keys an environment variable may set. figment parses every variable's text (so
 /// `0123` would become the number 123 and `true` a bool); these keys take the text as written.
-const ENV_STRING_KEYS: [&str; 4] =
-    ["dashboard.host", "dashboard.auth.username", "dashboard.auth.password", "dashboard.auth.password_file"];
+const ENV_STRING_KEYS: [&str; 5] = [
+    "dashboard.host",
+    "dashboard.auth.username",
+    "dashboard.auth.password",
+    "dashboard.auth.password_file",
+    "dashboard.auth.password_hash",
+];
 
 /// Where the config file comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,17 +14,21 @@
 
 mod check;
 mod env;
+mod ip_range;
 mod irc;
 mod load;
+mod login;
 mod numbers;
 mod report;
 mod schema;
 mod secret;
 
+pub use ip_range::IpRange;
 pub use irc::{FloodLimit, IrcSettings, Sasl, TEXT_BYTES};
 pub use load::{ConfigFile, DEFAULT_CONFIG_FILE, Loaded, load, load_dashboard};
+pub use login::{Login, Password, hash_password};
 pub use report::{ConfigError, ConfigProblem, NamedBy, ValueSource};
-pub use schema::{BasicAuth, ChatConfig, Config, DashboardConfig, MetricsConfig, RawConfig};
+pub use schema::{BasicAuth, ChatConfig, Config, DashboardConfig, MetricsConfig, RawConfig, Role, TlsFiles, User};
 pub use secret::Secret;
 
 #[cfg(test)]
@@ -59,7 +63,7 @@ mod tests {
                 "dashboard.host: expected a host name or IP address, found 5",
                 "dashboard.port: expected an integer 1..65535, found \"abc\"",
                 "dashboard.prot: unknown key \"prot\", did you mean \"port\"? (expected one of: enabled, host, \
-                 port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth)",
+                 port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth, users, trusted_proxies, tls)",
                 "metrics.poll_interval: expected a number of seconds > 0, found \"x\"",
             ]
         );
@@ -149,7 +153,7 @@ mod tests {
             serde_json::json!({"poll_interval": 0.5, "history_duration": 60, "prometheus_enabled": true})
         );
         assert_eq!(printed["dashboard"]["auth"]["password"], "<redacted>");
-        assert_eq!(config.dashboard.auth.expect("auth").password, "s3cret");
+        assert_eq!(config.dashboard.auth.expect("auth").secret, Password::Plain("s3cret".into()));
     }
 
     #[test]

@@ -168,8 +168,17 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "dashboard.host" => "a host name or IP address",
         "dashboard.warn_cpu_percent" | "dashboard.warn_memory_mb" => "a number >= 0",
         "dashboard.max_sse_clients" => "a positive integer",
-        "dashboard.auth" => "an object with username and password (or password_file)",
+        "dashboard.auth" => "an object with username and password (or password_file, or password_hash)",
         "dashboard" | "metrics" | "plugins[].restart" => "an object",
+        "dashboard.users" => {
+            "a list of users such as {\"username\": \"ann\", \"password_hash\": \"…\", \"role\": \"viewer\"}"
+        }
+        "dashboard.users[]" => "a user object with username, password or password_hash, and role",
+        "dashboard.users[].role" => "\"viewer\" or \"operator\"",
+        "dashboard.users[].username" | "dashboard.users[].password" | "dashboard.users[].password_hash" => "a string",
+        "dashboard.tls" => "an object with cert and key (PEM file paths)",
+        "dashboard.tls.cert" | "dashboard.tls.key" => "a file path",
+        "dashboard.trusted_proxies" => "a list of IP addresses or CIDR ranges such as 10.0.0.0/8",
         "metrics.poll_interval" => "a number of seconds > 0",
         "metrics.history_duration" => "a number of seconds >= metrics.poll_interval",
         "plugins" => "a list of plugin objects",
@@ -182,7 +191,10 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "plugins[].command" | "plugins[].commands" => "a list of strings",
         "plugins[].env" => "an object of string values",
         "plugins[].name" | "plugins[].builtin" | "plugins[].version" | "plugins[].cwd" => "a string",
-        "dashboard.auth.username" | "dashboard.auth.password" | "dashboard.auth.password_file" => "a string",
+        "dashboard.auth.username"
+        | "dashboard.auth.password"
+        | "dashboard.auth.password_file"
+        | "dashboard.auth.password_hash" => "a string",
         _ => return None,
     })
 }

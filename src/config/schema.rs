@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::ip_range::IpRange;
 use super::irc::IrcSettings;
+use super::login::Login;
 use super::numbers::{ChatRange, DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
 use crate::plugins::spec::{PluginConfig, ReloadPolicy, RestartPolicy};
 
@@ -150,6 +152,23 @@ pub struct RawDashboard {
     pub max_sse_clients: NonZeroUsize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<RawAuth>,
+    /// More users, each a viewer or an operator; `auth` is one more operator.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<RawUser>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<IpRange>,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+}
+
+/// `dashboard.tls`: the PEM files of the certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A host name or address to listen on: not blank.
@@ -175,6 +194,30 @@ pub struct RawAuth {
     pub password: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+}
+
+/// One entry of `dashboard.users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    pub role: Role,
+}
+
+/// What a dashboard user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read the pages, the API, the live updates and the metrics.
+    Viewer,
+    /// Also act on the plugins and reload the config.
+    Operator,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,6 +271,9 @@ impl Default for RawDashboard {
             warn_memory_mb: NonNegative::of(100),
             max_sse_clients: NonZeroUsize::new(1024).expect("1024 is not zero"),
             auth: None,
+            users: Vec::new(),
+            trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -288,13 +334,15 @@ impl From<&RawRestart> for RestartPolicy {
 }
 
 impl RawConfig {
-    /// The merged config as an operator should see it: the password is never printed.
+    /// The merged config as an operator should see it: the password and its hash are never printed.
     pub fn redacted(&self) -> RawConfig {
         let mut copy = self.clone();
-        if let Some(auth) = copy.dashboard.auth.as_mut()
-            && auth.password.is_some()
-        {
-            auth.password = Some("<redacted>".to_owned());
+        if let Some(auth) = copy.dashboard.auth.as_mut() {
+            // A hash is no password, but it lets anyone who sees it guess offline.
+            redact([&mut auth.password, &mut auth.password_hash]);
+        }
+        for user in &mut copy.dashboard.users {
+            redact([&mut user.password, &mut user.password_hash]);
         }
         for irc in &mut copy.chat.irc {
             let sasl = irc.sasl.as_mut().map(|sasl| &mut sasl.password);
@@ -305,6 +353,12 @@ impl RawConfig {
             }
         }
         copy
+    }
+}
+
+fn redact(secrets: [&mut Option<String>; 2]) {
+    for secret in secrets.into_iter().filter(|s| s.is_some()) {
+        *secret = Some("<redacted>".to_owned());
     }
 }
 
@@ -340,10 +394,40 @@ pub struct DashboardConfig {
     pub warn_cpu_percent: f64,
     pub warn_memory_mb: f64,
     pub max_sse_clients: usize,
-    pub auth: Option<BasicAuth>,
+    pub auth: Option<Login>,
+    /// The users of `dashboard.users`, in order.
+    pub users: Vec<User>,
+    pub trusted_proxies: Vec<IpRange>,
+    pub tls: Option<TlsFiles>,
 }
 
-/// HTTP basic-auth credentials. `Debug` never shows the password.
+/// A dashboard user and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub login: Login,
+    pub role: Role,
+}
+
+impl DashboardConfig {
+    /// Does every route but `/health` need credentials?
+    pub fn guarded(&self) -> bool {
+        self.auth.is_some() || !self.users.is_empty()
+    }
+
+    /// Everyone who may log in: `auth` (an operator) first, then `users`.
+    pub fn accounts(&self) -> Vec<User> {
+        let auth = self.auth.iter().map(|login| User { login: login.clone(), role: Role::Operator });
+        auth.chain(self.users.iter().cloned()).collect()
+    }
+
+    /// May anyone act? Actions need an operator.
+    pub fn has_operator(&self) -> bool {
+        self.accounts().iter().any(|user| user.role == Role::Operator)
+    }
+}
+
+/// HTTP basic-auth credentials as a client sends them (`rosey reload`). `Debug` never shows
+/// the password.
 #[derive(Clone)]
 pub struct BasicAuth {
     pub username: String,
@@ -371,7 +455,7 @@ impl MetricsConfig {
 
 impl RawDashboard {
     /// The checked form, given the credentials checked beside it.
-    pub(super) fn checked(&self, auth: Option<BasicAuth>) -> DashboardConfig {
+    pub(super) fn checked(&self, auth: Option<Login>, users: Vec<User>) -> DashboardConfig {
         DashboardConfig {
             enabled: self.enabled,
             host: self.host.0.clone(),
@@ -380,6 +464,9 @@ impl RawDashboard {
             warn_memory_mb: self.warn_memory_mb.get(),
             max_sse_clients: self.max_sse_clients.get(),
             auth,
+            users,
+            trusted_proxies: self.trusted_proxies.clone(),
+            tls: self.tls.clone(),
         }
     }
 }

@@ -96,15 +96,20 @@ pub(super) fn apply(host: &mut PluginHost, running: &Config, config: Config) -> 
 /// sorted in here: today the dashboard and the collector read every one of theirs only as they
 /// start, so every change needs a restart.
 fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
-    let DashboardConfig { enabled, host, port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth } =
-        &new.dashboard;
+    let DashboardConfig {
+        enabled,
+        host,
+        port,
+        warn_cpu_percent,
+        warn_memory_mb,
+        max_sse_clients,
+        auth,
+        users,
+        trusted_proxies,
+        tls,
+    } = &new.dashboard;
     let MetricsConfig { poll_interval, history_duration } = &new.metrics;
     let (was, was_metrics) = (&running.dashboard, &running.metrics);
-    let same_auth = match (&was.auth, auth) {
-        (None, None) => true,
-        (Some(x), Some(y)) => x.username == y.username && x.password == y.password,
-        _ => false,
-    };
     let changes = [
         ("dashboard.enabled", was.enabled != *enabled),
         ("dashboard.host", was.host != *host),
@@ -112,7 +117,12 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("dashboard.warn_cpu_percent", was.warn_cpu_percent != *warn_cpu_percent),
         ("dashboard.warn_memory_mb", was.warn_memory_mb != *warn_memory_mb),
         ("dashboard.max_sse_clients", was.max_sse_clients != *max_sse_clients),
-        ("dashboard.auth", !same_auth),
+        ("dashboard.auth", was.auth != *auth),
+        ("dashboard.users", was.users != *users),
+        ("dashboard.trusted_proxies", was.trusted_proxies != *trusted_proxies),
+        // Switching TLS on or off, or to other files, needs a restart; the same files are
+        // re-read on SIGHUP by the dashboard itself.
+        ("dashboard.tls", was.tls != *tls),
         ("metrics.poll_interval", was_metrics.poll_interval != *poll_interval),
         ("metrics.history_duration", was_metrics.history_duration != *history_duration),
         ("metrics.prometheus_enabled", running.prometheus_enabled != new.prometheus_enabled),
@@ -156,6 +166,9 @@ mod tests {
             if section == "dashboard" {
                 // Absent by default, so not serialised.
                 fields.insert("auth".to_owned(), json!({ "username": "admin", "password": "secret" }));
+                fields.insert("trusted_proxies".to_owned(), json!(["10.0.0.0/8"]));
+                fields.insert("tls".to_owned(), json!({ "cert": "c.pem", "key": "k.pem" }));
+                fields.insert("users".to_owned(), json!([{ "username": "ann", "password": "x", "role": "viewer" }]));
             }
             for (field, value) in fields {
                 let changed = match value {
@@ -166,6 +179,7 @@ mod tests {
                     },
                     Value::String(text) => json!(format!("{text}.example")),
                     object @ Value::Object(_) => object,
+                    list @ Value::Array(_) => list,
                     other => panic!("{section}.{field}: no change written for {other}"),
                 };
                 let new = load(&json!({ section: { field.as_str(): changed } }).to_string());
@@ -173,6 +187,6 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 10, "every dashboard and metrics key is checked");
+        assert_eq!(checked, 13, "every dashboard and metrics key is checked");
     }
 }

@@ -19,9 +19,10 @@ use poem::{FromRequest, Request, RequestBody, Response, handler};
 use serde_json::json;
 
 use super::Shared;
-use super::auth::basic_auth_user;
+use super::auth::visitor;
 use super::refusal::Refusal;
 use super::responses::json_response;
+use crate::config::Role;
 use crate::control::text::ActionSummary;
 use crate::control::{Action, ActionDoor, ActionReport, Trigger};
 use form::FormPost;
@@ -29,7 +30,7 @@ use form::FormPost;
 /// What the action routes share.
 pub struct Actions {
     controls: ActionDoor,
-    /// Actions are enabled only when the dashboard has credentials.
+    /// Actions are enabled only when the dashboard has an operator.
     enabled: bool,
 }
 
@@ -43,6 +44,9 @@ impl Actions {
 fn refusal(actions: &Actions, req: &Request) -> Option<Refusal> {
     if !actions.enabled {
         return Some(Refusal::ActionsDisabled);
+    }
+    if let Some(viewer) = visitor(req).filter(|v| v.role == Role::Viewer) {
+        return Some(Refusal::Viewer(viewer.user.clone()));
     }
     cross_origin(req).map(Refusal::CrossOrigin)
 }
@@ -63,7 +67,7 @@ fn cross_origin(req: &Request) -> Option<String> {
 }
 
 fn trigger(req: &Request) -> Trigger {
-    Trigger::Api { user: basic_auth_user(req) }
+    Trigger::Api { user: visitor(req).map(|v| v.user.clone()) }
 }
 
 /// The path of `/api/plugin/{name}/{action}`. A last segment that names no action is no

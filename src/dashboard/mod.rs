@@ -14,17 +14,19 @@ mod responses;
 mod routes;
 pub mod server;
 pub mod sse;
+mod tls;
 pub mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use poem::EndpointExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::DashboardConfig;
 use crate::control::ActionDoor;
@@ -45,6 +47,8 @@ pub enum StartError {
     Bind { addr: String, source: std::io::Error },
     #[error("the dashboard templates are invalid: {0}")]
     Templates(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// What every handler shares.
@@ -77,18 +81,23 @@ pub struct BoundDashboard {
     listener: tokio::net::TcpListener,
     templates: tera::Tera,
     local_addr: SocketAddr,
+    /// The certificate, when serving HTTPS.
+    certificate: Option<Arc<tls::Certificate>>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Dashboard {
     /// Bind `dashboard.host:dashboard.port` and load the templates.
     pub async fn bind(config: &DashboardConfig) -> Result<BoundDashboard, StartError> {
         let templates = render::templates().map_err(|e| StartError::Templates(e.to_string()))?;
+        let certificate = config.tls.clone().map(tls::Certificate::new).transpose()?;
+        let acceptor = certificate.as_ref().map(tls::Certificate::acceptor).transpose()?;
         let addr = host_port(&config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
-        Ok(BoundDashboard { listener, templates, local_addr })
+        Ok(BoundDashboard { listener, templates, local_addr, certificate, acceptor })
     }
 
     /// Serve the snapshots on the bound socket.
@@ -99,28 +108,34 @@ impl Dashboard {
         snapshots: watch::Receiver<Arc<Snapshot>>,
         controls: ActionDoor,
     ) -> Dashboard {
-        let BoundDashboard { listener, templates, local_addr } = bound;
+        let BoundDashboard { listener, templates, local_addr, certificate, acceptor } = bound;
         // The first snapshot lists every configured plugin, each holding descriptors of its own.
         let plugins = snapshots.borrow().plugins.len();
         let caps = ConnectionCaps::fit(config.max_sse_clients, limits::descriptors_for_connections(plugins));
+        let auth_failures = Arc::new(AtomicU64::new(0));
         let context = Arc::new(RenderContext {
             templates,
-            actions_enabled: config.auth.is_some(),
+            actions_enabled: config.has_operator(),
             thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
             sse_clients: Arc::new(server::ClientCap::new(caps.sse_clients)),
+            auth_failures: auth_failures.clone(),
         });
         announce(config, local_addr);
 
         let stop = CancellationToken::new();
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
         let shared = Arc::new(Shared { pages, context, stop: stop.clone(), prometheus_enabled });
-        let guard = auth::Guard::new(config.auth.clone());
-        let actions = action_routes::Actions::new(controls, config.auth.is_some());
+        let guard = auth::Guard::new(config, auth_failures);
+        let actions = action_routes::Actions::new(controls, config.has_operator());
         let app = routes::routes(actions).data(shared).around(move |ep, req| {
             let guard = guard.clone();
             async move { guard.serve(&*ep, req).await }
         });
-        let server = tokio::spawn(server::serve(listener, app, caps.connections, stop.clone(), SHUTDOWN_TIMEOUT));
+        if let Some(certificate) = certificate {
+            tokio::spawn(reload_certificate_on_sighup(certificate, stop.clone()));
+        }
+        let server =
+            tokio::spawn(server::serve(listener, acceptor, app, caps.connections, stop.clone(), SHUTDOWN_TIMEOUT));
         Dashboard { stop, server, renderer, local_addr }
     }
 
@@ -133,16 +148,57 @@ impl Dashboard {
     }
 }
 
+/// Re-read the certificate on every SIGHUP (the bot reloads its config on it too), so a
+/// renewed one is served without a restart. A file that cannot be read keeps the old one.
+async fn reload_certificate_on_sighup(certificate: Arc<tls::Certificate>, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        warn!("dashboard.tls: cannot listen for SIGHUP; the certificate is re-read only at a restart");
+        return;
+    };
+    loop {
+        tokio::select! {
+            received = hangups.recv() => {
+                if received.is_none() { return; }
+                match certificate.reload() {
+                    Ok(()) => info!("dashboard.tls: certificate re-read; new connections get it"),
+                    Err(e) => error!("{e}; still serving the certificate read before"),
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
 fn announce(config: &DashboardConfig, local: SocketAddr) {
     let shown_host = if local.ip().is_unspecified() { "localhost".to_owned() } else { local.ip().to_string() };
-    info!("dashboard: http://{}", host_port(&shown_host, local.port()));
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    info!("dashboard: {scheme}://{}", host_port(&shown_host, local.port()));
     if !local.ip().is_loopback() {
         warn!(
             "the dashboard listens on {local}, reachable from other machines (set dashboard.host to 127.0.0.1 to keep it local)"
         );
-        if config.auth.is_none() {
+        if !config.guarded() {
             warn!("no dashboard.auth is set: anyone who can reach {local} can read the metrics");
+        } else if config.tls.is_none() {
+            warn!(
+                "the dashboard serves plain HTTP on {local}: passwords cross the network in the clear (set \
+                 dashboard.tls, or put a TLS proxy in front; docs/operations.md, \"Put it on the network\")"
+            );
         }
+    }
+    if config.auth.as_ref().is_some_and(|login| login.secret.is_plain()) {
+        warn!(
+            "dashboard.auth holds the password in plaintext: run `rosey hash-password` and put what it prints in \
+             dashboard.auth.password_hash instead"
+        );
+    }
+    for user in config.users.iter().filter(|user| user.login.secret.is_plain()) {
+        warn!(
+            "dashboard.users: the password of {:?} is in plaintext: run `rosey hash-password` and put what it \
+             prints in its password_hash instead",
+            user.login.username
+        );
     }
 }
 

@@ -86,9 +86,9 @@ fn flag(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
 
-/// Render the whole exposition for one snapshot. `sse_clients` is read when the snapshot is
-/// first rendered, so it may lag by up to one poll interval.
-pub fn render(snapshot: &Snapshot, sse_clients: usize) -> String {
+/// Render the whole exposition for one snapshot. `sse_clients` and `auth_failures` are read
+/// when the snapshot is first rendered, so they may lag by up to one poll interval.
+pub fn render(snapshot: &Snapshot, sse_clients: usize, auth_failures: u64) -> String {
     let mut w = Writer { out: String::with_capacity(256 + snapshot.plugins.len() * 1600) };
     let s = &snapshot.system;
 
@@ -170,6 +170,12 @@ pub fn render(snapshot: &Snapshot, sse_clients: usize) -> String {
 
     w.single("rosey_sse_clients", "Connected dashboard live-update clients", "gauge", sse_clients as f64);
     chat_series(&mut w, &snapshot.chat);
+    w.single(
+        "rosey_auth_failures_total",
+        "Dashboard requests refused for wrong credentials",
+        "counter",
+        auth_failures as f64,
+    );
 
     // The host process itself, as every Prometheus client library exports it.
     let h = &snapshot.host;

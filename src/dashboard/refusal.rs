@@ -14,10 +14,16 @@ pub enum Refusal {
     #[error("Plugin {0} not found")]
     UnknownPlugin(String),
     #[error(
-        "actions are disabled: set dashboard.auth (username and password) in the config file and restart the \
-         bot; actions then need those credentials"
+        "actions are disabled: set dashboard.auth (username and password), or a dashboard.users entry with role \
+         \"operator\", in the config file and restart the bot; actions then need those credentials"
     )]
     ActionsDisabled,
+    /// The user (named) may read but not act.
+    #[error(
+        "user {0:?} is a viewer: actions and config reloads need an operator (role \"operator\" in dashboard.users, or \
+         the dashboard.auth user)"
+    )]
+    Viewer(String),
     /// A browser says the request comes from another site (the reason names the header).
     #[error("cross-origin request refused: {0}")]
     CrossOrigin(String),
@@ -31,7 +37,7 @@ impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::UnknownPlugin(_) | Refusal::Action(ActionError::UnknownPlugin(_)) => StatusCode::NOT_FOUND,
-            Refusal::ActionsDisabled | Refusal::CrossOrigin(_) => StatusCode::FORBIDDEN,
+            Refusal::ActionsDisabled | Refusal::Viewer(_) | Refusal::CrossOrigin(_) => StatusCode::FORBIDDEN,
             Refusal::Action(ActionError::Busy { .. }) | Refusal::ConfigReload(ConfigReloadError::Busy) => {
                 StatusCode::CONFLICT
             }

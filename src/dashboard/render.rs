@@ -5,6 +5,7 @@
 mod live;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -58,6 +59,8 @@ pub struct RenderContext {
     pub thresholds: Thresholds,
     /// Live SSE clients, for the `rosey_sse_clients` gauge.
     pub sse_clients: Arc<ClientCap>,
+    /// Failed dashboard logins so far, for `rosey_auth_failures_total`.
+    pub auth_failures: Arc<AtomicU64>,
 }
 
 impl RenderContext {
@@ -195,7 +198,8 @@ impl Rendered {
         self.prometheus
             .get_or_init(|| {
                 let clients = self.context.sse_clients.live();
-                Bytes::from(prometheus::render(&self.snapshot, clients))
+                let auth_failures = self.context.auth_failures.load(Ordering::Relaxed);
+                Bytes::from(prometheus::render(&self.snapshot, clients, auth_failures))
             })
             .clone()
     }

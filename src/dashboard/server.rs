@@ -1,5 +1,6 @@
 //! The connection loop: accepts TCP connections, at most [`ConnectionCaps::connections`] at a
-//! time, and serves each with hyper's HTTP/1, handing every request to the poem routes. The
+//! time, and serves each with hyper's HTTP/1 (over TLS when `dashboard.tls` is set, the
+//! handshake in the connection's own task), handing every request to the poem routes. The
 //! caps themselves live here too: connections, and live-update clients ([`ClientCap`]).
 //!
 //! Written here rather than using `poem::Server` because that server wraps each connection in
@@ -29,6 +30,7 @@ use poem::http::uri::Scheme;
 use poem::{Addr, Endpoint, Request};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -81,10 +83,17 @@ impl ConnectionCaps {
 
 /// Serve `app` on `listener` until `stop`, at most `max_connections` at once; then let open
 /// requests finish for up to `grace`.
-pub async fn serve<E>(listener: TcpListener, app: E, max_connections: usize, stop: CancellationToken, grace: Duration)
-where
+pub async fn serve<E>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: E,
+    max_connections: usize,
+    stop: CancellationToken,
+    grace: Duration,
+) where
     E: Endpoint + 'static,
 {
+    let scheme = if tls.is_some() { Scheme::HTTPS } else { Scheme::HTTP };
     let app = Arc::new(app);
     let local = poem::web::LocalAddr(Addr::SocketAddr(
         listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
@@ -124,17 +133,31 @@ where
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let local = local.clone();
+        let scheme = scheme.clone();
         let service = service_fn(move |req: hyper::Request<Incoming>| {
             let app = app.clone();
             let request =
-                Request::from((req, local.clone(), poem::web::RemoteAddr(Addr::SocketAddr(remote)), Scheme::HTTP));
+                Request::from((req, local.clone(), poem::web::RemoteAddr(Addr::SocketAddr(remote)), scheme.clone()));
             async move { Ok::<_, Infallible>(hyper::Response::from(app.get_response(request).await)) }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         burst.opened(max_connections - permits.available_permits());
         let (permits, burst) = (permits.clone(), burst.clone());
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let ended = match tls {
+                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                // The handshake runs here, not in the accept loop, so a slow client holds
+                // only its own connection; the request-head timer bounds it too.
+                Some(acceptor) => match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                    Ok(Err(e)) => {
+                        debug!("dashboard: TLS handshake with {remote} failed: {e}");
+                        Ok(())
+                    }
+                    Err(_) => Ok(()),
+                },
+            };
+            if let Err(e) = ended {
                 debug!("dashboard connection from {remote} ended: {e}");
             }
             drop(permit);

@@ -101,6 +101,7 @@ mod tests {
             actions_enabled: false,
             thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
             sse_clients: Arc::new(crate::dashboard::server::ClientCap::new(1)),
+            auth_failures: Arc::default(),
         });
         let first = Rendered::new(snapshot(1), context);
         let second = first.next(snapshot(2));

@@ -33,9 +33,9 @@ pub struct BadUrl {
 pub enum UrlProblem {
     #[error("it is not a URL ({0})")]
     Malformed(String),
-    #[error("it has no http:// in front")]
+    #[error("it has no http:// or https:// in front")]
     NoScheme,
-    #[error("the scheme is {0}, and rosey reload speaks plain http (the dashboard serves no TLS)")]
+    #[error("the scheme is {0}, and rosey reload speaks http or https")]
     Scheme(String),
     #[error("it names no host")]
     NoHost,
@@ -53,11 +53,12 @@ impl BotUrl {
         let bad = |problem| BadUrl { shown: redacted(text), problem };
         let uri: Uri =
             text.parse().map_err(|e: ureq::http::uri::InvalidUri| bad(UrlProblem::Malformed(e.to_string())))?;
-        match uri.scheme_str() {
-            Some(scheme) if scheme.eq_ignore_ascii_case("http") => {}
+        let scheme = match uri.scheme_str() {
+            Some(scheme) if scheme.eq_ignore_ascii_case("http") => "http",
+            Some(scheme) if scheme.eq_ignore_ascii_case("https") => "https",
             Some(scheme) => return Err(bad(UrlProblem::Scheme(scheme.to_owned()))),
             None => return Err(bad(UrlProblem::NoScheme)),
-        }
+        };
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
         // An `@` beyond the authority: a password with a character that ends it (`/ ? #`).
         // Stopping here also keeps every part shown below clear of the password.
@@ -83,10 +84,10 @@ impl BotUrl {
             return Err(bad(UrlProblem::NotTheRoot(format!("{rest}{fragment}"))));
         }
         let auth = userinfo.map(credentials).transpose().map_err(|()| bad(UrlProblem::Credentials))?;
-        Ok(BotUrl { base: format!("http://{host_port}/"), auth })
+        Ok(BotUrl { base: format!("{scheme}://{host_port}/"), auth })
     }
 
-    /// `http://HOST:PORT/`, without credentials.
+    /// `http://HOST:PORT/` (or `https://`), without credentials.
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -187,7 +188,10 @@ mod tests {
     #[test]
     fn anything_but_a_dashboards_root_is_refused_saying_why() {
         assert_eq!(problem("127.0.0.1:8080"), UrlProblem::NoScheme);
-        assert_eq!(problem("https://bot.example/"), UrlProblem::Scheme("https".into()));
+        assert_eq!(
+            BotUrl::parse("HTTPS://bot.example/").map(|u| u.base().to_owned()),
+            Ok("https://bot.example/".into())
+        );
         assert_eq!(problem("ftp://bot.example/"), UrlProblem::Scheme("ftp".into()));
         assert_eq!(problem("http://127.0.0.1:8080/api/reload"), UrlProblem::NotTheRoot("/api/reload".into()));
         assert_eq!(problem("http://127.0.0.1:8080/?x=1"), UrlProblem::NotTheRoot("/?x=1".into()));

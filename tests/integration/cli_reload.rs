@@ -176,8 +176,8 @@ fn a_url_that_is_not_a_dashboards_address_exits_2_naming_the_option() {
     let path = dir.path().join("rosey.json");
     std::fs::write(&path, "{}").unwrap();
     for (url, problem) in [
-        ("127.0.0.1:8080", "it has no http:// in front"),
-        ("https://bot.example/", "the scheme is https"),
+        ("127.0.0.1:8080", "it has no http:// or https:// in front"),
+        ("ftp://bot.example/", "the scheme is ftp"),
         ("http://127.0.0.1:8080/api/reload", "it has a path, query or fragment (/api/reload)"),
         ("http://127.0.0.1:99999/", "the port \"99999\" is not a number from 1 to 65535"),
         ("http://admin:hunter2@127.0.0.1:99999/", "the port"),

@@ -54,12 +54,17 @@ struct Prometheus {
 impl Prometheus {
     /// Scrape `target` (host:port) every second as job "rosey", with the kit's alert rules.
     fn start(binary: &Path, target: &str) -> Prometheus {
+        Prometheus::start_with(binary, target, "")
+    }
+
+    /// As [`Prometheus::start`], with `job` (YAML lines, indented for the job) added to the job.
+    fn start_with(binary: &Path, target: &str, job: &str) -> Prometheus {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rosey-alerts.rules.yml");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {rules:?}\n\
-             scrape_configs:\n  - job_name: rosey\n    static_configs:\n      - targets: [{target:?}]\n"
+             scrape_configs:\n  - job_name: rosey\n{job}    static_configs:\n      - targets: [{target:?}]\n"
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("prometheus.yml written");
@@ -148,4 +153,29 @@ fn a_real_prometheus_scrapes_the_bot_every_second() {
     // Nothing is wrong with the bot, so nothing fires.
     let firing = prometheus.query("ALERTS{alertstate=\"firing\"}").expect("ALERTS query");
     assert!(firing.is_empty(), "alerts firing for a healthy bot: {firing:?}");
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_bot_over_tls_with_the_test_ca() {
+    let Some(tools) =
+        e2e::tools("prometheus_e2e::a_real_prometheus_scrapes_the_bot_over_tls_with_the_test_ca", &["prometheus"])
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (ca, cert, key) = crate::auth_tls::issue(dir.path(), "scrape");
+    let rosey = crate::auth_tls::spawn_with_tls(dir.path(), &cert, &key);
+    let target = format!("127.0.0.1:{}", rosey.port());
+    let job = format!("    scheme: https\n    tls_config:\n      ca_file: {:?}\n", ca.display().to_string());
+    let mut prometheus = Prometheus::start_with(&tools[0], &target, &job);
+    e2e::poll_until("up{job=\"rosey\"} == 1 over https", PROMETHEUS_DEADLINE, || {
+        prometheus.daemon.assert_alive();
+        let result = prometheus.query("up{job=\"rosey\"}")?;
+        match result.as_slice() {
+            [series] if series["value"][1] == "1" => Ok(()),
+            _ => Err(format!("{result:?}; targets: {:?}", prometheus.api("targets"))),
+        }
+    });
+    let sse = prometheus.query("rosey_sse_clients").unwrap();
+    assert_eq!(sse.len(), 1, "the bot's own series arrive over https: {sse:?}");
 }
