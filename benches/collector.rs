@@ -332,6 +332,7 @@ fn snapshot_of(count: usize, ticks: usize) -> Snapshot {
                 next_restart_at: None,
                 protocol_errors: 0,
                 dropped_commands: 0,
+                command_timeouts: 0,
                 commands: vec!["roll".into()],
                 command_conflicts: Vec::new(),
                 crash_log: Arc::new(VecDeque::new()),
@@ -509,6 +510,7 @@ fn commanded_plugin(i: usize) -> PluginConfig {
         commands: vec![format!("own-{i}"), format!("pair-{}", i / 2)],
         restart: RestartPolicy { enabled: false, ..RestartPolicy::default() },
         reload: ReloadPolicy::default(),
+        command_timeout: rosey::plugins::spec::DEFAULT_COMMAND_TIMEOUT,
     }
 }
 

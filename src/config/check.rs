@@ -151,5 +151,6 @@ fn check_plugin(index: usize, raw: &RawPlugin, problems: &mut Problems) -> Optio
             ready_timeout: raw.reload_timeout.duration(),
             drain_timeout: raw.drain_timeout.duration(),
         },
+        command_timeout: raw.command_timeout.duration(),
     })
 }

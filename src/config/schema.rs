@@ -12,7 +12,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::numbers::{DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
-use crate::plugins::spec::{PluginConfig, ReloadPolicy, RestartPolicy};
+use crate::plugins::spec::{DEFAULT_COMMAND_TIMEOUT, PluginConfig, ReloadPolicy, RestartPolicy};
 
 /// The configuration as written: defaults, file and environment merged, not yet checked.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -88,6 +88,7 @@ pub struct RawPlugin {
     pub restart: RawRestart,
     pub reload_timeout: Seconds<ReloadRange>,
     pub drain_timeout: Seconds<ReloadRange>,
+    pub command_timeout: Seconds<ReloadRange>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +139,7 @@ impl Default for RawPlugin {
             restart: RawRestart::default(),
             reload_timeout: Seconds::builtin(reload.ready_timeout),
             drain_timeout: Seconds::builtin(reload.drain_timeout),
+            command_timeout: Seconds::builtin(DEFAULT_COMMAND_TIMEOUT),
         }
     }
 }

@@ -189,6 +189,7 @@ pub struct ApiPlugin<'a> {
     pub crash_log: Vec<CrashJson<'a>>,
     pub protocol_errors: u64,
     pub dropped_commands: u64,
+    pub command_timeouts: u64,
     pub commands: &'a [String],
     pub command_conflicts: &'a [CommandConflict],
     /// An operator's action under way, in words.
@@ -243,6 +244,7 @@ impl<'a> ApiPlugin<'a> {
             crash_log: p.crash_log.iter().map(CrashJson::of).collect(),
             protocol_errors: p.protocol_errors,
             dropped_commands: p.dropped_commands,
+            command_timeouts: p.command_timeouts,
             commands: &p.commands,
             command_conflicts: &p.command_conflicts,
             activity: p.operations.activity.as_deref(),

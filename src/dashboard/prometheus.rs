@@ -155,9 +155,16 @@ pub fn render(snapshot: &Snapshot, sse_clients: usize) -> String {
     w.per_plugin(
         snapshot,
         "rosey_plugin_dropped_commands_total",
-        "Commands dropped because the plugin was not reading or not running",
+        "Commands refused because the plugin was busy (every slot taken) or not running",
         "counter",
         |p| p.dropped_commands as f64,
+    );
+    w.per_plugin(
+        snapshot,
+        "rosey_plugin_command_timeouts_total",
+        "Commands the host answered because the plugin did not within command_timeout",
+        "counter",
+        |p| p.command_timeouts as f64,
     );
     w.header("rosey_plugin_reloads_total", "Finished reloads of the plugin, by outcome", "counter");
     for p in &snapshot.plugins {

@@ -288,6 +288,7 @@ fn plugin_snapshot(t: &Tracked, commands: &CommandTable, clock: (Instant, System
             .and_then(|at| clock.1.checked_add(at.saturating_duration_since(clock.0))),
         protocol_errors: PluginCounters::get(&counters.protocol_errors),
         dropped_commands: PluginCounters::get(&counters.dropped_commands),
+        command_timeouts: PluginCounters::get(&counters.command_timeouts),
         commands: commands.commands_of(t.config_index).to_vec(),
         command_conflicts: commands.conflicts_of(t.config_index).cloned().collect(),
         crash_log: status.crash_log.clone(),

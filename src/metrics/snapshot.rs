@@ -36,6 +36,8 @@ pub struct PluginSnapshot {
     pub next_restart_at: Option<SystemTime>,
     pub protocol_errors: u64,
     pub dropped_commands: u64,
+    /// Commands the host answered because the plugin did not within `command_timeout`.
+    pub command_timeouts: u64,
     /// The chat commands routed to it, sorted.
     pub commands: Vec<String>,
     /// Commands it claims together with another plugin (or the host).

@@ -291,6 +291,7 @@ mod tests {
             next_restart_at: None,
             protocol_errors: 0,
             dropped_commands: 0,
+            command_timeouts: 0,
             commands: Vec::new(),
             command_conflicts: Vec::new(),
             crash_log: Arc::new(VecDeque::new()),
