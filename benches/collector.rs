@@ -333,6 +333,7 @@ fn snapshot_of(count: usize, ticks: usize) -> Snapshot {
                 protocol_errors: 0,
                 dropped_commands: 0,
                 command_timeouts: 0,
+                response: Default::default(),
                 commands: vec!["roll".into()],
                 command_conflicts: Vec::new(),
                 crash_log: Arc::new(VecDeque::new()),

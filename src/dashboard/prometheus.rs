@@ -166,6 +166,17 @@ pub fn render(snapshot: &Snapshot, sse_clients: usize) -> String {
         "counter",
         |p| p.command_timeouts as f64,
     );
+    let histogram = "rosey_plugin_response_time_seconds";
+    w.header(histogram, "Seconds from writing a command to the plugin to reading its reply", "histogram");
+    for p in &snapshot.plugins {
+        let plugin = format!("plugin=\"{}\"", p.name);
+        for (bound, count) in p.response.total.cumulative() {
+            let le = bound.map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+            w.value(&format!("{histogram}_bucket"), &format!("{plugin},le=\"{le}\""), count as f64);
+        }
+        w.value(&format!("{histogram}_sum"), &plugin, p.response.total.sum_seconds());
+        w.value(&format!("{histogram}_count"), &plugin, p.response.total.count() as f64);
+    }
     w.header("rosey_plugin_reloads_total", "Finished reloads of the plugin, by outcome", "counter");
     for p in &snapshot.plugins {
         for (outcome, count) in p.operations.reloads.by_outcome() {

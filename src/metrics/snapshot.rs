@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::history::SeriesView;
+use super::response::ResponseSummary;
 use super::sampler::HostUsage;
 use crate::plugins::action::{ReloadCounts, ReloadRecord};
 use crate::plugins::command_table::CommandConflict;
@@ -38,6 +39,8 @@ pub struct PluginSnapshot {
     pub dropped_commands: u64,
     /// Commands the host answered because the plugin did not within `command_timeout`.
     pub command_timeouts: u64,
+    /// How long it takes to answer: all along and over recent windows.
+    pub response: ResponseSummary,
     /// The chat commands routed to it, sorted.
     pub commands: Vec<String>,
     /// Commands it claims together with another plugin (or the host).

@@ -19,6 +19,7 @@ pub mod lines;
 pub mod protocol;
 pub mod spec;
 mod supervisor;
+pub mod timing;
 pub mod tree;
 
 use std::collections::VecDeque;
@@ -238,6 +239,8 @@ pub struct PluginCounters {
     pub dropped_commands: AtomicU64,
     /// Commands the host answered because the plugin did not within `command_timeout`.
     pub command_timeouts: AtomicU64,
+    /// From writing each command to reading its reply.
+    pub response_times: timing::ResponseTimes,
 }
 
 impl PluginCounters {

@@ -135,3 +135,30 @@ fn commands_in_flight_when_the_plugin_dies_get_the_hosts_answer_with_the_reason(
         assert_eq!(line, format!("[rosey] @{user} slow ended before answering (killed by SIGKILL)"));
     }
 }
+
+#[test]
+fn a_plugin_that_takes_300_ms_shows_a_p95_near_300_ms_and_a_histogram_of_its_answers() {
+    let mut rosey = RoseyBuilder::new().plugins(json!([slow_plugin("0.3")])).start();
+    rosey.wait_for_plugin("slow's hello", "slow", |p| p["version"] == "1.0");
+    let users = ["u1", "u2", "u3", "u4", "u5", "u6"];
+    // One at a time: each answer then takes the plugin's 300 ms, not the wait behind the others.
+    for user in users {
+        rosey.say(&format!("{user}: !slow x"));
+        assert_eq!(wait_for_line(&rosey, &format!("[slow] @{user} ")), format!("[slow] @{user} done x"));
+    }
+    let plugin = rosey.wait_for_plugin("6 answers timed", "slow", |p| p["response_time"]["5m"]["count"] == users.len());
+    let p95 = plugin["response_time"]["5m"]["p95_ms"].as_f64().expect("a p95 with answers");
+    // A band, not a timing goal: the estimate must come from the right bucket.
+    assert!((250.0..=1000.0).contains(&p95), "p95 {p95} ms: {}", plugin["response_time"]);
+    assert_eq!(plugin["response_time"]["1h"]["count"], users.len());
+    let listed = rosey.get_json("/api/metrics")["plugins"][0]["response_time"].clone();
+    assert_eq!(listed["count"], users.len(), "{listed}");
+    let metrics = rosey.get("/metrics").body;
+    for line in [
+        "rosey_plugin_response_time_seconds_count{plugin=\"slow\"} 6",
+        "rosey_plugin_response_time_seconds_bucket{plugin=\"slow\",le=\"0.25\"} 0",
+        "rosey_plugin_response_time_seconds_bucket{plugin=\"slow\",le=\"+Inf\"} 6",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+}

@@ -292,6 +292,7 @@ mod tests {
             protocol_errors: 0,
             dropped_commands: 0,
             command_timeouts: 0,
+            response: Default::default(),
             commands: Vec::new(),
             command_conflicts: Vec::new(),
             crash_log: Arc::new(VecDeque::new()),

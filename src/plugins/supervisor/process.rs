@@ -429,7 +429,10 @@ async fn read_messages(link: &HostLink, voice: &Voice, stdout: ChildStdout) {
             Line::Text(text) if text.trim().is_empty() => continue,
             Line::Text(text) => match PluginMessage::parse(&text) {
                 Ok(PluginMessage::Reply { id, text }) => match link.handle.ledger.answer(id) {
-                    Matched::Open { user, waited: _ } => {
+                    Matched::Open { user, waited } => {
+                        if let Some(took) = waited {
+                            link.handle.counters.response_times.record(took);
+                        }
                         let reply = ChatReply { plugin: link.name().to_owned(), user: Some(user), text };
                         // Waiting here holds this plugin's reader back, never drops an answer;
                         // the plugin's slots bound how much it can have to say.
