@@ -248,7 +248,7 @@ impl PluginCounters {
         counter.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn bump(counter: &AtomicU64) {
+    fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }
