@@ -498,6 +498,7 @@ fn commanded_plugin(i: usize) -> PluginConfig {
         commands: vec![format!("own-{i}"), format!("pair-{}", i / 2)],
         restart: RestartPolicy { enabled: false, ..RestartPolicy::default() },
         reload: ReloadPolicy::default(),
+        command_timeout: rosey::plugins::spec::DEFAULT_COMMAND_TIMEOUT,
     }
 }
 

@@ -438,7 +438,7 @@ fn who(speaker: &Speaker, user: &str, network: &str) -> String {
 }
 
 fn reply(user: &str, text: String) -> ChatReply {
-    ChatReply { plugin: HOST_NAME.to_owned(), user: Some(user.to_owned()), text }
+    ChatReply { plugin: HOST_NAME.to_owned(), user: Some(user.to_owned()), text, request: None }
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ mod tests {
     use super::*;
 
     fn reply(user: &str, text: &str) -> ChatReply {
-        ChatReply { plugin: "dice-roller".into(), user: Some(user.into()), text: text.into() }
+        ChatReply { plugin: "dice-roller".into(), user: Some(user.into()), text: text.into(), request: None }
     }
 
     #[test]

@@ -257,7 +257,7 @@ fn handle_line(router: &mut Router, desk: &mut AdminDesk, line: Line) -> Vec<Ans
             warn!("a chat line of {len} bytes is over the {MAX_CHAT_LINE}-byte limit; ignored");
             let Some(command) = parse_message(&String::from_utf8_lossy(&start)) else { return Vec::new() };
             let text = format!("your message of {len} bytes is over the {MAX_CHAT_LINE}-byte limit; ignored");
-            let reply = ChatReply { plugin: HOST_NAME.to_owned(), user: Some(command.user), text };
+            let reply = ChatReply { plugin: HOST_NAME.to_owned(), user: Some(command.user), text, request: None };
             return vec![Answer::new(Origin::Console, reply)];
         }
     };

@@ -7,9 +7,9 @@
 //! routed or answered as unknown: a command typed while a plugin (re)starts is not lost.
 //!
 //! Each command comes from an [`Origin`] (the console, an IRC channel or private chat), and
-//! its answer goes back there: the host's answers carry it directly, and a plugin's reply,
-//! which names only the plugin and the user, is matched to the oldest command of that user
-//! still waiting for that plugin ([`Router::origin_of`]).
+//! its answer goes back there: the host's answers on the spot carry it directly, and a reply
+//! to a routed command (the plugin's, or the host's in its place) names the command's id
+//! ([`Router::origin_of`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -33,12 +33,6 @@ const MAX_HELD: usize = 1024;
 const DROP_LOG_LINES_PER_SECOND: u32 = 1;
 /// An unknown command is echoed back at most this many characters long.
 const ECHO_CHARS: usize = 32;
-/// Commands remembered per plugin and user while their replies are awaited; a plugin that
-/// never answers cannot make this grow without bound.
-const MAX_AWAITED: usize = 256;
-/// (plugin, user) pairs remembered at most; beyond this the oldest memories are forgotten
-/// (their replies then go to the console).
-const MAX_AWAITING_USERS: usize = 4096;
 
 struct Held {
     command: ChatCommand,
@@ -59,8 +53,10 @@ pub struct Router {
     pub delivered: u64,
     warned_conflicts: BTreeSet<(String, Vec<String>)>,
     drop_log: LogBudget,
-    /// Where the commands a plugin has not answered yet came from, by (plugin, user).
-    awaiting: HashMap<(String, String), VecDeque<Origin>>,
+    /// Where each routed command not answered yet came from, by its id. Every routed command
+    /// gets exactly one answer (its plugin's, a timeout or the host's when the process ends),
+    /// so this holds at most what the plugins' command slots hold.
+    awaiting: HashMap<u64, Origin>,
 }
 
 impl Router {
@@ -100,29 +96,10 @@ impl Router {
         }
     }
 
-    /// Where a plugin's reply goes: the origin of the oldest command of its user still
-    /// waiting for that plugin; the console when none is known.
+    /// Where a reply goes: the origin of the command it answers; the console for a reply
+    /// to no known command.
     pub fn origin_of(&mut self, reply: &ChatReply) -> Origin {
-        let Some(user) = &reply.user else { return Origin::Console };
-        let key = (reply.plugin.clone(), user.clone());
-        let Some(waiting) = self.awaiting.get_mut(&key) else { return Origin::Console };
-        let origin = waiting.pop_front().unwrap_or_default();
-        if waiting.is_empty() {
-            self.awaiting.remove(&key);
-        }
-        origin
-    }
-
-    fn remember(&mut self, plugin: &str, user: &str, origin: Origin) {
-        if self.awaiting.len() >= MAX_AWAITING_USERS {
-            warn!("{MAX_AWAITING_USERS} chat users await plugin replies; forgetting where those replies go");
-            self.awaiting.clear();
-        }
-        let waiting = self.awaiting.entry((plugin.to_owned(), user.to_owned())).or_default();
-        if waiting.len() == MAX_AWAITED {
-            waiting.pop_front();
-        }
-        waiting.push_back(origin);
+        reply.request.and_then(|id| self.awaiting.remove(&id)).unwrap_or_default()
     }
 
     /// Are commands held, waiting for a hello?
@@ -199,7 +176,7 @@ impl Router {
             Ok(()) => {
                 debug!(plugin = plugin.name(), id, user = %user.escape_debug(), "command routed");
                 self.delivered += 1;
-                self.remember(plugin.name(), &user, origin);
+                self.awaiting.insert(id, origin);
                 None
             }
             Err(e) => {
@@ -233,7 +210,7 @@ impl Router {
 }
 
 fn host_reply(user: &str, text: String) -> ChatReply {
-    ChatReply { plugin: HOST_NAME.to_owned(), user: Some(user.to_owned()), text }
+    ChatReply { plugin: HOST_NAME.to_owned(), user: Some(user.to_owned()), text, request: None }
 }
 
 fn unknown(command: &ChatCommand) -> ChatReply {

@@ -211,6 +211,7 @@ fn check_plugin(index: usize, raw: &RawPlugin, problems: &mut Problems) -> Optio
             ready_timeout: raw.reload_timeout.duration(),
             drain_timeout: raw.drain_timeout.duration(),
         },
+        command_timeout: raw.command_timeout.duration(),
     })
 }
 

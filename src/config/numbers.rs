@@ -48,7 +48,7 @@ impl SecondsRange for DelayRange {
     const EXPECTED: &'static str = "a number of seconds from 0 to 86400 (1 day)";
 }
 
-/// `reload_timeout` and `drain_timeout`: above zero (a reload needs some time), up to an hour.
+/// `reload_timeout`, `drain_timeout` and `command_timeout`: above zero, up to an hour.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReloadRange;
 impl SecondsRange for ReloadRange {

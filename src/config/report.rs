@@ -187,7 +187,9 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "plugins[].restart.initial_delay" | "plugins[].restart.max_delay" | "plugins[].restart.reset_window" => {
             "a number of seconds >= 0"
         }
-        "plugins[].reload_timeout" | "plugins[].drain_timeout" => "a number of seconds > 0",
+        "plugins[].reload_timeout" | "plugins[].drain_timeout" | "plugins[].command_timeout" => {
+            "a number of seconds > 0"
+        }
         "plugins[].command" | "plugins[].commands" => "a list of strings",
         "plugins[].env" => "an object of string values",
         "plugins[].name" | "plugins[].builtin" | "plugins[].version" | "plugins[].cwd" => "a string",

@@ -15,7 +15,7 @@ use super::ip_range::IpRange;
 use super::irc::IrcSettings;
 use super::login::Login;
 use super::numbers::{ChatRange, DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
-use crate::plugins::spec::{PluginConfig, ReloadPolicy, RestartPolicy};
+use crate::plugins::spec::{DEFAULT_COMMAND_TIMEOUT, PluginConfig, ReloadPolicy, RestartPolicy};
 
 /// The configuration as written: defaults, file and environment merged, not yet checked.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -249,6 +249,7 @@ pub struct RawPlugin {
     pub restart: RawRestart,
     pub reload_timeout: Seconds<ReloadRange>,
     pub drain_timeout: Seconds<ReloadRange>,
+    pub command_timeout: Seconds<ReloadRange>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -303,6 +304,7 @@ impl Default for RawPlugin {
             restart: RawRestart::default(),
             reload_timeout: Seconds::builtin(reload.ready_timeout),
             drain_timeout: Seconds::builtin(reload.drain_timeout),
+            command_timeout: Seconds::builtin(DEFAULT_COMMAND_TIMEOUT),
         }
     }
 }

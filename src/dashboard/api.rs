@@ -10,6 +10,7 @@ use crate::chat::admin::AuditEntry;
 use crate::chat::irc::connection::{ConnectionStatus, LinkState};
 use crate::display::{rfc3339, round};
 use crate::metrics::history::{Aggregates, Stats};
+use crate::metrics::response::{Quantiles, ResponseSummary};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::CrashRecord;
 use crate::plugins::action::ReloadRecord;
@@ -30,6 +31,36 @@ pub struct PluginSummary<'a> {
     pub memory_mb: f64,
     pub event_count: u64,
     pub crash_count: u64,
+    pub response_time: ResponseJson,
+}
+
+/// A plugin's response times, in milliseconds: answers counted and p50/p95/p99 over the last
+/// 5 minutes and the last hour, estimated from histogram buckets (docs/metrics.md).
+#[derive(Debug, Serialize)]
+pub struct ResponseJson {
+    pub count: u64,
+    #[serde(rename = "5m")]
+    pub last_5m: WindowJson,
+    #[serde(rename = "1h")]
+    pub last_1h: WindowJson,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WindowJson {
+    pub count: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+impl ResponseJson {
+    pub fn of(r: &ResponseSummary) -> Self {
+        let ms = |seconds: Option<f64>| seconds.map(|s| round(s * 1000.0, 1));
+        let window =
+            |q: &Quantiles| WindowJson { count: q.count, p50_ms: ms(q.p50), p95_ms: ms(q.p95), p99_ms: ms(q.p99) };
+        let [last_5m, last_1h] = &r.windows;
+        ResponseJson { count: r.total.count(), last_5m: window(last_5m), last_1h: window(last_1h) }
+    }
 }
 
 impl<'a> PluginSummary<'a> {
@@ -44,6 +75,7 @@ impl<'a> PluginSummary<'a> {
             memory_mb: round(p.memory_mb(), 2),
             event_count: p.events,
             crash_count: p.crashes,
+            response_time: ResponseJson::of(&p.response),
         }
     }
 }
@@ -193,6 +225,8 @@ pub struct ApiPlugin<'a> {
     pub crash_log: Vec<CrashJson<'a>>,
     pub protocol_errors: u64,
     pub dropped_commands: u64,
+    pub command_timeouts: u64,
+    pub response_time: ResponseJson,
     pub commands: &'a [String],
     pub command_conflicts: &'a [CommandConflict],
     /// An operator's action under way, in words.
@@ -247,6 +281,8 @@ impl<'a> ApiPlugin<'a> {
             crash_log: p.crash_log.iter().map(CrashJson::of).collect(),
             protocol_errors: p.protocol_errors,
             dropped_commands: p.dropped_commands,
+            command_timeouts: p.command_timeouts,
+            response_time: ResponseJson::of(&p.response),
             commands: &p.commands,
             command_conflicts: &p.command_conflicts,
             activity: p.operations.activity.as_deref(),

@@ -156,10 +156,28 @@ pub fn render(snapshot: &Snapshot, sse_clients: usize, auth_failures: u64) -> St
     w.per_plugin(
         snapshot,
         "rosey_plugin_dropped_commands_total",
-        "Commands dropped because the plugin was not reading or not running",
+        "Commands refused because the plugin was busy (every slot taken) or not running",
         "counter",
         |p| p.dropped_commands as f64,
     );
+    w.per_plugin(
+        snapshot,
+        "rosey_plugin_command_timeouts_total",
+        "Commands the host answered because the plugin did not within command_timeout",
+        "counter",
+        |p| p.command_timeouts as f64,
+    );
+    let histogram = "rosey_plugin_response_time_seconds";
+    w.header(histogram, "Seconds from writing a command to the plugin to reading its reply", "histogram");
+    for p in &snapshot.plugins {
+        let plugin = format!("plugin=\"{}\"", p.name);
+        for (bound, count) in p.response.total.cumulative() {
+            let le = bound.map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+            w.value(&format!("{histogram}_bucket"), &format!("{plugin},le=\"{le}\""), count as f64);
+        }
+        w.value(&format!("{histogram}_sum"), &plugin, p.response.total.sum_seconds());
+        w.value(&format!("{histogram}_count"), &plugin, p.response.total.count() as f64);
+    }
     w.header("rosey_plugin_reloads_total", "Finished reloads of the plugin, by outcome", "counter");
     for p in &snapshot.plugins {
         for (outcome, count) in p.operations.reloads.by_outcome() {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::history::{Sample, Series};
+use super::response::{Marks, ResponseSummary};
 use super::sampler::{HostUsage, Sampler, TreeUsage};
 use super::snapshot::{ChatSnapshot, Operations, PluginSnapshot, Snapshot, SystemMetrics};
 use crate::chat::ChatStatus;
@@ -33,6 +34,8 @@ struct Tracked {
     last_sampled_at: Option<SystemTime>,
     /// The crash count at the last history point.
     recorded_crashes: u64,
+    /// Readings of its response-time counters, for windows.
+    response_marks: Marks,
 }
 
 /// Snapshots published for state changes come at most this often: a crash still reaches the
@@ -132,6 +135,7 @@ impl Collector {
                     usage_pid: None,
                     last_sampled_at: None,
                     recorded_crashes: 0,
+                    response_marks: Marks::default(),
                 }),
             }
         }
@@ -239,7 +243,9 @@ impl Collector {
 
     fn record_history(&mut self) {
         let now_ms = unix_ms(SystemTime::now());
+        let now = Instant::now();
         for t in &mut self.tracked {
+            t.response_marks.record(now, t.handle.counters.response_times.read());
             let status = t.handle.status();
             let running = status.process.is_some() && t.usage_pid == status.process.map(|p| p.pid);
             // A restart quicker than a poll would leave no trace in the series: a point covers
@@ -316,6 +322,8 @@ fn plugin_snapshot(t: &Tracked, commands: &CommandTable, clock: (Instant, System
             .and_then(|at| clock.1.checked_add(at.saturating_duration_since(clock.0))),
         protocol_errors: PluginCounters::get(&counters.protocol_errors),
         dropped_commands: PluginCounters::get(&counters.dropped_commands),
+        command_timeouts: PluginCounters::get(&counters.command_timeouts),
+        response: ResponseSummary::new(&t.response_marks, now, counters.response_times.read()),
         commands: commands.commands_of(t.config_index).to_vec(),
         command_conflicts: commands.conflicts_of(t.config_index).cloned().collect(),
         crash_log: status.crash_log.clone(),

@@ -8,6 +8,7 @@
 
 mod collector;
 pub mod history;
+pub mod response;
 pub mod sampler;
 mod snapshot;
 

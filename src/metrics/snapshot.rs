@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::history::SeriesView;
+use super::response::ResponseSummary;
 use super::sampler::HostUsage;
 use crate::chat::admin::AuditEntry;
 use crate::chat::irc::connection::ConnectionStatus;
@@ -39,6 +40,10 @@ pub struct PluginSnapshot {
     pub next_restart_at: Option<SystemTime>,
     pub protocol_errors: u64,
     pub dropped_commands: u64,
+    /// Commands the host answered because the plugin did not within `command_timeout`.
+    pub command_timeouts: u64,
+    /// How long it takes to answer: all along and over recent windows.
+    pub response: ResponseSummary,
     /// The chat commands routed to it, sorted.
     pub commands: Vec<String>,
     /// Commands it claims together with another plugin (or the host).
@@ -85,6 +90,8 @@ impl PluginSnapshot {
             next_restart_at: None,
             protocol_errors: 0,
             dropped_commands: 0,
+            command_timeouts: 0,
+            response: Default::default(),
             commands: Vec::new(),
             command_conflicts: Vec::new(),
             crash_log: Arc::new(VecDeque::new()),

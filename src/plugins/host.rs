@@ -71,8 +71,10 @@ impl PluginHost {
         let (orders_tx, orders_rx) = mpsc::channel(1);
         let handle = Arc::new(PluginHandle::new(config, command_tx));
         let retire = self.stop.child_token();
+        let link = Arc::new(HostLink::new(handle.clone(), self.changed.clone(), self.replies.clone()));
+        self.supervisors.spawn(supervisor::answer_timeouts(link.clone(), retire.clone()));
         let supervisor = supervisor::Supervisor {
-            link: Arc::new(HostLink::new(handle.clone(), self.changed.clone(), self.replies.clone())),
+            link,
             launcher: self.launcher.clone(),
             orders: orders_rx,
             reaper: self.reaper.clone(),

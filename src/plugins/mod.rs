@@ -14,10 +14,12 @@ pub mod action;
 pub mod builtin;
 pub mod command_table;
 mod host;
+pub mod ledger;
 pub mod lines;
 pub mod protocol;
 pub mod spec;
 mod supervisor;
+pub mod timing;
 pub mod tree;
 
 use std::collections::VecDeque;
@@ -37,8 +39,9 @@ pub use host::{PluginHost, PluginList};
 use protocol::HostMessage;
 use spec::{PluginConfig, PluginName};
 
-/// How many commands may wait for a plugin before new ones are dropped (and counted).
-pub const COMMAND_QUEUE: usize = 256;
+/// The capacity of a plugin's command queue: its [`ledger::COMMAND_SLOTS`] bound what the queue
+/// holds, except for commands the host answered while they were still queued.
+pub const COMMAND_QUEUE: usize = 2 * ledger::COMMAND_SLOTS;
 /// How many unexpected exits each plugin remembers.
 pub const CRASH_LOG_LEN: usize = 10;
 /// How many finished reloads each plugin remembers.
@@ -232,8 +235,12 @@ pub struct PluginCounters {
     pub events: AtomicU64,
     /// Invalid, unknown or oversized lines from the plugin.
     pub protocol_errors: AtomicU64,
-    /// Commands dropped because the plugin was not reading or not running.
+    /// Commands dropped because the plugin was busy (every slot taken) or not running.
     pub dropped_commands: AtomicU64,
+    /// Commands the host answered because the plugin did not within `command_timeout`.
+    pub command_timeouts: AtomicU64,
+    /// From writing each command to reading its reply.
+    pub response_times: timing::ResponseTimes,
 }
 
 impl PluginCounters {
@@ -253,22 +260,27 @@ pub struct ChatReply {
     /// Who asked, when the request is still known.
     pub user: Option<String>,
     pub text: String,
+    /// The id of the routed command this answers (the plugin's reply, or the host's answer in
+    /// its place: a timeout, a process that ended); None for answers given on the spot.
+    pub request: Option<u64>,
 }
 
 /// Why a command did not reach its plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    #[error("the plugin is not reading its input fast enough; command dropped")]
+    #[error("the plugin already holds as many commands as it may; command dropped")]
     QueueFull,
     #[error("the plugin is not running; command dropped")]
     Closed,
 }
 
-/// The shared face of one plugin: its status, counters and command queue.
+/// The shared face of one plugin: its status, counters, open commands and command queue.
 pub struct PluginHandle {
     name: PluginName,
     status: watch::Sender<PluginStatus>,
     pub counters: PluginCounters,
+    /// Every command accepted and not yet answered.
+    pub(crate) ledger: ledger::Ledger,
     /// The queue of the process that gets new commands. A reload swaps it: the lock is held
     /// only for a `try_send` or the swap, so every command goes to exactly one process.
     commands: Mutex<mpsc::Sender<HostMessage>>,
@@ -280,6 +292,7 @@ impl PluginHandle {
             name: config.name.clone(),
             status: watch::Sender::new(PluginStatus::new(Arc::new(config))),
             counters: PluginCounters::default(),
+            ledger: ledger::Ledger::new(ledger::COMMAND_SLOTS),
             commands: Mutex::new(commands),
         }
     }
@@ -303,14 +316,25 @@ impl PluginHandle {
         std::mem::replace(&mut *lock(&self.commands), queue)
     }
 
-    /// Queue a command without waiting; a full queue drops it (counted), never stalls the caller.
-    /// A plugin with no process (CRASHED, FAILED, STOPPED) drops it too: queued, it would be
+    /// Queue a command without waiting. It takes one of the plugin's slots
+    /// ([`ledger::COMMAND_SLOTS`]) until it is answered, by the plugin or by the host; with every
+    /// slot taken it is refused (counted), never stalls the caller, never pushes out another.
+    /// A plugin with no process (CRASHED, FAILED, STOPPED) refuses it too: queued, it would be
     /// answered whenever a restart comes, if ever, long after the user asked.
     pub fn send(&self, message: HostMessage) -> Result<(), SendError> {
-        let state = self.status.borrow().state;
+        let (state, timeout) = {
+            let status = self.status.borrow();
+            (status.state, status.config.command_timeout)
+        };
         if !state.has_process() {
             PluginCounters::bump(&self.counters.dropped_commands);
             return Err(SendError::Closed);
+        }
+        let HostMessage::Command { id, user, .. } = &message;
+        let id = *id;
+        if self.ledger.accept(id, user, timeout).is_err() {
+            PluginCounters::bump(&self.counters.dropped_commands);
+            return Err(SendError::QueueFull);
         }
         let sent = lock(&self.commands).try_send(message);
         match sent {
@@ -319,6 +343,7 @@ impl PluginHandle {
                 Ok(())
             }
             Err(e) => {
+                self.ledger.withdraw(id);
                 PluginCounters::bump(&self.counters.dropped_commands);
                 Err(match e {
                     mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
@@ -367,6 +392,7 @@ mod tests {
             commands: commands.iter().map(|c| c.to_string()).collect(),
             restart: RestartPolicy::default(),
             reload: ReloadPolicy::default(),
+            command_timeout: spec::DEFAULT_COMMAND_TIMEOUT,
         };
         let (tx, rx) = mpsc::channel(queue);
         (PluginHandle::new(config, tx), rx)
@@ -377,13 +403,25 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_drops_and_counts_instead_of_waiting() {
-        let (plugin, _rx) = handle(Launch::Builtin(Builtin::DiceRoller), &[], 2);
-        assert_eq!(plugin.send(command(1)), Ok(()));
-        assert_eq!(plugin.send(command(2)), Ok(()));
-        assert_eq!(plugin.send(command(3)), Err(SendError::QueueFull));
-        assert_eq!(PluginCounters::get(&plugin.counters.events), 2, "only delivered commands are events");
+    fn a_plugin_with_every_slot_taken_refuses_and_counts_instead_of_waiting() {
+        let (plugin, _rx) = handle(Launch::Builtin(Builtin::DiceRoller), &[], COMMAND_QUEUE);
+        for id in 0..ledger::COMMAND_SLOTS as u64 {
+            assert_eq!(plugin.send(command(id)), Ok(()));
+        }
+        assert_eq!(plugin.send(command(1000)), Err(SendError::QueueFull));
+        let slots = ledger::COMMAND_SLOTS as u64;
+        assert_eq!(PluginCounters::get(&plugin.counters.events), slots, "only delivered commands are events");
         assert_eq!(PluginCounters::get(&plugin.counters.dropped_commands), 1);
+        assert!(matches!(plugin.ledger.answer(0), ledger::Matched::Open { .. }));
+        assert_eq!(plugin.send(command(1001)), Ok(()), "an answer frees a slot");
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_forgets_the_command() {
+        let (plugin, _rx) = handle(Launch::Builtin(Builtin::DiceRoller), &[], 1);
+        assert_eq!(plugin.send(command(1)), Ok(()));
+        assert_eq!(plugin.send(command(2)), Err(SendError::QueueFull));
+        assert_eq!(plugin.ledger.answer(2), ledger::Matched::Unknown, "not left open to time out");
     }
 
     #[test]

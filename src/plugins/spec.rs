@@ -59,7 +59,12 @@ pub struct PluginConfig {
     pub commands: Vec<String>,
     pub restart: RestartPolicy,
     pub reload: ReloadPolicy,
+    /// A command not answered within this is answered by the host (`command_timeout`).
+    pub command_timeout: Duration,
 }
+
+/// `command_timeout` unless the config says otherwise.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a plugin's process is started.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@
 //! before any hello counted and answered.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -178,29 +178,38 @@ fn the_units_documentation_file_is_one_the_install_steps_install() {
 
 /// `sh -c "INPUT | rosey --config FILE run --exit-at-eof"` with `config`, to completion.
 fn pipe_into_rosey(config: &Value, input: &str) -> Output {
+    pipe_into_rosey_within(config, input, DEADLINE)
+}
+
+/// [`pipe_into_rosey`], failing after `deadline` rather than [`DEADLINE`] (long inputs).
+pub(crate) fn pipe_into_rosey_within(config: &Value, input: &str, deadline: Duration) -> Output {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let config_path = dir.path().join("rosey.json");
     std::fs::write(&config_path, config.to_string()).expect("config written");
     let script = format!("{input} | {} --config {} run --exit-at-eof", rosey_exe(), config_path.display());
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(&script)
         .current_dir(dir.path())
         .env_remove("ROSEY_CONFIG")
         .env("ROSEY_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // Files, not pipes: a pipe nobody reads until the end would stall a long run.
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
         .spawn()
         .expect("sh starts");
-    let deadline = Instant::now() + DEADLINE;
+    let until = Instant::now() + deadline;
     while child.try_wait().expect("try_wait works").is_none() {
-        if Instant::now() > deadline {
+        if Instant::now() > until {
             let _ = child.kill();
-            panic!("{script:?} did not finish within {DEADLINE:?}");
+            panic!("{script:?} did not finish within {deadline:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.wait_with_output().expect("output collected")
+    let status = child.wait().expect("sh has exited");
+    let read = |path| std::fs::read(path).expect("output file");
+    Output { status, stdout: read(&out_path), stderr: read(&err_path) }
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod e2e_support;
 
 mod actions;
 mod admin;
+mod answers;
 mod api;
 mod auth;
 mod auth_hashes;

@@ -164,6 +164,7 @@ pub fn listing(query: &PageQuery, rows: &[Row]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dashboard::api::ResponseJson;
     use crate::dashboard::view::Health;
 
     fn card(name: &str, state: PluginState, health: Health) -> CardView {
@@ -191,6 +192,7 @@ mod tests {
             memory_mb: 0.0,
             event_count: 0,
             crash_count: 0,
+            response_time: ResponseJson::of(&Default::default()),
         }
     }
 

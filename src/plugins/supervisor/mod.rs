@@ -23,8 +23,8 @@ use super::spec::PluginConfig;
 use super::tree::Reaper;
 use super::{CRASH_LOG_LEN, CrashRecord, ExitReason, Launcher, PluginState, ProcessInfo};
 use crate::plugins::spec::RestartPolicy;
-pub(super) use process::HostLink;
 use process::{Exit, Generation, Outcome, Voice};
+pub(super) use process::{HostLink, answer_timeouts};
 
 /// An action for the supervisor, with the plugin's claim (freed when the order is done).
 pub(in crate::plugins) struct Order {

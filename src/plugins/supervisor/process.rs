@@ -4,11 +4,10 @@
 //! started beside the old one) without either knowing of the other.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::sync::lock;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
@@ -18,6 +17,8 @@ use tracing::{info, warn};
 
 use super::spawn::{SpawnError, command_for};
 use crate::logging::LogBudget;
+use crate::plugins::command_table::HOST_NAME;
+use crate::plugins::ledger::{Ledger, Matched, Unanswered};
 use crate::plugins::lines::{Line, LineSplitter};
 use crate::plugins::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage, ProtocolError};
 use crate::plugins::spec::PluginConfig;
@@ -33,8 +34,6 @@ const STDERR_LINE_BYTES: usize = 512;
 const PIPE_DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 /// While an old process is drained, how often the host looks whether it has answered everything.
 const DRAIN_CHECK: Duration = Duration::from_millis(20);
-/// Requests remembered for matching replies to the user who asked.
-const PENDING_REQUESTS: usize = 256;
 /// Log lines per second per plugin stream before further lines are only counted.
 const LOG_LINES_PER_SECOND: u32 = 20;
 
@@ -129,19 +128,11 @@ enum Ending {
     StopRequested,
 }
 
-/// A request awaiting its reply: who asked.
-struct AwaitingReply {
-    id: u64,
-    user: String,
-}
-
 /// One running process of a plugin and every process it started.
 pub(super) struct Generation {
     child: Child,
     info: ProcessInfo,
     family: Family,
-    /// Recent requests, to address replies to the user who asked.
-    pending: Mutex<VecDeque<AwaitingReply>>,
     voice: Arc<Voice>,
     reset_window: Duration,
     drain_timeout: Duration,
@@ -165,7 +156,6 @@ impl Generation {
             child,
             info,
             family: Family::new(pid, reaper.clone()),
-            pending: Mutex::new(VecDeque::new()),
             voice: Arc::new(Voice { current: AtomicBool::new(current), hello: watch::Sender::new(None) }),
             reset_window: config.restart.reset_window,
             drain_timeout: config.reload.drain_timeout,
@@ -196,19 +186,19 @@ impl Generation {
     ) -> Outcome {
         let (stdin, stdout, stderr) = (self.child.stdin.take(), self.child.stdout.take(), self.child.stderr.take());
         let mut stderr_tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
+        let (ledger, pid) = (&link.handle.ledger, self.info.pid);
         let ending = {
-            let pending = &self.pending;
             // Boxed so that it can be dropped, closing the plugin's stdin, before a stop.
             let mut writer = Box::pin(async {
                 match stdin {
-                    Some(stdin) => write_commands(pending, commands, stdin).await,
+                    Some(stdin) => write_commands(ledger, pid, commands, stdin).await,
                     None => QueueEnd::InputClosed,
                 }
             });
             let readers = async {
                 let messages = async {
                     if let Some(stdout) = stdout {
-                        read_messages(link, &self.voice, pending, stdout).await;
+                        read_messages(link, &self.voice, stdout).await;
                     }
                 };
                 let logs = async {
@@ -227,7 +217,7 @@ impl Generation {
             let mut reset_pending = link.handle.status.borrow().restart_attempt > 0;
             // Polled only once the queue has switched: its clock starts then.
             let mut draining = false;
-            let drain = drained(pending, self.drain_timeout);
+            let drain = drained(ledger, pid, self.drain_timeout);
             tokio::pin!(drain);
             let ending = loop {
                 tokio::select! {
@@ -269,6 +259,13 @@ impl Generation {
             }
             ending
         };
+        // What this process was given and did not answer, it never will: the host answers.
+        let why = match &ending {
+            Ending::StopRequested => "was stopped before answering".to_owned(),
+            Ending::Exited(Ok(status)) => format!("ended before answering ({})", exit_reason(*status)),
+            Ending::Exited(Err(_)) => "ended before answering".to_owned(),
+        };
+        answer_for(link, ledger.abandon(pid), &why).await;
         match ending {
             Ending::StopRequested => Outcome::Stopped,
             Ending::Exited(status) => Outcome::Exited(Exit {
@@ -292,20 +289,20 @@ enum Drained {
     TimedOut { unanswered: usize },
 }
 
-/// Wait until every request in `pending` is answered (looked at every [`DRAIN_CHECK`]) or
-/// `timeout` has passed, counted from the first poll.
-async fn drained(pending: &Mutex<VecDeque<AwaitingReply>>, timeout: Duration) -> Drained {
+/// Wait until every command written to process `pid` is answered (looked at every
+/// [`DRAIN_CHECK`]) or `timeout` has passed, counted from the first poll.
+async fn drained(ledger: &Ledger, pid: u32, timeout: Duration) -> Drained {
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut check = tokio::time::interval(DRAIN_CHECK);
     loop {
         tokio::select! {
             _ = check.tick() => {
-                if lock(pending).is_empty() {
+                if ledger.owed_by(pid) == 0 {
                     return Drained::Answered;
                 }
             }
-            () = &mut deadline => return Drained::TimedOut { unanswered: lock(pending).len() },
+            () = &mut deadline => return Drained::TimedOut { unanswered: ledger.owed_by(pid) },
         }
     }
 }
@@ -350,21 +347,19 @@ enum QueueEnd {
     Switched,
 }
 
-/// Write queued commands to the plugin's stdin, until it closes its input or the queue ends
-/// (then its input is closed: the end of its work).
+/// Write queued commands to the plugin's stdin (process `pid`), until it closes its input or
+/// the queue ends (then its input is closed: the end of its work). A command the host answered
+/// while it was queued is skipped.
 async fn write_commands(
-    pending: &Mutex<VecDeque<AwaitingReply>>,
+    ledger: &Ledger,
+    pid: u32,
     commands: &mut mpsc::Receiver<HostMessage>,
     mut stdin: ChildStdin,
 ) -> QueueEnd {
     while let Some(message) = commands.recv().await {
-        let HostMessage::Command { id, user, .. } = &message;
-        {
-            let mut pending = lock(pending);
-            if pending.len() == PENDING_REQUESTS {
-                pending.pop_front();
-            }
-            pending.push_back(AwaitingReply { id: *id, user: user.clone() });
+        let HostMessage::Command { id, .. } = &message;
+        if !ledger.written(*id, pid) {
+            continue;
         }
         let line = message.to_line();
         if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
@@ -387,25 +382,81 @@ enum StdoutProblem {
     Invalid(#[from] ProtocolError),
     #[error("reply to unknown request id {0}")]
     UnknownRequest(u64),
-    #[error("chat output is full; reply dropped")]
-    ChatOutputFull,
+}
+
+/// The host's answer, for each of `unanswered`: the plugin's name, then `why`.
+pub(in crate::plugins) async fn answer_for(link: &HostLink, unanswered: Vec<Unanswered>, why: &str) {
+    for Unanswered { id, user } in unanswered {
+        let text = format!("{} {why}", link.name());
+        tracing::debug!(plugin = link.name(), id, "answered by the host: {why}");
+        let reply = ChatReply { plugin: HOST_NAME.to_owned(), user: Some(user), text, request: Some(id) };
+        // Waiting (not dropping) keeps the promise of one answer per command; a closed chat
+        // output means the bot is stopping and nobody is left to tell.
+        if link.replies.send(reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Answer, on the plugin's behalf, each command it has not answered within `command_timeout`,
+/// until the plugin is retired. A reply that comes after is dropped ([`Matched::Late`]).
+pub(in crate::plugins) async fn answer_timeouts(link: Arc<HostLink>, retire: CancellationToken) {
+    let ledger = &link.handle.ledger;
+    loop {
+        let expired = tokio::select! {
+            expired = ledger.expired() => expired,
+            () = retire.cancelled() => return,
+        };
+        for _ in &expired {
+            PluginCounters::bump(&link.handle.counters.command_timeouts);
+        }
+        let timeout = link.handle.config().command_timeout;
+        let why = format!("did not answer within {} s", timeout.as_secs_f64());
+        answer_for(&link, expired, &why).await;
+    }
 }
 
 /// Reads protocol messages from the plugin's stdout.
-async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<AwaitingReply>>, stdout: ChildStdout) {
+async fn read_messages(link: &HostLink, voice: &Voice, stdout: ChildStdout) {
     let mut reader = BufReader::new(stdout);
     let mut lines = LineSplitter::new(MAX_LINE_BYTES);
     let mut budget = LogBudget::new(LOG_LINES_PER_SECOND, Duration::from_secs(1));
+    let mut late_log = LogBudget::new(1, Duration::from_secs(1));
     while let Ok(Some(line)) = lines.next_line(&mut reader).await {
         let problem = match line {
             Line::TooLong { len, .. } => StdoutProblem::TooLong { len },
             Line::NotUtf8(_) => StdoutProblem::NotUtf8,
             Line::Text(text) if text.trim().is_empty() => continue,
             Line::Text(text) => match PluginMessage::parse(&text) {
-                Ok(message) => match handle_message(link, voice, pending, message, &mut budget) {
-                    Ok(()) => continue,
-                    Err(problem) => problem,
+                Ok(PluginMessage::Reply { id, text }) => match link.handle.ledger.answer(id) {
+                    Matched::Open { user, waited } => {
+                        if let Some(took) = waited {
+                            link.handle.counters.response_times.record(took);
+                        }
+                        let reply =
+                            ChatReply { plugin: link.name().to_owned(), user: Some(user), text, request: Some(id) };
+                        // Waiting here holds this plugin's reader back, never drops an answer;
+                        // the plugin's slots bound how much it can have to say.
+                        if link.replies.send(reply).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Matched::Late => {
+                        if let Some(suppressed) = late_log.admit() {
+                            warn!(
+                                plugin = link.name(),
+                                "late reply to request {id}, already answered after command_timeout; dropped{suppressed}"
+                            );
+                        }
+                        continue;
+                    }
+                    Matched::Unknown => StdoutProblem::UnknownRequest(id),
                 },
+                Ok(PluginMessage::Hello { version, commands }) => {
+                    hello(link, voice, version, commands, &mut budget);
+                    continue;
+                }
                 Err(e) => StdoutProblem::Invalid(e),
             },
         };
@@ -416,52 +467,29 @@ async fn read_messages(link: &HostLink, voice: &Voice, pending: &Mutex<VecDeque<
     }
 }
 
-fn handle_message(
-    link: &HostLink,
-    voice: &Voice,
-    pending: &Mutex<VecDeque<AwaitingReply>>,
-    message: PluginMessage,
-    budget: &mut LogBudget,
-) -> Result<(), StdoutProblem> {
-    match message {
-        PluginMessage::Hello { version, commands } => {
-            link.said_hello.store(true, Ordering::Relaxed);
-            let greeting = Greeting { version: version.clone(), commands: Arc::from(commands.clone()) };
-            voice.hello.send_if_modified(|known| {
-                let news = known.as_ref() != Some(&greeting);
-                *known = Some(greeting);
-                news
-            });
-            let shown = version.clone();
-            // A hello that repeats what is known changes nothing: no snapshot, no log line.
-            let changed = voice.is_current()
-                && link.publish_if(|s| {
-                    if s.said_hello && s.reported_version == version && *s.announced_commands == *commands {
-                        return false;
-                    }
-                    s.said_hello = true;
-                    s.reported_version = version;
-                    s.announced_commands = Arc::from(commands.clone());
-                    true
-                });
-            if changed && let Some(suppressed) = budget.admit() {
-                info!(plugin = link.name(), version = shown.as_deref().unwrap_or("?"), ?commands, "hello{suppressed}");
+/// A hello: what the process says it is and handles; published when it speaks for the plugin.
+fn hello(link: &HostLink, voice: &Voice, version: Option<String>, commands: Vec<String>, budget: &mut LogBudget) {
+    link.said_hello.store(true, Ordering::Relaxed);
+    let greeting = Greeting { version: version.clone(), commands: Arc::from(commands.clone()) };
+    voice.hello.send_if_modified(|known| {
+        let news = known.as_ref() != Some(&greeting);
+        *known = Some(greeting);
+        news
+    });
+    let shown = version.clone();
+    // A hello that repeats what is known changes nothing: no snapshot, no log line.
+    let changed = voice.is_current()
+        && link.publish_if(|s| {
+            if s.said_hello && s.reported_version == version && *s.announced_commands == *commands {
+                return false;
             }
-            Ok(())
-        }
-        PluginMessage::Reply { id, text } => {
-            let user = {
-                let mut pending = lock(pending);
-                let index = pending.iter().position(|p| p.id == id);
-                index.and_then(|i| pending.remove(i)).map(|p| p.user)
-            };
-            let Some(user) = user else {
-                return Err(StdoutProblem::UnknownRequest(id));
-            };
-            let reply = ChatReply { plugin: link.name().to_owned(), user: Some(user), text };
-            // A full chat output drops the reply rather than stalling this plugin's reader.
-            link.replies.try_send(reply).map_err(|_| StdoutProblem::ChatOutputFull)
-        }
+            s.said_hello = true;
+            s.reported_version = version;
+            s.announced_commands = Arc::from(commands.clone());
+            true
+        });
+    if changed && let Some(suppressed) = budget.admit() {
+        info!(plugin = link.name(), version = shown.as_deref().unwrap_or("?"), ?commands, "hello{suppressed}");
     }
 }
 
@@ -505,8 +533,16 @@ mod tests {
         assert_eq!(truncate_utf8(s.clone(), 6), s);
     }
 
-    fn awaiting(ids: &[u64]) -> Arc<Mutex<VecDeque<AwaitingReply>>> {
-        Arc::new(Mutex::new(ids.iter().map(|&id| AwaitingReply { id, user: "alice".into() }).collect()))
+    const PID: u32 = 100;
+
+    /// A ledger holding commands `ids`, written to process [`PID`].
+    fn awaiting(ids: &[u64]) -> Arc<Ledger> {
+        let ledger = Arc::new(Ledger::new(8));
+        for &id in ids {
+            ledger.accept(id, "alice", Duration::from_secs(3600)).expect("a free slot");
+            assert!(ledger.written(id, PID));
+        }
+        ledger
     }
 
     const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -514,14 +550,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_old_process_that_owes_nothing_is_drained_at_once() {
         let start = tokio::time::Instant::now();
-        assert_eq!(drained(&awaiting(&[]), DRAIN_TIMEOUT).await, Drained::Answered);
+        assert_eq!(drained(&awaiting(&[]), PID, DRAIN_TIMEOUT).await, Drained::Answered);
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_old_process_that_never_answers_is_stopped_at_the_drain_timeout() {
         let start = tokio::time::Instant::now();
-        assert_eq!(drained(&awaiting(&[1, 2]), DRAIN_TIMEOUT).await, Drained::TimedOut { unanswered: 2 });
+        assert_eq!(drained(&awaiting(&[1, 2]), PID, DRAIN_TIMEOUT).await, Drained::TimedOut { unanswered: 2 });
         assert_eq!(start.elapsed(), DRAIN_TIMEOUT, "not a moment before");
     }
 
@@ -531,10 +567,10 @@ mod tests {
         let answerer = pending.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            lock(&answerer).clear();
+            answerer.answer(7);
         });
         let start = tokio::time::Instant::now();
-        assert_eq!(drained(&pending, DRAIN_TIMEOUT).await, Drained::Answered);
+        assert_eq!(drained(&pending, PID, DRAIN_TIMEOUT).await, Drained::Answered);
         let waited = start.elapsed();
         assert!(
             (Duration::from_millis(100)..=Duration::from_millis(100) + DRAIN_CHECK).contains(&waited),

@@ -1,0 +1,117 @@
+//! Response-time quantiles over recent windows. The host's bucket counters only grow; the
+//! collector keeps a reading of them every [`MARK_EVERY`] for the last hour, so a window's
+//! histogram is the reading now minus the one taken at the window's start, and its quantiles
+//! are estimated from those summed buckets (linear within a bucket, like Prometheus's
+//! `histogram_quantile`). The window's start is the newest reading at or before it, so a
+//! window may reach up to [`MARK_EVERY`] further back than it says.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::plugins::timing::Buckets;
+
+/// How often a reading of a plugin's bucket counters is kept.
+pub const MARK_EVERY: Duration = Duration::from_secs(30);
+/// The windows reported, shortest first.
+pub const WINDOWS: [(&str, Duration); 2] = [("5m", Duration::from_secs(300)), ("1h", Duration::from_secs(3600))];
+
+/// Readings of one plugin's counters, oldest first.
+#[derive(Debug, Default)]
+pub struct Marks(VecDeque<(Instant, Buckets)>);
+
+impl Marks {
+    /// Keep `now`'s reading if the newest kept is [`MARK_EVERY`] old; forget those no window needs.
+    pub fn record(&mut self, now: Instant, reading: Buckets) {
+        if self.0.back().is_some_and(|(at, _)| now.duration_since(*at) < MARK_EVERY) {
+            return;
+        }
+        self.0.push_back((now, reading));
+        let longest = WINDOWS[WINDOWS.len() - 1].1;
+        // The oldest is kept while the next one is still inside the longest window.
+        while self.0.get(1).is_some_and(|(at, _)| now.duration_since(*at) >= longest) {
+            self.0.pop_front();
+        }
+    }
+
+    /// What was recorded in the last `window` before `now`, given the counters read `now`.
+    /// Without a reading that old, everything counted so far (the plugin is younger).
+    pub fn window(&self, now: Instant, window: Duration, reading: &Buckets) -> Buckets {
+        let start = self.0.iter().rev().find(|(at, _)| now.duration_since(*at) >= window);
+        match start {
+            Some((_, earlier)) => reading.since(earlier),
+            None => *reading,
+        }
+    }
+}
+
+/// p50, p95 and p99 of one window, in seconds (None without answers in it).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Quantiles {
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+impl Quantiles {
+    pub fn of(buckets: &Buckets) -> Quantiles {
+        Quantiles {
+            count: buckets.count(),
+            p50: buckets.quantile(0.5),
+            p95: buckets.quantile(0.95),
+            p99: buckets.quantile(0.99),
+        }
+    }
+}
+
+/// A plugin's response times: everything since it was added, and each of [`WINDOWS`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ResponseSummary {
+    pub total: Buckets,
+    pub windows: [Quantiles; WINDOWS.len()],
+}
+
+impl ResponseSummary {
+    pub fn new(marks: &Marks, now: Instant, reading: Buckets) -> ResponseSummary {
+        ResponseSummary {
+            total: reading,
+            windows: WINDOWS.map(|(_, window)| Quantiles::of(&marks.window(now, window, &reading))),
+        }
+    }
+
+    /// The 5-minute p95, for cards, the listing and the warning threshold.
+    pub fn recent_p95(&self) -> Option<f64> {
+        self.windows[0].p95
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::timing::ResponseTimes;
+
+    #[test]
+    fn a_window_counts_only_what_came_after_its_start() {
+        let times = ResponseTimes::default();
+        let mut marks = Marks::default();
+        let t0 = Instant::now();
+        // An hour of slow answers, then ten minutes of fast ones.
+        for minute in 0..70u64 {
+            let now = t0 + Duration::from_secs(minute * 60);
+            let took = if minute < 60 { 2_000 } else { 3 };
+            for _ in 0..10 {
+                times.record(Duration::from_millis(took));
+            }
+            marks.record(now, times.read());
+        }
+        let now = t0 + Duration::from_secs(69 * 60);
+        let summary = ResponseSummary::new(&marks, now, times.read());
+        let [recent, hour] = summary.windows;
+        assert_eq!(recent.count, 50, "the readings at 64..=69 minutes: 5 minutes of answers");
+        assert!(recent.p95.is_some_and(|p| p <= 0.005), "{recent:?}");
+        assert_eq!(hour.count, 600);
+        assert!(hour.p50.is_some_and(|p| p > 1.0), "most of the hour was slow: {hour:?}");
+        assert_eq!(summary.total.count(), 700);
+        assert!(marks.0.len() <= 62, "an hour of minute readings, not all: {}", marks.0.len());
+    }
+}
