@@ -31,7 +31,7 @@
 #     snapshots once the uptimes show minutes), beside the full frame sent on connect;
 #  8. prints a summary table (Markdown) with met / MISSED for every target.
 #
-#   scripts/bench.sh scale      # step 7 alone (about 6 minutes)
+#   scripts/bench.sh scale      # step 7 alone (about 6 minutes; with BENCH_ROSEY, no build)
 #
 # Knobs (environment): BENCH_DURATION (seconds per wrk run, default 5), BENCH_ROUNDS (3),
 # BENCH_WARMUP (2), BENCH_SSE_CLIENTS (1000), BENCH_SSE_SNAPSHOTS (3), BENCH_IDLE_SECONDS (20),
@@ -88,9 +88,14 @@ echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- build -----------------------------------------------------------------------------------
-say "building (release)"
-cargo build --release --bin rosey --example fixed_body --example sse_fanout
-cargo bench --bench collector --no-run
+if [ "$MODE" = scale ] && [ -n "${BENCH_ROSEY:-}" ]; then
+  # The scale step runs only the given binary: nothing to build.
+  :
+else
+  say "building (release)"
+  cargo build --release --bin rosey --example fixed_body --example sse_fanout
+  cargo bench --bench collector --no-run
+fi
 ROSEY=${BENCH_ROSEY:-$ROOT/target/release/rosey}
 echo "measuring $ROSEY"
 FIXED=$ROOT/target/release/examples/fixed_body
