@@ -114,6 +114,31 @@ fn a_roll_in_a_channel_is_answered_in_that_channel() {
 }
 
 #[test]
+fn a_command_its_plugin_never_answers_gets_the_timeout_answer_in_its_channel() {
+    let test = "a_command_its_plugin_never_answers_gets_the_timeout_answer_in_its_channel";
+    let Some(network) = IrcNetwork::start(test) else {
+        return;
+    };
+    let mut alice = Human::connect(&network, "alice");
+    alice.join("#slow");
+    let mut builder = bot(json!([network.bot_connection("rosey", &["#slow"])]));
+    let mut deaf = python_plugin("deaf", "deaf.py", &[]);
+    deaf["command_timeout"] = json!(1);
+    builder.config["plugins"].as_array_mut().expect("the default fixture lists plugins").push(deaf);
+    let _rosey = builder.start();
+    wait_joined(&mut alice, "rosey", "#slow");
+    alice.say("#slow", "!deaf");
+    // The host answers in the plugin's place, and where the command was asked (not on the
+    // console, which a reply naming only the plugin and the user once fell back to).
+    let reply = alice.wait_for("the timeout answer in #slow", |l| l.is_privmsg("rosey", "#slow"));
+    assert!(reply.text().contains("deaf did not answer within 1 s"), "{}", reply.raw);
+    // A command after it still gets its own answer in the channel.
+    alice.say("#slow", "!roll 1d4");
+    let roll = alice.wait_for("the roll's answer in #slow", |l| l.is_privmsg("rosey", "#slow"));
+    assert!(roll.text().contains("1d4"), "{}", roll.raw);
+}
+
+#[test]
 fn a_private_message_is_answered_privately() {
     let Some((network, mut alice, _rosey)) = scene("a_private_message_is_answered_privately", "#quiet") else {
         return;
