@@ -499,6 +499,8 @@ fn commanded_plugin(i: usize) -> PluginConfig {
         restart: RestartPolicy { enabled: false, ..RestartPolicy::default() },
         reload: ReloadPolicy::default(),
         command_timeout: rosey::plugins::spec::DEFAULT_COMMAND_TIMEOUT,
+        memory_limit: None,
+        watch: Vec::new(),
     }
 }
 

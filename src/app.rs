@@ -20,10 +20,12 @@ use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
 use crate::plugins::{Launcher, PluginHost};
 use crate::remote::{self, ReloadTarget};
-use crate::{chat, limits, logging};
+use crate::{chat, heal, limits, logging};
 
 /// Replies waiting to be printed before a plugin's further replies are dropped.
 const REPLY_QUEUE: usize = 1024;
+/// Memory readings waiting for the memory guard; a tick beyond this is dropped, not waited for.
+const MEMORY_TICKS: usize = 4;
 
 /// Why the program stopped with a failure. The messages carry no `error: ` in front: `main`
 /// adds it, except to config errors, which name themselves (`config error: …`, one line per
@@ -233,6 +235,12 @@ pub async fn run(
     // The chat's state and the admin audit reach the dashboard through the snapshots only.
     let chat_status = tokio::sync::watch::Sender::new(chat::ChatStatus::default());
     collector.follow_chat(chat_status.subscribe(), desk.audit_log());
+    // The healers ask the door for reloads like an operator; the collector only sends figures.
+    let heal_stop = CancellationToken::new();
+    let (memory_tx, memory_rx) = mpsc::channel(MEMORY_TICKS);
+    collector.report_memory(memory_tx);
+    let memory_guard = tokio::spawn(heal::guard_memory(memory_rx, door.clone(), heal_stop.clone()));
+    let file_watch = tokio::spawn(heal::watch_files(host.registry(), door.clone(), heal_stop.clone()));
     let collector_stop = CancellationToken::new();
     let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
     if config.dashboard.enabled && !config.prometheus_enabled {
@@ -268,6 +276,8 @@ pub async fn run(
     if let Some(dashboard) = dashboard {
         dashboard.stop().await;
     }
+    heal_stop.cancel();
+    let _ = tokio::join!(memory_guard, file_watch);
     collector_stop.cancel();
     let _ = collector_task.await;
     control_stop.cancel();

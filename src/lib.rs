@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dashboard;
+pub mod heal;
 pub mod display;
 pub mod limits;
 pub mod logging;

@@ -12,7 +12,7 @@ use super::schema::{ChatConfig, Config, MetricsConfig, RawAuth, RawConfig, RawIr
 use super::secret;
 use crate::plugins::builtin::Builtin;
 use crate::plugins::command_table::HOST_NAME;
-use crate::plugins::spec::{Launch, PluginConfig, PluginName, ReloadPolicy, RestartPolicy};
+use crate::plugins::spec::{Launch, MemoryLimit, PluginConfig, PluginName, ReloadPolicy, RestartPolicy, WatchPattern};
 
 /// Collects problems, each with the source of its key.
 struct Problems<'a> {
@@ -212,6 +212,13 @@ fn check_plugin(index: usize, raw: &RawPlugin, problems: &mut Problems) -> Optio
             drain_timeout: raw.drain_timeout.duration(),
         },
         command_timeout: raw.command_timeout.duration(),
+        memory_limit: raw.max_memory_mb.map(|max_mb| MemoryLimit {
+            max_mb: max_mb.get(),
+            samples: raw.max_memory_samples.get(),
+            recycles: raw.max_memory_recycles.get(),
+            window: raw.max_memory_window.duration(),
+        }),
+        watch: raw.watch.iter().cloned().map(WatchPattern).collect(),
     })
 }
 

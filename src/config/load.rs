@@ -210,6 +210,9 @@ fn resolve_paths(raw: &mut RawConfig, base: &Path) {
         {
             *cwd = beside(base, cwd);
         }
+        for watched in plugin.watch.iter_mut().filter(|w| w.is_relative()) {
+            *watched = beside(base, watched);
+        }
     }
 }
 

@@ -191,6 +191,11 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
             "a number of seconds > 0"
         }
         "plugins[].command" | "plugins[].commands" => "a list of strings",
+        "plugins[].watch" => "a list of paths or globs",
+        "plugins[].max_memory_mb" | "plugins[].max_memory_samples" | "plugins[].max_memory_recycles" => {
+            "an integer > 0"
+        }
+        "plugins[].max_memory_window" => "a number of seconds >= 0",
         "plugins[].env" => "an object of string values",
         "plugins[].name" | "plugins[].builtin" | "plugins[].version" | "plugins[].cwd" => "a string",
         "dashboard.auth.username"

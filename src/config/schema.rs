@@ -15,7 +15,10 @@ use super::ip_range::IpRange;
 use super::irc::IrcSettings;
 use super::login::Login;
 use super::numbers::{ChatRange, DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
-use crate::plugins::spec::{DEFAULT_COMMAND_TIMEOUT, PluginConfig, ReloadPolicy, RestartPolicy};
+use crate::plugins::spec::{
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_MEMORY_RECYCLES, DEFAULT_MEMORY_SAMPLES, DEFAULT_MEMORY_WINDOW, PluginConfig,
+    ReloadPolicy, RestartPolicy,
+};
 
 /// The configuration as written: defaults, file and environment merged, not yet checked.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -250,6 +253,15 @@ pub struct RawPlugin {
     pub reload_timeout: Seconds<ReloadRange>,
     pub drain_timeout: Seconds<ReloadRange>,
     pub command_timeout: Seconds<ReloadRange>,
+    /// Recycle the plugin (a hot reload) when its process tree stays above this many MB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<NonZeroU32>,
+    pub max_memory_samples: NonZeroU32,
+    pub max_memory_recycles: NonZeroU32,
+    pub max_memory_window: Seconds<DelayRange>,
+    /// Paths or globs whose change reloads the plugin.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,6 +317,11 @@ impl Default for RawPlugin {
             reload_timeout: Seconds::builtin(reload.ready_timeout),
             drain_timeout: Seconds::builtin(reload.drain_timeout),
             command_timeout: Seconds::builtin(DEFAULT_COMMAND_TIMEOUT),
+            max_memory_mb: None,
+            max_memory_samples: NonZeroU32::new(DEFAULT_MEMORY_SAMPLES).expect("the default is not zero"),
+            max_memory_recycles: NonZeroU32::new(DEFAULT_MEMORY_RECYCLES).expect("the default is not zero"),
+            max_memory_window: Seconds::builtin(DEFAULT_MEMORY_WINDOW),
+            watch: Vec::new(),
         }
     }
 }

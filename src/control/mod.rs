@@ -41,6 +41,9 @@ pub const AUDIT_TARGET: &str = "audit";
 pub enum ControlRequest {
     Act { plugin: String, action: Action, trigger: Trigger, reply: oneshot::Sender<Result<ActionReport, ActionError>> },
     ReloadConfig { trigger: Trigger, reply: oneshot::Sender<Result<ConfigReport, ConfigReloadError>> },
+    /// Stop `plugin` and leave it FAILED with `reason` (the host gives up on a plugin that keeps
+    /// needing to be healed); an operator's `start` brings it back.
+    GiveUp { plugin: String, reason: String, trigger: Trigger, reply: oneshot::Sender<Result<ActionReport, ActionError>> },
 }
 
 /// Why a config reload changed nothing.
@@ -110,6 +113,31 @@ impl ActionDoor {
                 "audit: action refused"
             ),
         }
+        result
+    }
+
+    /// Stop `plugin` and mark it FAILED with `reason`; audited like a stop.
+    pub async fn give_up(&self, plugin: &str, reason: &str, trigger: Trigger) -> Result<ActionReport, ActionError> {
+        let started = Instant::now();
+        let request = |reply| ControlRequest::GiveUp {
+            plugin: plugin.to_owned(),
+            reason: reason.to_owned(),
+            trigger: trigger.clone(),
+            reply,
+        };
+        let result = self.ask(request, || ActionError::ShuttingDown).await;
+        let took = started.elapsed().as_secs_f64();
+        let outcome = result.as_ref().map_or_else(|e| format!("refused: {e}"), |_| "failed".to_owned());
+        warn!(
+            target: AUDIT_TARGET,
+            who = %trigger,
+            action = "give-up",
+            plugin,
+            outcome,
+            reason,
+            duration_seconds = took,
+            "audit: plugin given up on"
+        );
         result
     }
 

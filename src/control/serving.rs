@@ -46,6 +46,16 @@ pub async fn serve(
                     Err(error) => _ = reply.send(Err(error)),
                 }
             }
+            Some(ControlRequest::GiveUp { plugin, reason, trigger, reply }) => {
+                match host.give_up(&plugin, reason, &trigger) {
+                    Ok(answer) => {
+                        tokio::spawn(async move {
+                            let _ = reply.send(answer.await.map_err(|_| ActionError::ShuttingDown));
+                        });
+                    }
+                    Err(error) => _ = reply.send(Err(error)),
+                }
+            }
             Some(ControlRequest::ReloadConfig { reply, .. }) => {
                 if reloading_config.swap(true, Ordering::SeqCst) {
                     let _ = reply.send(Err(ConfigReloadError::Busy));

@@ -232,6 +232,9 @@ pub struct ApiPlugin<'a> {
     /// An operator's action under way, in words.
     pub activity: Option<&'a str>,
     pub reload_log: Vec<ReloadJson<'a>>,
+    /// Why the host gave up on it (FAILED) when not for its crashes, e.g. recycled too often
+    /// for memory; null otherwise.
+    pub failed_reason: Option<&'a str>,
 }
 
 impl<'a> ApiPlugin<'a> {
@@ -287,6 +290,7 @@ impl<'a> ApiPlugin<'a> {
             command_conflicts: &p.command_conflicts,
             activity: p.operations.activity.as_deref(),
             reload_log: p.operations.reload_log.iter().map(ReloadJson::of).collect(),
+            failed_reason: p.operations.failure.as_deref(),
         }
     }
 }

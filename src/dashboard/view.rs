@@ -175,11 +175,10 @@ impl CardView {
             memory: format_mb(p.memory_mb()),
             events: thousands(p.events),
             crashes: thousands(p.crashes),
-            last_exit: p
-                .crash_log
-                .front()
-                .filter(|_| p.state != PluginState::Running || p.crashes > 0)
-                .map(crash_reason),
+            // The host's own reason for giving up, when it has one, says more than the last exit.
+            last_exit: p.operations.failure.clone().filter(|_| p.state == PluginState::Failed).or_else(|| {
+                p.crash_log.front().filter(|_| p.state != PluginState::Running || p.crashes > 0).map(crash_reason)
+            }),
             next_retry: p.next_restart_in.map(|d| format!("next retry in {} s", d.as_secs_f64().ceil() as u64)),
             stale,
             availability: p.history.availability().map_or_else(|| "—".to_owned(), |a| format!("{:.1}%", a * 100.0)),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -68,6 +68,17 @@ pub struct Collector {
     publish: watch::Sender<Arc<Snapshot>>,
     /// Where the chat networks' state and the admin audit are read; None: no chat to show.
     chat: Option<ChatFeed>,
+    /// Where each tick's memory figures go (the memory limit's guard); None: nobody listens.
+    memory: Option<mpsc::Sender<Vec<MemoryReading>>>,
+}
+
+/// One running plugin's process-tree memory at one tick, for whoever enforces `max_memory_mb`.
+#[derive(Clone)]
+pub struct MemoryReading {
+    pub handle: Arc<PluginHandle>,
+    /// The process the figure belongs to: a new one (after a recycle) starts counting afresh.
+    pub pid: u32,
+    pub bytes: u64,
 }
 
 /// The chat side's published state, read (never waited on) at each snapshot.
@@ -109,6 +120,7 @@ impl Collector {
                 chat: ChatSnapshot::default(),
             })),
             chat: None,
+            memory: None,
         };
         collector.follow_registry();
         collector.publish_snapshot();
@@ -149,6 +161,25 @@ impl Collector {
         self.chat = Some(ChatFeed { status, audit });
     }
 
+    /// Send every tick's memory figures of the running plugins to `to`. Never waits: a tick the
+    /// receiver has not taken yet is dropped (the next one comes a poll interval later).
+    pub fn report_memory(&mut self, to: mpsc::Sender<Vec<MemoryReading>>) {
+        self.memory = Some(to);
+    }
+
+    fn send_memory(&self) {
+        let Some(to) = &self.memory else { return };
+        let readings = self
+            .tracked
+            .iter()
+            .filter_map(|t| {
+                let pid = t.handle.status().process?.pid;
+                (t.usage_pid == Some(pid)).then(|| MemoryReading { handle: t.handle.clone(), pid, bytes: t.usage.memory_bytes })
+            })
+            .collect();
+        let _ = to.try_send(readings);
+    }
+
     /// Receivers always see the latest snapshot only: a slow reader skips, never queues.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.publish.subscribe()
@@ -171,6 +202,7 @@ impl Collector {
                 _ = ticks.tick() => {
                     self.sample().await;
                     self.record_history();
+                    self.send_memory();
                 }
                 () = changed.notified(), if !change_pending => {
                     change_pending = true;
@@ -329,7 +361,12 @@ fn plugin_snapshot(t: &Tracked, commands: &CommandTable, clock: (Instant, System
         crash_log: status.crash_log.clone(),
         last_sampled_at: t.last_sampled_at,
         history: t.series.view(),
-        operations: Operations { activity: status.activity, reload_log: status.reload_log, reloads: status.reloads },
+        operations: Operations {
+            activity: status.activity,
+            reload_log: status.reload_log,
+            reloads: status.reloads,
+            failure: status.failure,
+        },
     }
 }
 

@@ -12,5 +12,5 @@ pub mod response;
 pub mod sampler;
 mod snapshot;
 
-pub use collector::{Collector, MIN_CHANGE_GAP};
+pub use collector::{Collector, MIN_CHANGE_GAP, MemoryReading};
 pub use snapshot::{ChatSnapshot, Operations, PluginSnapshot, Snapshot, SystemMetrics};

@@ -63,6 +63,8 @@ pub struct Operations {
     /// Newest first.
     pub reload_log: Arc<VecDeque<ReloadRecord>>,
     pub reloads: ReloadCounts,
+    /// Why the host gave up on it, when not for its crashes (FAILED: recycled too often).
+    pub failure: Option<String>,
 }
 
 impl PluginSnapshot {

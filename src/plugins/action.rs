@@ -69,10 +69,15 @@ pub enum Trigger {
     Signal(&'static str),
     /// A config reload that found this plugin's entry changed.
     Config,
+    /// The plugin's process tree stayed above its `max_memory_mb` (`mb` at the last sample).
+    Memory { mb: u64, limit_mb: u32 },
+    /// A file under one of the plugin's `watch` entries changed.
+    Watch { path: String },
 }
 
 impl Trigger {
-    /// `api`, `console`, `chat`, `signal` or `config`: the `trigger` field of a reload-log entry.
+    /// `api`, `console`, `chat`, `signal`, `config`, `memory` or `watch`: the `trigger` field
+    /// of a reload-log entry.
     pub fn kind(&self) -> &'static str {
         match self {
             Trigger::Api { .. } => "api",
@@ -80,6 +85,18 @@ impl Trigger {
             Trigger::Chat { .. } => "chat",
             Trigger::Signal(_) => "signal",
             Trigger::Config => "config",
+            Trigger::Memory { .. } => "memory",
+            Trigger::Watch { .. } => "watch",
+        }
+    }
+
+    /// Why the host reloaded on its own, for the card's last-reload line (`memory over
+    /// 200 MB`); None when a person asked.
+    pub fn automatic(&self) -> Option<String> {
+        match self {
+            Trigger::Memory { limit_mb, .. } => Some(format!("memory over {limit_mb} MB")),
+            Trigger::Watch { .. } => Some("a watched file changed".to_owned()),
+            _ => None,
         }
     }
 }
@@ -96,6 +113,8 @@ impl fmt::Display for Trigger {
             }
             Trigger::Signal(name) => write!(f, "signal {name}"),
             Trigger::Config => f.write_str("config reload"),
+            Trigger::Memory { mb, limit_mb } => write!(f, "memory limit ({mb} MB over max_memory_mb {limit_mb})"),
+            Trigger::Watch { path } => write!(f, "file change {path:?}"),
         }
     }
 }
@@ -249,5 +268,9 @@ mod tests {
     fn triggers_name_who_asked() {
         assert_eq!(Trigger::Api { user: Some("admin".into()) }.to_string(), "api user \"admin\"");
         assert_eq!(Trigger::Signal("SIGHUP").kind(), "signal");
+        let memory = Trigger::Memory { mb: 312, limit_mb: 200 };
+        assert_eq!((memory.kind(), memory.to_string()), ("memory", "memory limit (312 MB over max_memory_mb 200)".into()));
+        assert_eq!(Trigger::Watch { path: "/a/b\"c".into() }.to_string(), "file change \"/a/b\\\"c\"");
+        assert_eq!(Trigger::Api { user: None }.automatic(), None);
     }
 }

@@ -7,10 +7,10 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::action::{Action, ActionError, ActionReport, Trigger};
+use super::action::{Action, ActionError, ActionOutcome, ActionReport, Trigger};
 use super::spec::PluginConfig;
 use super::supervisor::{self, Busy, HostLink, Order};
-use super::{COMMAND_QUEUE, ChatReply, Launcher, PluginHandle, tree};
+use super::{COMMAND_QUEUE, ChatReply, Launcher, PluginHandle, PluginState, tree};
 
 /// The current plugins, in config order. Readers (collector, chat) hold a `watch::Receiver`
 /// of it and take a cheap `Arc` clone when they need the list; the host publishes a new one
@@ -136,6 +136,40 @@ impl PluginHost {
         let order = Order { action, config: config.map(Arc::new), trigger: trigger.clone(), reply, claim };
         // The claim means no other order is queued, and a one-slot queue holds this one.
         entry.orders.try_send(order).map_err(|_| ActionError::ShuttingDown)?;
+        Ok(answer)
+    }
+
+    /// Stop `plugin` and leave it FAILED with `reason`: the host gives up on a plugin that keeps
+    /// needing to be healed (recycled for memory again and again). The answer is the stop's,
+    /// with `reason`; `start` brings it back (a new process clears the reason).
+    pub fn give_up(
+        &self,
+        plugin: &str,
+        reason: String,
+        trigger: &Trigger,
+    ) -> Result<oneshot::Receiver<ActionReport>, ActionError> {
+        let stopped = self.act(plugin, Action::Stop, None, trigger)?;
+        let handle = self.handle(plugin).cloned().ok_or_else(|| ActionError::UnknownPlugin(plugin.to_owned()))?;
+        let changed = self.changed.clone();
+        let (reply, answer) = oneshot::channel();
+        tokio::spawn(async move {
+            let Ok(mut report) = stopped.await else { return };
+            // Only a plugin still STOPPED: an operator may have started it again meanwhile.
+            let failed = handle.status.send_if_modified(|s| {
+                let stopped = s.state == PluginState::Stopped;
+                if stopped {
+                    s.state = PluginState::Failed;
+                    s.failure = Some(reason.clone());
+                }
+                stopped
+            });
+            if failed {
+                changed.notify_one();
+                report.outcome = ActionOutcome::Failed;
+            }
+            report.reason = Some(reason);
+            let _ = reply.send(report);
+        });
         Ok(answer)
     }
 

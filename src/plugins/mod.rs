@@ -195,6 +195,9 @@ pub struct PluginStatus {
     /// Finished reloads, newest first.
     pub reload_log: Arc<VecDeque<ReloadRecord>>,
     pub reloads: ReloadCounts,
+    /// Why the host gave up on it when that was not its crashes (e.g. recycled too often for
+    /// memory); cleared when a process starts again.
+    pub failure: Option<String>,
 }
 
 impl PluginStatus {
@@ -215,6 +218,7 @@ impl PluginStatus {
             activity: None,
             reload_log: Arc::new(VecDeque::new()),
             reloads: ReloadCounts::default(),
+            failure: None,
         }
     }
 
@@ -393,6 +397,8 @@ mod tests {
             restart: RestartPolicy::default(),
             reload: ReloadPolicy::default(),
             command_timeout: spec::DEFAULT_COMMAND_TIMEOUT,
+            memory_limit: None,
+            watch: Vec::new(),
         };
         let (tx, rx) = mpsc::channel(queue);
         (PluginHandle::new(config, tx), rx)

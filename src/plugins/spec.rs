@@ -61,6 +61,10 @@ pub struct PluginConfig {
     pub reload: ReloadPolicy,
     /// A command not answered within this is answered by the host (`command_timeout`).
     pub command_timeout: Duration,
+    /// Recycle the plugin when its process tree stays above a limit (`max_memory_mb`).
+    pub memory_limit: Option<MemoryLimit>,
+    /// Reload it when one of these changes (`watch`); empty: no watching.
+    pub watch: Vec<WatchPattern>,
 }
 
 /// `command_timeout` unless the config says otherwise.
@@ -123,6 +127,34 @@ impl Default for ReloadPolicy {
         ReloadPolicy { ready_timeout: Duration::from_secs(10), drain_timeout: Duration::from_secs(30) }
     }
 }
+
+/// `max_memory_mb` and its companions: when the process tree stays above `max_bytes` for
+/// `samples` samples in a row it is recycled by a hot reload; when that has happened `recycles`
+/// times within `window` and it is over again, the plugin is FAILED instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimit {
+    pub max_mb: u32,
+    pub samples: u32,
+    pub recycles: u32,
+    /// Zero: never give up, recycle every time.
+    pub window: Duration,
+}
+
+impl MemoryLimit {
+    pub fn max_bytes(&self) -> u64 {
+        u64::from(self.max_mb) * 1024 * 1024
+    }
+}
+
+/// `max_memory_samples`, `max_memory_recycles` and `max_memory_window` unless the config says otherwise.
+pub const DEFAULT_MEMORY_SAMPLES: u32 = 3;
+pub const DEFAULT_MEMORY_RECYCLES: u32 = 3;
+pub const DEFAULT_MEMORY_WINDOW: Duration = Duration::from_secs(600);
+
+/// One entry of `watch`: a path (file or directory) or a glob (`plugins/*.py`, `lib/**`),
+/// absolute (a relative one in the file is resolved against the config file's directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchPattern(pub PathBuf);
 
 #[cfg(test)]
 mod tests {

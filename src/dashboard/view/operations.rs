@@ -30,7 +30,14 @@ impl CardOperations {
         let startable = p.state.startable();
         CardOperations {
             activity: p.operations.activity.clone(),
-            last_reload: p.operations.reload_log.front().map(|r| reload_summary(&p.name, r).line()),
+            last_reload: p.operations.reload_log.front().map(|r| {
+                let line = reload_summary(&p.name, r).line();
+                // A reload nobody typed says why it happened: "… · memory over 200 MB".
+                match r.trigger.automatic() {
+                    Some(why) => format!("{line} · {why}"),
+                    None => line,
+                }
+            }),
             stoppable: !startable,
             startable,
         }
@@ -55,7 +62,7 @@ fn reload_summary<'a>(plugin: &'a str, r: &'a ReloadRecord) -> ActionSummary<'a>
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReloadView {
     pub at: String,
-    /// `api`, `console`, `signal` or `config`.
+    /// `api`, `console`, `chat`, `signal`, `config`, `memory` or `watch`.
     pub trigger: &'static str,
     /// `1 → 2`; a version not known (the new process never said hello) is `?`.
     pub versions: String,

@@ -206,6 +206,7 @@ impl Supervisor {
         self.link.publish(|s| {
             s.state = PluginState::Starting;
             s.next_restart_at = None;
+            s.failure = None;
             s.config = config.clone();
         });
         match self.launch(config, commands, true) {
