@@ -6,7 +6,8 @@
 //! commands to the plugins; [`app`] starts and stops everything in order; [`config`] and
 //! [`cli`] are what the operator controls, [`control`] how actions reach the running plugins; [`display`] is how times, sizes and counts read everywhere.
 //! [`procfs`] is what the kernel says about a process, read by the plugins' process trees and
-//! the metrics sampler alike.
+//! the metrics sampler alike. [`heal`] asks for the reloads nobody typed: a plugin over its
+//! memory limit, or whose watched files changed.
 
 pub mod app;
 pub mod chat;
@@ -14,8 +15,8 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dashboard;
-pub mod heal;
 pub mod display;
+pub mod heal;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

@@ -36,15 +36,18 @@ const REQUEST_QUEUE: usize = 64;
 /// (`ROSEY_LOG=info,audit=info`).
 pub const AUDIT_TARGET: &str = "audit";
 
-/// A request to the task that owns the plugin host.
+/// A request to the task that owns the plugin host. `GiveUp` stops a plugin and leaves it
+/// FAILED with `reason` (the host gives up on a plugin that keeps needing to be healed); an
+/// operator's `start` brings it back.
 #[derive(Debug)]
 pub enum ControlRequest {
     Act { plugin: String, action: Action, trigger: Trigger, reply: oneshot::Sender<Result<ActionReport, ActionError>> },
     ReloadConfig { trigger: Trigger, reply: oneshot::Sender<Result<ConfigReport, ConfigReloadError>> },
-    /// Stop `plugin` and leave it FAILED with `reason` (the host gives up on a plugin that keeps
-    /// needing to be healed); an operator's `start` brings it back.
-    GiveUp { plugin: String, reason: String, trigger: Trigger, reply: oneshot::Sender<Result<ActionReport, ActionError>> },
+    GiveUp { plugin: String, reason: String, trigger: Trigger, reply: ActionReply },
 }
+
+/// Where the answer to an action goes.
+pub type ActionReply = oneshot::Sender<Result<ActionReport, ActionError>>;
 
 /// Why a config reload changed nothing.
 #[derive(Debug, thiserror::Error)]

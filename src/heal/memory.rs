@@ -94,11 +94,8 @@ impl MemoryGuard {
         if !limit.window.is_zero() && recent >= limit.recycles as usize {
             // An operator's start brings it back with a fresh allowance.
             watched.recycles.clear();
-            let reason = format!(
-                "recycled {recent} times in {} for memory over {} MB",
-                span(limit.window),
-                limit.max_mb
-            );
+            let reason =
+                format!("recycled {recent} times in {} for memory over {} MB", span(limit.window), limit.max_mb);
             return Some(Verdict::GiveUp { mb, reason });
         }
         watched.recycles.push_back(now);
@@ -121,11 +118,7 @@ fn span(window: Duration) -> String {
 
 /// Take the collector's readings until `stop`; recycle or give up on plugins through `door`.
 /// Every request runs on its own task, so a slow reload holds up no other plugin's verdict.
-pub async fn guard_memory(
-    mut readings: mpsc::Receiver<Vec<MemoryReading>>,
-    door: ActionDoor,
-    stop: CancellationToken,
-) {
+pub async fn guard_memory(mut readings: mpsc::Receiver<Vec<MemoryReading>>, door: ActionDoor, stop: CancellationToken) {
     let mut guard = MemoryGuard::default();
     let (done, mut finished) = mpsc::unbounded_channel::<String>();
     loop {
@@ -150,7 +143,13 @@ pub async fn guard_memory(
 }
 
 /// Carry out one verdict through the door (which audits it) and say when it is done.
-async fn heal(door: ActionDoor, name: String, limit: MemoryLimit, verdict: Verdict, done: mpsc::UnboundedSender<String>) {
+async fn heal(
+    door: ActionDoor,
+    name: String,
+    limit: MemoryLimit,
+    verdict: Verdict,
+    done: mpsc::UnboundedSender<String>,
+) {
     match verdict {
         Verdict::Recycle { mb } => {
             warn!(

@@ -174,7 +174,11 @@ impl Collector {
             .iter()
             .filter_map(|t| {
                 let pid = t.handle.status().process?.pid;
-                (t.usage_pid == Some(pid)).then(|| MemoryReading { handle: t.handle.clone(), pid, bytes: t.usage.memory_bytes })
+                (t.usage_pid == Some(pid)).then(|| MemoryReading {
+                    handle: t.handle.clone(),
+                    pid,
+                    bytes: t.usage.memory_bytes,
+                })
             })
             .collect();
         let _ = to.try_send(readings);

@@ -269,7 +269,10 @@ mod tests {
         assert_eq!(Trigger::Api { user: Some("admin".into()) }.to_string(), "api user \"admin\"");
         assert_eq!(Trigger::Signal("SIGHUP").kind(), "signal");
         let memory = Trigger::Memory { mb: 312, limit_mb: 200 };
-        assert_eq!((memory.kind(), memory.to_string()), ("memory", "memory limit (312 MB over max_memory_mb 200)".into()));
+        assert_eq!(
+            (memory.kind(), memory.to_string()),
+            ("memory", "memory limit (312 MB over max_memory_mb 200)".into())
+        );
         assert_eq!(Trigger::Watch { path: "/a/b\"c".into() }.to_string(), "file change \"/a/b\\\"c\"");
         assert_eq!(Trigger::Api { user: None }.automatic(), None);
     }

@@ -46,7 +46,7 @@ fn a_plugin_over_max_memory_mb_is_recycled_by_a_reload_and_no_command_is_lost() 
             sent += 1;
         }
         std::thread::sleep(Duration::from_millis(50));
-        if recycled_at.is_none() && sent % 100 == 0 && !memory_reloads(&rosey.plugin("hog")).is_empty() {
+        if recycled_at.is_none() && sent.is_multiple_of(100) && !memory_reloads(&rosey.plugin("hog")).is_empty() {
             recycled_at = Some(sent);
         }
     }
