@@ -81,6 +81,9 @@ pub(super) fn apply(host: &mut PluginHost, running: &Config, config: Config) -> 
                 report.started.push(name);
             }
             Some(true) => report.unchanged.push(name),
+            // Any key of the entry, the healers' too (`max_memory_*`, `watch`): a hot reload
+            // puts the new entry in place, and the memory guard and the file watcher read the
+            // running entry, so their new settings take effect with it (nothing is lost).
             Some(false) => {
                 let answer = host.act(&name, Action::Reload, Some(entry), &Trigger::Config);
                 reloads.push((name, answer));
@@ -152,6 +155,18 @@ mod tests {
         assert!(needs_restart(&running, &load(r#"{"dashboard": {"port": 8080}}"#)).is_empty());
         let moved = load(r#"{"dashboard": {"port": 9090, "host": "127.0.0.1"}, "metrics": {"poll_interval": 1}}"#);
         assert_eq!(needs_restart(&running, &moved), ["dashboard.host", "dashboard.port", "metrics.poll_interval"]);
+    }
+
+    #[test]
+    fn a_change_to_a_plugins_memory_limit_or_watch_list_alone_reloads_it() {
+        let entry = |extra: &str| {
+            load(&format!(r#"{{"plugins": [{{"name": "a", "builtin": "8ball"{extra}}}]}}"#)).plugins.remove(0)
+        };
+        let plain = entry("");
+        assert_eq!(plain, entry(""));
+        assert_ne!(plain, entry(r#", "max_memory_mb": 200"#), "a new limit is a changed entry");
+        assert_ne!(entry(r#", "max_memory_mb": 200"#), entry(r#", "max_memory_mb": 200, "max_memory_window": 60"#));
+        assert_ne!(plain, entry(r#", "watch": ["plugins/*.py"]"#), "a new watch list is a changed entry");
     }
 
     /// The keys come from what a user may write (the raw config's defaults), not from a list

@@ -169,9 +169,11 @@ impl Collector {
 
     fn send_memory(&self) {
         let Some(to) = &self.memory else { return };
-        let readings = self
+        let readings: Vec<MemoryReading> = self
             .tracked
             .iter()
+            // Only plugins with a limit: the others cost nothing here.
+            .filter(|t| t.handle.config().memory_limit.is_some())
             .filter_map(|t| {
                 let pid = t.handle.status().process?.pid;
                 (t.usage_pid == Some(pid)).then(|| MemoryReading {
@@ -181,7 +183,9 @@ impl Collector {
                 })
             })
             .collect();
-        let _ = to.try_send(readings);
+        if !readings.is_empty() {
+            let _ = to.try_send(readings);
+        }
     }
 
     /// Receivers always see the latest snapshot only: a slow reader skips, never queues.

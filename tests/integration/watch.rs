@@ -75,3 +75,27 @@ fn a_change_to_a_version_that_fails_is_rolled_back_and_the_old_one_keeps_answeri
     rosey.say("!ver still");
     wait_for_line(&rosey, "[versioned] @console v1 still");
 }
+
+#[test]
+fn a_watch_list_added_by_a_config_reload_is_armed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("VERSION"), "1").unwrap();
+    let version = dir.path().join("VERSION").display().to_string();
+    let plugin = python_plugin("versioned", "versioned.py", &[&version]);
+    let mut rosey = RoseyBuilder::new().plugins(json!([plugin.clone()])).start();
+    rosey.wait_for_plugin("version 1", "versioned", |p| p["version"] == "1");
+
+    let mut watching = plugin;
+    watching["watch"] = json!([version]);
+    rosey.config["plugins"] = json!([watching]);
+    std::fs::write(&rosey.config_path, serde_json::to_vec(&rosey.config).unwrap()).unwrap();
+    rosey.signal(nix::sys::signal::Signal::SIGHUP);
+    assert_eq!(wait_for_reloads(&rosey, 1)["trigger"], "config", "the changed entry is reloaded");
+    wait_for("the watcher to follow the new entry", DEADLINE, || {
+        rosey.stderr_text().contains("watching plugin files").then_some(())
+    });
+
+    std::fs::write(dir.path().join("VERSION"), "2").unwrap();
+    let entry = wait_for_reloads(&rosey, 2);
+    assert_eq!((entry["trigger"].as_str(), entry["to_version"].as_str()), (Some("watch"), Some("2")));
+}
