@@ -102,10 +102,14 @@ impl MemoryGuard {
         Some(Verdict::Recycle { mb })
     }
 
-    /// The recycle (or giving up) of `name` has finished, however it went.
-    pub fn finished(&mut self, name: &str) {
+    /// The recycle (or giving up) of `name` has finished; `refused` when the door did not
+    /// carry it out (another action held the plugin): then it does not count.
+    pub fn finished(&mut self, name: &str, refused: bool) {
         if let Some(watched) = self.plugins.get_mut(name) {
             watched.busy = false;
+            if refused {
+                watched.recycles.pop_back();
+            }
         }
     }
 }
@@ -120,7 +124,7 @@ fn span(window: Duration) -> String {
 /// Every request runs on its own task, so a slow reload holds up no other plugin's verdict.
 pub async fn guard_memory(mut readings: mpsc::Receiver<Vec<MemoryReading>>, door: ActionDoor, stop: CancellationToken) {
     let mut guard = MemoryGuard::default();
-    let (done, mut finished) = mpsc::unbounded_channel::<String>();
+    let (done, mut finished) = mpsc::unbounded_channel::<(String, bool)>();
     loop {
         tokio::select! {
             Some(batch) = readings.recv() => {
@@ -135,7 +139,7 @@ pub async fn guard_memory(mut readings: mpsc::Receiver<Vec<MemoryReading>>, door
                     }
                 }
             }
-            Some(name) = finished.recv() => guard.finished(&name),
+            Some((name, refused)) = finished.recv() => guard.finished(&name, refused),
             () = stop.cancelled() => return,
             else => return,
         }
@@ -148,9 +152,9 @@ async fn heal(
     name: String,
     limit: MemoryLimit,
     verdict: Verdict,
-    done: mpsc::UnboundedSender<String>,
+    done: mpsc::UnboundedSender<(String, bool)>,
 ) {
-    match verdict {
+    let refused = match verdict {
         Verdict::Recycle { mb } => {
             warn!(
                 plugin = name,
@@ -163,14 +167,14 @@ async fn heal(
             );
             let trigger = Trigger::Memory { mb, limit_mb: limit.max_mb };
             // Refused (busy with an operator's action, shutting down): the next samples decide again.
-            let _ = door.act(&name, Action::Reload, trigger).await;
+            door.act(&name, Action::Reload, trigger).await.is_err()
         }
         Verdict::GiveUp { mb, reason } => {
             error!(plugin = name, memory_mb = mb, max_memory_mb = limit.max_mb, "{reason}: FAILED until started again");
-            let _ = door.give_up(&name, &reason, Trigger::Memory { mb, limit_mb: limit.max_mb }).await;
+            door.give_up(&name, &reason, Trigger::Memory { mb, limit_mb: limit.max_mb }).await.is_err()
         }
-    }
-    let _ = done.send(name);
+    };
+    let _ = done.send((name, refused));
 }
 
 #[cfg(test)]
@@ -196,8 +200,18 @@ mod tests {
         assert!(feed(&mut guard, 1, 300, 2, &limit, now).is_empty());
         assert_eq!(feed(&mut guard, 1, 300, 1, &limit, now), [Verdict::Recycle { mb: 300 }]);
         assert!(feed(&mut guard, 1, 300, 10, &limit, now).is_empty(), "nothing more while the recycle runs");
-        guard.finished("p");
+        guard.finished("p", false);
         assert!(feed(&mut guard, 2, 300, 2, &limit, now).is_empty(), "the new process counts afresh");
+    }
+
+    #[test]
+    fn a_recycle_the_door_refused_does_not_count_towards_giving_up() {
+        let (mut guard, limit, now) = (MemoryGuard::default(), limit(600), Instant::now());
+        for pid in 1..=3 {
+            assert_eq!(feed(&mut guard, pid, 300, 3, &limit, now), [Verdict::Recycle { mb: 300 }]);
+            guard.finished("p", pid == 3);
+        }
+        assert_eq!(feed(&mut guard, 3, 300, 3, &limit, now), [Verdict::Recycle { mb: 300 }], "two counted");
     }
 
     #[test]
@@ -205,11 +219,11 @@ mod tests {
         let (mut guard, limit, start) = (MemoryGuard::default(), limit(600), Instant::now());
         for pid in 1..=3 {
             assert_eq!(feed(&mut guard, pid, 300, 3, &limit, start), [Verdict::Recycle { mb: 300 }]);
-            guard.finished("p");
+            guard.finished("p", false);
         }
         let reason = "recycled 3 times in 10 min for memory over 200 MB".to_owned();
         assert_eq!(feed(&mut guard, 4, 300, 3, &limit, start), [Verdict::GiveUp { mb: 300, reason }]);
-        guard.finished("p");
+        guard.finished("p", false);
         assert_eq!(
             feed(&mut guard, 5, 300, 3, &limit, start),
             [Verdict::Recycle { mb: 300 }],
@@ -223,12 +237,12 @@ mod tests {
         for (pid, minutes) in [(1, 0), (2, 4), (3, 8), (4, 12)] {
             let at = start + Duration::from_secs(minutes * 60);
             assert_eq!(feed(&mut guard, pid, 300, 3, &hour, at), [Verdict::Recycle { mb: 300 }], "at {minutes} min");
-            guard.finished("p");
+            guard.finished("p", false);
         }
         let (mut guard, never) = (MemoryGuard::default(), limit(0));
         for pid in 1..=10 {
             assert_eq!(feed(&mut guard, pid, 300, 3, &never, start), [Verdict::Recycle { mb: 300 }]);
-            guard.finished("p");
+            guard.finished("p", false);
         }
     }
 
