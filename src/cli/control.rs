@@ -31,7 +31,7 @@ pub enum ControlCommand {
     #[command(after_help = EXIT_CODES)]
     Status {
         /// Only this plugin
-        #[arg(value_parser = plugin_name)]
+        #[arg(value_parser = plugin_name, value_name = "NAME")]
         plugin: Option<PluginName>,
         /// Print the API's JSON instead (/api/metrics, or /api/plugin/NAME with a name)
         #[arg(long)]
@@ -54,7 +54,7 @@ pub enum ControlCommand {
     #[command(after_help = EXIT_CODES)]
     Reload {
         /// Reload only this plugin
-        #[arg(value_parser = plugin_name)]
+        #[arg(value_parser = plugin_name, value_name = "NAME")]
         plugin: Option<PluginName>,
         #[command(flatten)]
         bot: BotOptions,
@@ -63,7 +63,8 @@ pub enum ControlCommand {
     /// messages), oldest first; with -f, keep printing new ones until Ctrl-C.
     #[command(after_help = EXIT_CODES)]
     Logs {
-        #[arg(value_parser = plugin_name)]
+        /// The plugin
+        #[arg(value_parser = plugin_name, value_name = "NAME")]
         plugin: PluginName,
         /// How many of the newest lines to print first
         #[arg(short = 'n', long = "lines", default_value_t = 20, value_name = "N")]
@@ -123,7 +124,8 @@ impl ControlCommand {
 /// `start`, `stop` or `restart` of one plugin.
 #[derive(Debug, Args)]
 pub struct PluginAction {
-    #[arg(value_parser = plugin_name)]
+    /// The plugin
+    #[arg(value_parser = plugin_name, value_name = "NAME")]
     pub plugin: PluginName,
     #[command(flatten)]
     pub bot: BotOptions,

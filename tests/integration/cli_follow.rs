@@ -154,8 +154,9 @@ fn a_crash_appears_in_rosey_events_follow() {
     let rosey = bot_with_actions(json!([victim, { "name": "8ball", "builtin": "8ball" }]));
     let pid = wait_for_plugin(&rosey, "victim running", "victim", |p| p["state"] == "RUNNING")["pid"].as_i64().unwrap();
     let mut follower = Follower::start(&rosey.config_path, &["events", "-f", "--plugin", "victim"]);
-    // The stream is open once the history is printed or, with none yet, after a moment; a
-    // crash before that still comes with the history.
+    // Its history (victim started) is printed once the live stream is open: the crash after
+    // it can only come over the stream.
+    follower.wait_for("victim's history", |lines| !lines.is_empty());
     sigkill(pid as i32);
     let lines = follower.wait_for("the crash", |lines| lines.iter().any(|l| l.contains(" crashed victim: ")));
     assert!(lines.iter().all(|l| !l.contains(" 8ball")), "only victim's events: {lines:?}");
