@@ -3,8 +3,6 @@
 //! [`Shutdown`]; the process's edge ([`main`]) turns the operator's signals into it, so the
 //! whole lifecycle also runs inside a test.
 
-use std::time::Duration;
-
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +17,7 @@ use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
 use crate::plugins::{Launcher, PluginHost};
-use crate::remote::{self, ReloadTarget};
+use crate::remote;
 use crate::{chat, heal, limits, logging};
 
 /// Replies waiting to be printed before a plugin's further replies are dropped.
@@ -48,8 +46,9 @@ impl Error {
     /// 2 for configuration and usage errors, 1 for failures at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::UnknownBuiltin(_) | Error::Remote(remote::RemoteError::DashboardDisabled) => 2,
-            Error::Dashboard(_) | Error::Io { .. } | Error::Remote(_) => 1,
+            Error::Config(_) | Error::UnknownBuiltin(_) => 2,
+            Error::Remote(e) => e.exit_code(),
+            Error::Dashboard(_) | Error::Io { .. } => 1,
         }
     }
 }
@@ -74,10 +73,9 @@ pub fn main(cli: Cli) -> Result<(), Error> {
             println!("{json}");
             Ok(())
         }
-        Command::Reload { plugin, timeout, url, ca_file } => {
+        Command::Control(command) => {
             let dashboard = config::load_dashboard(&file)?;
-            let target = plugin.map_or(ReloadTarget::Config, ReloadTarget::Plugin);
-            Ok(remote::reload(&dashboard, url.as_ref(), &target, Duration::from_secs(timeout), ca_file.as_deref())?)
+            Ok(remote::run(&dashboard, &command)?)
         }
         Command::Run { exit_at_eof } => {
             let loaded = config::load(&file)?;

@@ -1,19 +1,17 @@
-//! The command line: `rosey [--config PATH] [run | config | reload [--url URL] [NAME] | hash-password |
-//! plugin NAME]`.
+//! The command line: `rosey [--config PATH] [run | config | hash-password | plugin NAME]`, and
+//! the commands that talk to the running bot (`status`, `start`, `stop`, `restart`, `reload`,
+//! `logs`, `events`: [`control`]).
 
+pub mod control;
 pub mod hash_password;
 
-use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use clap::builder::TypedValueParser;
-use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub use self::control::ControlCommand;
 use crate::config::{ConfigFile, NamedBy};
-use crate::plugins::spec::{InvalidPluginName, PluginName};
-use crate::remote::BotUrl;
 
 /// Shown after the options: the environment the bot reads.
 const ENVIRONMENT: &str = "\
@@ -79,28 +77,9 @@ pub enum Command {
     },
     /// Print the effective configuration (defaults < file < ROSEY_* environment) as JSON.
     Config,
-    /// Ask the running bot to re-read its config file (as SIGHUP does), or to hot-reload one
-    /// plugin; print what changed. The bot is reached through its dashboard API, at --url or
-    /// else at the address of this config (with this shell's ROSEY_* overrides), with the
-    /// credentials of --url or else of this config (dashboard.auth). Exit codes: 0 done, 1
-    /// refused, rolled back or not reachable, 2 configuration or usage error.
-    Reload {
-        /// Reload only this plugin (blue-green: its new process starts beside the old one)
-        #[arg(value_parser = plugin_name)]
-        plugin: Option<PluginName>,
-        /// The bot's dashboard, e.g. http://127.0.0.1:8080/, instead of dashboard.host and
-        /// dashboard.port of the config; http://USER:PASSWORD@HOST:PORT/ also replaces
-        /// dashboard.auth (but shows the password in the process list)
-        #[arg(long, value_name = "URL", value_parser = BotUrlParser)]
-        url: Option<BotUrl>,
-        /// How long to wait for the bot's answer, in seconds
-        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
-        timeout: u64,
-        /// For an https dashboard: trust the CA certificates in this PEM file (a self-signed
-        /// or private CA) instead of the built-in public ones
-        #[arg(long, value_name = "PATH")]
-        ca_file: Option<PathBuf>,
-    },
+    // The running bot's controls: status, start, stop, restart, reload, logs, events.
+    #[command(flatten)]
+    Control(ControlCommand),
     /// Read a password (without echo, asked twice, from a terminal; else the first line of
     /// standard input) and print its argon2id hash, for dashboard.auth.password_hash.
     HashPassword,
@@ -109,22 +88,4 @@ pub enum Command {
         /// dice-roller or 8ball
         name: String,
     },
-}
-
-fn plugin_name(text: &str) -> Result<PluginName, InvalidPluginName> {
-    PluginName::new(text)
-}
-
-/// Reads `--url`. Its error is written in full here: clap's own would repeat the value as
-/// given, and a URL may hold a password.
-#[derive(Debug, Clone, Copy)]
-struct BotUrlParser;
-
-impl TypedValueParser for BotUrlParser {
-    type Value = BotUrl;
-
-    fn parse_ref(&self, cmd: &clap::Command, _: Option<&clap::Arg>, value: &OsStr) -> Result<BotUrl, clap::Error> {
-        BotUrl::parse(&value.to_string_lossy())
-            .map_err(|e| clap::Error::raw(ErrorKind::ValueValidation, format!("{e}\n")).with_cmd(cmd))
-    }
 }

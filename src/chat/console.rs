@@ -75,6 +75,15 @@ pub fn format_reply(reply: &ChatReply) -> String {
     out
 }
 
+/// `text` as one line on a terminal: every control character (tabs and newlines too) and
+/// bidirectional override shown escaped, as in a reply's user name. For the fields
+/// `rosey status` and `rosey logs` print.
+pub fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_escaped(&mut out, text, Tabs::Escape);
+    out
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Tabs {
     Keep,
@@ -93,7 +102,7 @@ fn push_escaped(out: &mut String, text: &str, tabs: Tabs) {
 
 /// Control characters, and the Unicode bidirectional controls (which reorder what follows
 /// them on screen: `U+202E` makes `txt.exe` look like `exe.txt`).
-fn is_unsafe_for_terminals(c: char) -> bool {
+pub fn is_unsafe_for_terminals(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }

@@ -8,6 +8,7 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
+use crate::cli_control::{control, text};
 use crate::common::actions::{AUTH, Deployable, bot_with_actions, get_json, wait_for_plugin, wait_until_running};
 use crate::common::*;
 
@@ -18,15 +19,9 @@ fn reload(config_path: &Path, args: &[&str]) -> Output {
 
 /// The same, from a shell whose environment holds `env`.
 fn reload_with_env(config_path: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let dir = config_path.parent().expect("the config file has a directory");
-    let config = config_path.display().to_string();
-    let mut all = vec!["--config", config.as_str(), "reload"];
+    let mut all = vec!["reload"];
     all.extend_from_slice(args);
-    run_rosey(dir, &all, env)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    control(config_path, &all, env)
 }
 
 fn write_config(rosey: &Rosey, config: &Value) {

@@ -26,6 +26,7 @@ mod browser_live;
 mod chat;
 mod chat_panel;
 mod cli;
+mod cli_control;
 mod cli_reload;
 mod config;
 mod crash_log;
