@@ -76,7 +76,7 @@ pub fn spawn_with_tls(dir: &Path, cert: &Path, key: &Path) -> Rosey {
 }
 
 /// The builder of [`spawn_with_tls`].
-fn with_tls(dir: &Path, cert: &Path, key: &Path) -> RoseyBuilder {
+pub fn with_tls(dir: &Path, cert: &Path, key: &Path) -> RoseyBuilder {
     let live_cert = dir.join("live.pem");
     let live_key = dir.join("live.key");
     std::fs::copy(cert, &live_cert).unwrap();
