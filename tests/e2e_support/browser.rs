@@ -111,13 +111,13 @@ fn trust_in_nss(home: &Path, ca: &Path) {
     let db = home.join(".pki/nssdb");
     std::fs::create_dir_all(&db).expect("the NSS database's directory");
     let db = format!("sql:{}", db.display());
-    for args in
-        [&["-N", "-d", &db, "--empty-password"][..], &["-A", "-d", &db, "-n", "rosey test CA", "-t", "C,,", "-i"]]
-    {
-        let output = Command::new("certutil").args(args).args(args.contains(&"-A").then_some(ca)).output();
-        let output = output.expect("certutil runs");
-        assert!(output.status.success(), "certutil {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    }
+    let run = |command: &mut Command| {
+        let output = command.output().expect("certutil runs");
+        assert!(output.status.success(), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    run(Command::new("certutil").args(["-N", "-d", &db, "--empty-password"]));
+    // C: a CA trusted to issue server certificates.
+    run(Command::new("certutil").args(["-A", "-d", &db, "-n", "rosey test CA", "-t", "C,,", "-i"]).arg(ca));
 }
 
 /// A WebDriver session on a headless Chromium of its own (own chromedriver, own profile).
