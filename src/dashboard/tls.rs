@@ -1,7 +1,7 @@
 //! Serving the dashboard over TLS (`dashboard.tls`): rustls, TLS 1.2 and 1.3 only, HTTP/1.1.
 //! The certificate chain and key are read from PEM files at start, and again at every config
-//! reload (SIGHUP, `POST /api/reload`, `rosey reload`, `!admin reload-config`:
-//! [`Certificate::reread`]), so a renewed certificate (certbot, acme.sh) is served to new
+//! reload (SIGHUP, `POST /api/reload`, `rosey reload`, `!admin reload-config`; and a plugin's
+//! reload, which reads the config file for its entry: [`Certificate::reread`]), so a renewed certificate (certbot, acme.sh) is served to new
 //! connections without a restart; open connections, live streams included, keep theirs. A
 //! file that cannot be read refuses the reload, like any other invalid config, and the old
 //! certificate is kept: a renewal caught half-written never leaves the dashboard without one.
