@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::resource::{UsageWho, getrusage};
 use rosey::config::MetricsConfig;
-use rosey::dashboard::render::{self, RenderContext, Rendered};
+use rosey::dashboard::render::{self, Audience, RenderContext, Rendered};
 use rosey::dashboard::view::{PageQuery, Thresholds};
 use rosey::display::unix_ms;
 use rosey::metrics::history::{Sample, Series};
@@ -421,10 +421,10 @@ fn rendering_of(plugins: usize, rounds: usize) {
         ("prometheus", "/metrics text", Timed::Alone, false, |r| r.prometheus().len()),
         ("prometheus_gzip", "/metrics text, then gzip", Timed::Alone, true, |r| r.prometheus_gzip().len()),
         ("index_html", "/ HTML page", Timed::Alone, false, |r| {
-            r.index_html(&PageQuery::default()).map_or(0, |b| b.len())
+            r.index_html(&PageQuery::default(), Audience::Operator).map_or(0, |b| b.len())
         }),
         ("index_html_gzip", "/ HTML page, then gzip", Timed::Alone, true, |r| {
-            r.index_html_gzip(&PageQuery::default()).map_or(0, |b| b.len())
+            r.index_html_gzip(&PageQuery::default(), Audience::Operator).map_or(0, |b| b.len())
         }),
         ("sse_full", "/events full frame (on connect)", Timed::Alone, false, |r| r.full_frame().len()),
         ("sse_delta", "/events delta (each client, each snapshot)", Timed::AfterBusy, true, |r| {

@@ -221,6 +221,8 @@ pub async fn run(
         info!("dashboard disabled (dashboard.enabled = false)");
         None
     };
+    // The dashboard's certificate is read again with the config: a bad file refuses the reload.
+    let certificate = bound.as_ref().and_then(dashboard::BoundDashboard::certificate);
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     info!(plugins = config.plugins.len(), "starting");
     let host = PluginHost::start(config.plugins.clone(), Launcher { rosey_exe, open_files }, reply_tx);
@@ -259,7 +261,13 @@ pub async fn run(
         kill.cancel();
     });
     let control_stop = CancellationToken::new();
-    let load: control::LoadConfig = Box::new(move || config::load(&file).map(|loaded| loaded.config));
+    let load: control::LoadConfig = Box::new(move || {
+        let loaded = config::load(&file)?;
+        if let Some(certificate) = &certificate {
+            certificate.reread(&loaded)?;
+        }
+        Ok(loaded.config)
+    });
     let control_task = tokio::spawn(control::serve(host, control_requests, load, config, control_stop.clone()));
 
     tokio::select! {

@@ -124,7 +124,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("dashboard.users", was.users != *users),
         ("dashboard.trusted_proxies", was.trusted_proxies != *trusted_proxies),
         // Switching TLS on or off, or to other files, needs a restart; the same files are
-        // re-read on SIGHUP by the dashboard itself.
+        // re-read with the config at every reload (dashboard::ServedCertificate).
         ("dashboard.tls", was.tls != *tls),
         ("metrics.poll_interval", was_metrics.poll_interval != *poll_interval),
         ("metrics.history_duration", was_metrics.history_duration != *history_duration),

@@ -24,6 +24,7 @@ use poem::web::headers::{Authorization, HeaderMapExt};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use tracing::warn;
 
+use super::render::Audience;
 use crate::config::{DashboardConfig, IpRange, Role};
 use crate::logging::LogBudget;
 use password::Checker;
@@ -173,4 +174,12 @@ fn with_visitor(mut req: Request, visitor: Option<Visitor>) -> Request {
 /// The logged-in user of a served request (None when the dashboard has no users).
 pub fn visitor(req: &Request) -> Option<&Visitor> {
     req.extensions().get::<Visitor>()
+}
+
+/// Whom a served request's pages are rendered for: a viewer's carry no action buttons.
+pub fn audience(req: &Request) -> Audience {
+    match visitor(req) {
+        Some(Visitor { role: Role::Viewer, .. }) => Audience::Viewer,
+        Some(Visitor { role: Role::Operator, .. }) | None => Audience::Operator,
+    }
 }

@@ -26,9 +26,9 @@ use poem::EndpointExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use crate::config::DashboardConfig;
+use crate::config::{ConfigError, DashboardConfig, Loaded, ValueSource};
 use crate::control::ActionDoor;
 use crate::display::host_port;
 use crate::limits;
@@ -86,6 +86,28 @@ pub struct BoundDashboard {
     acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
+impl BoundDashboard {
+    /// The certificate it serves, when serving HTTPS: each config reload re-reads it.
+    pub fn certificate(&self) -> Option<ServedCertificate> {
+        self.certificate.clone().map(ServedCertificate)
+    }
+}
+
+/// The dashboard's certificate, as a config reload sees it (the rules are in [`tls`]).
+#[derive(Debug, Clone)]
+pub struct ServedCertificate(Arc<tls::Certificate>);
+
+impl ServedCertificate {
+    /// Read the certificate files that the reloaded config names; an error refuses the reload
+    /// (the problem names the key), and the certificate served stays as it was.
+    pub fn reread(&self, loaded: &Loaded) -> Result<(), ConfigError> {
+        // The files' paths come from the config file, or from ROSEY_DASHBOARD__TLS__* without one.
+        let source =
+            loaded.file.clone().map_or_else(|| ValueSource::Env("ROSEY_DASHBOARD__TLS".into()), ValueSource::File);
+        self.0.reread(loaded.config.dashboard.tls.as_ref()).map_err(|e| e.refusing_reload(source))
+    }
+}
+
 impl Dashboard {
     /// Bind `dashboard.host:dashboard.port` and load the templates.
     pub async fn bind(config: &DashboardConfig) -> Result<BoundDashboard, StartError> {
@@ -108,7 +130,7 @@ impl Dashboard {
         snapshots: watch::Receiver<Arc<Snapshot>>,
         controls: ActionDoor,
     ) -> Dashboard {
-        let BoundDashboard { listener, templates, local_addr, certificate, acceptor } = bound;
+        let BoundDashboard { listener, templates, local_addr, certificate: _, acceptor } = bound;
         // The first snapshot lists every configured plugin, each holding descriptors of its own.
         let plugins = snapshots.borrow().plugins.len();
         let caps = ConnectionCaps::fit(config.max_sse_clients, limits::descriptors_for_connections(plugins));
@@ -131,9 +153,6 @@ impl Dashboard {
             let guard = guard.clone();
             async move { guard.serve(&*ep, req).await }
         });
-        if let Some(certificate) = certificate {
-            tokio::spawn(reload_certificate_on_sighup(certificate, stop.clone()));
-        }
         let server =
             tokio::spawn(server::serve(listener, acceptor, app, caps.connections, stop.clone(), SHUTDOWN_TIMEOUT));
         Dashboard { stop, server, renderer, local_addr }
@@ -145,28 +164,6 @@ impl Dashboard {
         let _ = self.server.await;
         let _ = self.renderer.await;
         info!("dashboard stopped");
-    }
-}
-
-/// Re-read the certificate on every SIGHUP (the bot reloads its config on it too), so a
-/// renewed one is served without a restart. A file that cannot be read keeps the old one.
-async fn reload_certificate_on_sighup(certificate: Arc<tls::Certificate>, stop: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        warn!("dashboard.tls: cannot listen for SIGHUP; the certificate is re-read only at a restart");
-        return;
-    };
-    loop {
-        tokio::select! {
-            received = hangups.recv() => {
-                if received.is_none() { return; }
-                match certificate.reload() {
-                    Ok(()) => info!("dashboard.tls: certificate re-read; new connections get it"),
-                    Err(e) => error!("{e}; still serving the certificate read before"),
-                }
-            }
-            () = stop.cancelled() => return,
-        }
     }
 }
 

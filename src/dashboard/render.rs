@@ -50,11 +50,39 @@ pub fn templates() -> Result<Tera, tera::Error> {
     Ok(tera)
 }
 
+/// Who a page is rendered for. The action buttons are offered only to those who may act, so
+/// the pages with buttons are rendered once per snapshot for each audience that asks for them:
+/// the viewers' bytes are made only when a viewer (`dashboard.users`) loads a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Audience {
+    /// An operator, or anyone when the dashboard has no login (then no page has buttons).
+    #[default]
+    Operator,
+    /// A `viewer` user: the same pages without a single action form.
+    Viewer,
+}
+
+/// One body per [`Audience`].
+#[derive(Default)]
+struct ByAudience<T> {
+    operator: T,
+    viewer: T,
+}
+
+impl<T> ByAudience<T> {
+    fn get(&self, audience: Audience) -> &T {
+        match audience {
+            Audience::Operator => &self.operator,
+            Audience::Viewer => &self.viewer,
+        }
+    }
+}
+
 /// What rendering needs besides the snapshot.
 pub struct RenderContext {
     pub templates: Tera,
-    /// Whether the pages offer the action buttons: only when `dashboard.auth` is set, as the
-    /// action routes refuse every request otherwise.
+    /// Whether the pages offer the action buttons (to operators only, see [`Audience`]): only
+    /// when the dashboard has an operator, as the action routes refuse every request otherwise.
     pub actions_enabled: bool,
     pub thresholds: Thresholds,
     /// Live SSE clients, for the `rosey_sse_clients` gauge.
@@ -64,6 +92,11 @@ pub struct RenderContext {
 }
 
 impl RenderContext {
+    /// Whether the pages rendered for `audience` carry the action buttons.
+    fn shows_actions(&self, audience: Audience) -> bool {
+        self.actions_enabled && audience == Audience::Operator
+    }
+
     /// The HTML page for `/plugin/{name}` when no such plugin exists (the name is escaped like
     /// all data). Rendered per request: it depends on the requested name and is an error path.
     pub fn not_found_html(&self, name: &str) -> Option<Bytes> {
@@ -104,8 +137,8 @@ pub struct Rendered {
     chat_html: OnceLock<Option<Bytes>>,
     prometheus: OnceLock<Bytes>,
     prometheus_gzip: OnceLock<Bytes>,
-    index_page: IndexPage,
-    queried_pages: Mutex<HashMap<PageQuery, Arc<IndexPage>>>,
+    index_page: ByAudience<IndexPage>,
+    queried_pages: Mutex<HashMap<(Audience, PageQuery), Arc<IndexPage>>>,
     full_frame: OnceLock<Bytes>,
     delta_frame: OnceLock<Option<Bytes>>,
     plugins: Vec<PluginBodies>,
@@ -115,7 +148,7 @@ pub struct Rendered {
 #[derive(Default)]
 struct PluginBodies {
     json: OnceLock<Bytes>,
-    html: OnceLock<Option<Bytes>>,
+    html: ByAudience<OnceLock<Option<Bytes>>>,
     full_frame: OnceLock<Bytes>,
     delta_frame: OnceLock<Option<Bytes>>,
 }
@@ -162,7 +195,7 @@ impl Rendered {
             chat_html: OnceLock::new(),
             prometheus: OnceLock::new(),
             prometheus_gzip: OnceLock::new(),
-            index_page: IndexPage::default(),
+            index_page: ByAudience::default(),
             queried_pages: Mutex::new(HashMap::new()),
             full_frame: OnceLock::new(),
             delta_frame: OnceLock::new(),
@@ -219,34 +252,38 @@ impl Rendered {
         self.plugins[index].json.get_or_init(|| json_bytes(&ApiPlugin::of(&self.snapshot, p))).clone()
     }
 
-    /// The index page as `query` lists it; None if the template failed (logged).
-    pub fn index_html(&self, query: &PageQuery) -> Option<Bytes> {
-        self.with_index_page(query, |page| page.html.get_or_init(|| self.render_index(query)).clone())
-    }
-
-    /// The index page gzip-compressed, for browsers (every one accepts it).
-    pub fn index_html_gzip(&self, query: &PageQuery) -> Option<Bytes> {
-        self.with_index_page(query, |page| {
-            page.gzip.get_or_init(|| page.html.get_or_init(|| self.render_index(query)).as_deref().map(gzip)).clone()
+    /// The index page as `query` lists it, for `audience`; None if the template failed (logged).
+    pub fn index_html(&self, query: &PageQuery, audience: Audience) -> Option<Bytes> {
+        self.with_index_page(query, audience, |page| {
+            page.html.get_or_init(|| self.render_index(query, audience)).clone()
         })
     }
 
-    fn with_index_page<T>(&self, query: &PageQuery, body: impl FnOnce(&IndexPage) -> T) -> T {
+    /// The index page gzip-compressed, for browsers (every one accepts it).
+    pub fn index_html_gzip(&self, query: &PageQuery, audience: Audience) -> Option<Bytes> {
+        self.with_index_page(query, audience, |page| {
+            let html = || page.html.get_or_init(|| self.render_index(query, audience));
+            page.gzip.get_or_init(|| html().as_deref().map(gzip)).clone()
+        })
+    }
+
+    fn with_index_page<T>(&self, query: &PageQuery, audience: Audience, body: impl FnOnce(&IndexPage) -> T) -> T {
         if *query == PageQuery::default() {
-            return body(&self.index_page);
+            return body(self.index_page.get(audience));
         }
         // A poisoned lock only means another request panicked mid-insert: the map is still sound.
         let mut pages = lock(&self.queried_pages);
-        let page = match pages.get(query) {
+        let key = (audience, query.clone());
+        let page = match pages.get(&key) {
             Some(page) => page.clone(),
-            None if pages.len() < CACHED_QUERIES => pages.entry(query.clone()).or_default().clone(),
+            None if pages.len() < CACHED_QUERIES => pages.entry(key).or_default().clone(),
             None => Arc::new(IndexPage::default()),
         };
         drop(pages);
         body(&page)
     }
 
-    fn render_index(&self, query: &PageQuery) -> Option<Bytes> {
+    fn render_index(&self, query: &PageQuery, audience: Audience) -> Option<Bytes> {
         let s = &self.snapshot;
         let cards: Vec<CardView> = s.plugins.iter().map(|p| CardView::of(s, p, self.context.thresholds)).collect();
         let summaries: Vec<PluginSummary> = s.plugins.iter().map(PluginSummary::of).collect();
@@ -260,14 +297,16 @@ impl Rendered {
         context.insert("shown", &shown.len());
         context.insert("cards", &shown);
         context.insert("blank_card", &CardPage::default());
-        context.insert("actions_enabled", &self.context.actions_enabled);
+        context.insert("actions_enabled", &self.context.shows_actions(audience));
         self.context.render_page("dashboard.html", &context)
     }
 
-    pub fn plugin_html(&self, index: usize) -> Option<Bytes> {
+    /// One plugin's page, for `audience`; None if the template failed (logged).
+    pub fn plugin_html(&self, index: usize, audience: Audience) -> Option<Bytes> {
         let p = &self.snapshot.plugins[index];
         self.plugins[index]
             .html
+            .get(audience)
             .get_or_init(|| {
                 let card = CardView::of(&self.snapshot, p, self.context.thresholds);
                 let detail = DetailView::of(p);
@@ -279,7 +318,7 @@ impl Rendered {
                 context.insert("blank_crash", &CrashView::default());
                 context.insert("blank_reload", &ReloadView::default());
                 context.insert("blank_conflict", &ConflictView::default());
-                context.insert("actions_enabled", &self.context.actions_enabled);
+                context.insert("actions_enabled", &self.context.shows_actions(audience));
                 self.context.render_page("plugin.html", &context)
             })
             .clone()
@@ -357,6 +396,35 @@ mod tests {
         assert!(!bound.is_empty(), "{what} binds nothing: {html}");
         let missing: Vec<&String> = bound.difference(&fields).collect();
         assert!(missing.is_empty(), "{what} binds {missing:?}, which the view lacks ({fields:?})");
+    }
+
+    /// A viewer's page is rendered apart and holds no action form, not even in the template
+    /// the script clones cards from; without a login nobody's page has one.
+    #[test]
+    fn only_an_operators_page_has_action_forms() {
+        let rendered = |actions_enabled| {
+            let context = Arc::new(RenderContext {
+                templates: templates().expect("the templates parse"),
+                actions_enabled,
+                thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
+                sse_clients: Arc::new(ClientCap::new(1)),
+                auth_failures: Arc::default(),
+            });
+            let snapshot = Snapshot::empty(1, std::time::Duration::from_secs(5), std::time::Duration::ZERO);
+            Rendered::new(snapshot, context)
+        };
+        let forms = |page: Option<Bytes>| {
+            String::from_utf8(page.expect("the page renders").to_vec()).expect("UTF-8").matches("data-action=").count()
+        };
+        let table = PageQuery { q: "dice".into(), ..PageQuery::default() };
+        let guarded = rendered(true);
+        for query in [PageQuery::default(), table] {
+            assert_eq!(forms(guarded.index_html(&query, Audience::Operator)), 4, "{query:?}");
+            assert_eq!(forms(guarded.index_html(&query, Audience::Viewer)), 0, "{query:?}");
+            assert_eq!(forms(guarded.index_html(&query, Audience::Operator)), 4, "{query:?}: kept apart");
+        }
+        let open = rendered(false);
+        assert_eq!(forms(open.index_html(&PageQuery::default(), Audience::Operator)), 0);
     }
 
     /// The live updates copy view fields into the elements that name them: a name the view

@@ -11,6 +11,7 @@ use poem::web::{Data, Path, Query};
 use poem::{Body, EndpointExt, Request, Response, Route, get, handler};
 use serde::Deserialize;
 
+use super::auth::audience;
 use super::refusal::Refusal;
 use super::responses::{accepts_gzip, html, html_response, json, negotiated, respond, uncached};
 use super::{Shared, action_routes, prometheus, sse, view};
@@ -47,7 +48,8 @@ pub fn routes(actions: Arc<action_routes::Actions>) -> Route {
 fn index(shared: Data<&Arc<Shared>>, req: &Request, Query(query): Query<view::PageQuery>) -> Response {
     let page = shared.current();
     let gzipped = accepts_gzip(req);
-    let body = if gzipped { page.index_html_gzip(&query) } else { page.index_html(&query) };
+    let audience = audience(req);
+    let body = if gzipped { page.index_html_gzip(&query, audience) } else { page.index_html(&query, audience) };
     match body {
         Some(bytes) => negotiated(html_response(StatusCode::OK, bytes), gzipped),
         None => html(None),
@@ -55,10 +57,10 @@ fn index(shared: Data<&Arc<Shared>>, req: &Request, Query(query): Query<view::Pa
 }
 
 #[handler]
-fn plugin_page(shared: Data<&Arc<Shared>>, Path(name): Path<String>) -> Response {
+fn plugin_page(shared: Data<&Arc<Shared>>, req: &Request, Path(name): Path<String>) -> Response {
     let page = shared.current();
     match page.plugin_index(&name) {
-        Some(i) => html(page.plugin_html(i)),
+        Some(i) => html(page.plugin_html(i, audience(req))),
         None => match shared.context.not_found_html(&name) {
             Some(bytes) => html_response(StatusCode::NOT_FOUND, bytes),
             None => Response::builder()

@@ -27,38 +27,97 @@ pub const PHONE: (u32, u32) = (375, 812);
 /// "Within a few seconds" for a live update (one poll interval is 1 s in these tests).
 pub const LIVE_DEADLINE: Duration = Duration::from_secs(10);
 
+/// How the browser reaches the bot.
+pub enum Scheme<'a> {
+    Http,
+    /// HTTPS (the builder sets `dashboard.tls`) with a certificate issued by `ca`, which the
+    /// browser trusts as a user's would after importing it: the CA is in the NSS database of
+    /// a HOME of the browser's own (made with `certutil`, from libnss3-tools).
+    Https {
+        ca: &'a Path,
+    },
+}
+
 /// Run `body` against a started bot and a fresh browser showing its dashboard, then check the
 /// browser console stayed clean. Skips (or fails, in CI) without chromium and chromedriver.
 pub fn in_browser(test: &str, javascript: bool, builder: RoseyBuilder, body: impl AsyncFnOnce(&mut Rosey, &Browser)) {
-    let Some(tools) = e2e::tools(test, &["chromium", "chromedriver"]) else { return };
+    in_browser_via(test, javascript, builder, Scheme::Http, body);
+}
+
+/// [`in_browser`], reaching the bot by `scheme`.
+pub fn in_browser_via(
+    test: &str,
+    javascript: bool,
+    builder: RoseyBuilder,
+    scheme: Scheme,
+    body: impl AsyncFnOnce(&mut Rosey, &Browser),
+) {
+    let needed: &[&str] = match scheme {
+        Scheme::Http => &["chromium", "chromedriver"],
+        Scheme::Https { .. } => &["chromium", "chromedriver", "certutil", "curl"],
+    };
+    let Some(tools) = e2e::tools(test, needed) else { return };
     let _one = ONE_BROWSER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let auth = &builder.config["dashboard"]["auth"];
     let credentials =
         auth["username"].as_str().map(|user| format!("{user}:{}@", auth["password"].as_str().unwrap_or("")));
-    let mut rosey = builder.start();
-    if credentials.is_none() {
-        // (With auth the test waits for its plugins itself, with the credentials.)
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let (mut rosey, base) = match scheme {
+        Scheme::Http => (builder.start(), "http://"),
+        Scheme::Https { ca } => {
+            trust_in_nss(home.path(), ca);
+            let rosey = builder.spawn();
+            let health = format!("https://127.0.0.1:{}/health", rosey.port());
+            e2e::poll_until("the dashboard to answer over HTTPS", DEADLINE, || {
+                rosey.assert_alive();
+                let mut curl = Command::new("curl");
+                let output = curl.args(["-sSf", "--max-time", "5", "--cacert"]).arg(ca).arg(&health).output();
+                let output = output.expect("curl runs");
+                if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) }
+            });
+            (rosey, "https://")
+        }
+    };
+    if credentials.is_none() && matches!(scheme, Scheme::Http) {
+        // (With auth, or over HTTPS, the test waits for its plugins itself.)
         rosey.wait_until_running();
     }
+    let page = rosey.url("/").replacen("http://", base, 1);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
-        let browser = Browser::open(&tools[0], &tools[1], javascript).await;
+        let home = matches!(scheme, Scheme::Https { .. }).then_some(home.path());
+        let browser = Browser::open(&tools[0], &tools[1], javascript, home).await;
         browser.resize(DESKTOP).await;
         if let Some(credentials) = credentials {
             // What a person does by typing them into the browser's prompt once: the browser
             // keeps them and sends them with every request to this origin (the page's own
             // address must not hold them: fetch refuses URLs with credentials).
-            let with_credentials = rosey.url("/").replacen("http://", &format!("http://{credentials}"), 1);
+            let with_credentials = page.replacen(base, &format!("{base}{credentials}"), 1);
             browser.client.goto(&with_credentials).await.expect("the dashboard loads with credentials");
         }
-        browser.client.goto(&rosey.url("/")).await.expect("the dashboard loads");
+        browser.client.goto(&page).await.expect("the dashboard loads");
         body(&mut rosey, &browser).await;
         if javascript {
             browser.assert_no_console_errors();
         }
         browser.close().await;
     });
+}
+
+/// Make `home`'s NSS database (where Chromium on Linux reads the certificates its user
+/// trusts) trust `ca` to identify web sites.
+fn trust_in_nss(home: &Path, ca: &Path) {
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).expect("the NSS database's directory");
+    let db = format!("sql:{}", db.display());
+    let run = |command: &mut Command| {
+        let output = command.output().expect("certutil runs");
+        assert!(output.status.success(), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    run(Command::new("certutil").args(["-N", "-d", &db, "--empty-password"]));
+    // C: a CA trusted to issue server certificates.
+    run(Command::new("certutil").args(["-A", "-d", &db, "-n", "rosey test CA", "-t", "C,,", "-i"]).arg(ca));
 }
 
 /// A WebDriver session on a headless Chromium of its own (own chromedriver, own profile).
@@ -70,11 +129,15 @@ pub struct Browser {
 }
 
 impl Browser {
-    async fn open(chromium: &Path, chromedriver: &Path, javascript: bool) -> Browser {
+    /// With `home`, Chromium runs with that HOME (whose NSS database it reads trust from).
+    async fn open(chromium: &Path, chromedriver: &Path, javascript: bool, home: Option<&Path>) -> Browser {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let port = free_port();
         let mut command = Command::new(chromedriver);
         command.arg(format!("--port={port}")).current_dir(dir.path());
+        if let Some(home) = home {
+            command.env("HOME", home);
+        }
         let mut driver = e2e::Daemon::spawn("chromedriver", command, &dir.path().join("chromedriver.log"));
         let driver_url = format!("http://127.0.0.1:{port}");
         e2e::poll_until("chromedriver to be ready", DEADLINE, || {

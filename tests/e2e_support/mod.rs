@@ -18,7 +18,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The Debian packages that bring every tool these tests need.
-pub const PACKAGES: &str = "chromium chromium-driver prometheus";
+pub const PACKAGES: &str = "chromium chromium-driver prometheus libnss3-tools";
 /// Set to 1 (CI does) to turn a missing tool into a failure instead of a skip.
 pub const REQUIRED_VAR: &str = "ROSEY_E2E_REQUIRED";
 

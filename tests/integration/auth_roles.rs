@@ -1,6 +1,6 @@
 //! `dashboard.users`: a viewer reads everything and is refused every action with a `403` that
 //! says why; an operator acts, and the audit line names the user. `dashboard.auth` keeps
-//! working as one more operator.
+//! working as one more operator. The pages show the action buttons to operators only.
 
 use serde_json::json;
 
@@ -70,4 +70,36 @@ fn a_user_without_a_role_or_twice_is_a_config_error() {
     std::fs::write(&config, written.to_string()).unwrap();
     let stderr = stderr_of(&run_rosey(dir.path(), &["--config", config.to_str().unwrap(), "config"], &[]));
     assert!(stderr.contains("dashboard.users[0].username") && stderr.contains("given twice"), "{stderr}");
+}
+
+#[test]
+fn the_pages_show_action_buttons_to_operators_only() {
+    let mut builder = RoseyBuilder::new();
+    builder.config["dashboard"]["users"] = json!([
+        { "username": "ann", "password": "view-pw", "role": "viewer" },
+        { "username": "olga", "password": "op-pw", "role": "operator" },
+    ]);
+    let rosey = builder.start();
+    let page = |path: &str, login: &str| {
+        let answer = request("GET", &rosey.url(path), &[("Authorization", login)]).unwrap();
+        assert_eq!(answer.status, 200, "{path}");
+        answer.body
+    };
+    let (viewer, operator) = (basic("ann", "view-pw"), basic("olga", "op-pw"));
+    // Twice each, alternating: each role's page is rendered once and kept apart, never the
+    // other's served from the shared bytes. The query exercises the per-query pages.
+    for _ in 0..2 {
+        for path in ["/", "/?state=down&view=table", "/plugin/dice-roller"] {
+            let seen = page(path, &viewer);
+            assert!(seen.contains("card-template") || seen.contains("data-plugin=\"dice-roller\""), "{path}: {seen}");
+            for action in ["method=\"post\"", "data-action=", "card-actions"] {
+                assert!(!seen.contains(action), "a viewer's {path} has {action}: {seen}");
+            }
+            let acting = page(path, &operator);
+            assert!(
+                acting.contains("method=\"post\"") && acting.contains("data-action=\"reload\""),
+                "{path}: {acting}"
+            );
+        }
+    }
 }

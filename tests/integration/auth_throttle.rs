@@ -1,5 +1,6 @@
 //! Failed logins: held off per client address with `429` and `Retry-After`, logged one line
-//! each in the format docs/operations.md gives fail2ban, counted in
+//! each in the format docs/operations.md gives fail2ban (whose filter there is checked against
+//! the real lines, the one after a flood included), counted in
 //! `rosey_auth_failures_total`; `X-Forwarded-For` believed only from a trusted proxy.
 
 use std::time::Duration;
@@ -115,4 +116,56 @@ fn forwarded_for_counts_only_from_a_trusted_proxy() {
     assert_eq!(get_from("127.0.0.1", port, "/", &faked).0, 200);
     let held = [("Authorization", right.as_str()), ("X-Forwarded-For", "198.51.100.7")];
     assert_eq!(get_from("127.0.0.2", port, "/", &held).0, 429, "the held client stays held behind the proxy");
+}
+
+/// The hosts that the `failregex` of docs/operations.md finds in `lines` (None for a line it
+/// does not match), with Python's `re`, which reads fail2ban's regular expressions as
+/// fail2ban does (fail2ban is Python); `<HOST>` as an address.
+fn failregex_hosts(lines: &[String]) -> Vec<Option<String>> {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md")).unwrap();
+    let failregex = docs.lines().find_map(|l| l.strip_prefix("failregex = ")).expect("a failregex in the docs");
+    let script = r#"
+import re, sys
+pattern = re.compile(sys.argv[1].replace("<HOST>", r"(?P<host>[0-9A-Fa-f.:]+)"))
+for line in sys.stdin.read().splitlines():
+    found = pattern.search(line)
+    print(found.group("host") if found else "-")
+"#;
+    let mut python = std::process::Command::new("python3")
+        .args(["-c", script, failregex])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    std::io::Write::write_all(&mut python.stdin.take().unwrap(), lines.join("\n").as_bytes()).unwrap();
+    let output = python.wait_with_output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    text.lines().map(|host| (host != "-").then(|| host.to_owned())).collect()
+}
+
+#[test]
+fn the_documented_fail2ban_filter_finds_the_address_of_every_failure_line() {
+    let rosey = guarded(&["127.0.0.2"]);
+    let port = rosey.port();
+    let wrong = basic("ops\" user=\"x", "guess");
+    // One failure each from many clients behind the proxy, faster than the lines' budget of
+    // 10 a second, then one more later: that line also says how many were left out.
+    let clients: Vec<String> = (1..=30).map(|n| format!("198.51.100.{n}")).collect();
+    for client in &clients {
+        get_from("127.0.0.2", port, "/api/metrics", &[("Authorization", &wrong), ("X-Forwarded-For", client)]);
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    get_from("127.0.0.1", port, "/", &[("Authorization", &wrong)]);
+    let lines: Vec<String> = wait_for("the late failure's line", DEADLINE, || {
+        let text = rosey.stderr_text();
+        let lines: Vec<String> =
+            text.lines().filter(|l| l.contains("dashboard login failed")).map(str::to_owned).collect();
+        lines.iter().any(|l| l.contains("client=127.0.0.1 ")).then_some(lines)
+    });
+    let hosts = failregex_hosts(&lines);
+    for (line, host) in lines.iter().zip(&hosts) {
+        let client = line.split_once("client=").and_then(|(_, rest)| rest.split_once(' ')).map(|(c, _)| c);
+        assert_eq!(host.as_deref(), client, "the filter reads this line's client: {line}");
+    }
+    assert_eq!(hosts.len(), lines.len());
 }

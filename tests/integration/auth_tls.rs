@@ -1,7 +1,9 @@
 //! `dashboard.tls`: HTTPS with a certificate from a test CA (made here with openssl), checked
 //! by curl against that CA; `Strict-Transport-Security` on the answers; the certificate
 //! replaced and SIGHUP: the new one served while an open live stream goes on; an unreadable
-//! key at start is an error naming the key, at a SIGHUP the old certificate is kept.
+//! key at start is an error naming the key; at a config reload (SIGHUP or `POST /api/reload`)
+//! it refuses the reload with the reason and the old certificate is kept, and once the files
+//! are whole again a reload puts the renewed certificate in service.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -74,7 +76,7 @@ pub fn spawn_with_tls(dir: &Path, cert: &Path, key: &Path) -> Rosey {
 }
 
 /// The builder of [`spawn_with_tls`].
-fn with_tls(dir: &Path, cert: &Path, key: &Path) -> RoseyBuilder {
+pub fn with_tls(dir: &Path, cert: &Path, key: &Path) -> RoseyBuilder {
     let live_cert = dir.join("live.pem");
     let live_key = dir.join("live.key");
     std::fs::copy(cert, &live_cert).unwrap();
@@ -175,10 +177,26 @@ fn rosey_reload_over_https_verifies_the_certificate_with_the_ca_file() {
     assert!(from_config.status.success(), "the config's dashboard.tls means https: {}", stderr_of(&from_config));
 }
 
+/// `curl` trusting only `ca`: POST `path` as `user:password`; the status and the body.
+fn curl_post(port: u16, path: &str, ca: &Path, login: &str) -> (u16, String) {
+    let url = format!("https://127.0.0.1:{port}{path}");
+    let output = Command::new("curl")
+        .args(["-sS", "-X", "POST", "--max-time", "30", "-w", "\n%{http_code}", "-u", login, "--cacert"])
+        .arg(ca)
+        .arg(&url)
+        .output()
+        .expect("curl runs");
+    assert!(output.status.success(), "curl: {}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("the status follows the body");
+    (status.parse().expect("an HTTP status"), body.to_owned())
+}
+
 #[test]
-fn an_unreadable_key_is_an_error_at_start_and_keeps_the_old_certificate_at_a_sighup() {
+fn an_unreadable_key_is_an_error_at_start_and_refuses_a_config_reload_keeping_the_old_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = issue(dir.path(), "only");
+    let (new_ca, new_cert, new_key) = issue(dir.path(), "renewed");
     let mut builder = RoseyBuilder::new();
     builder.config["dashboard"]["tls"] = json!({ "cert": cert, "key": dir.path().join("missing.key") });
     let mut refused = builder.spawn();
@@ -187,14 +205,33 @@ fn an_unreadable_key_is_an_error_at_start_and_keeps_the_old_certificate_at_a_sig
     let stderr = refused.stderr_text();
     assert!(stderr.contains("dashboard.tls.key") && stderr.contains("missing.key"), "{stderr}");
 
-    let rosey = spawn_with_tls(dir.path(), &cert, &key);
+    let mut builder = with_tls(dir.path(), &cert, &key);
+    builder.config["dashboard"]["auth"] = json!({ "username": "admin", "password": "s3cret" });
+    let rosey = builder.spawn();
     let port = rosey.port();
     wait_for("the dashboard over TLS", DEADLINE, || curl(port, "/health", &ca));
+    // A renewal caught half-way: the new certificate is in place, its key is not.
+    std::fs::copy(&new_cert, dir.path().join("live.pem")).unwrap();
     std::fs::remove_file(dir.path().join("live.key")).unwrap();
     rosey.signal(Signal::SIGHUP);
     let refusal = wait_for("the refused reload", DEADLINE, || {
-        rosey.stderr_text().lines().find(|l| l.contains("still serving the certificate read before")).map(str::to_owned)
+        rosey.stderr_text().lines().find(|l| l.contains("config reload refused")).map(str::to_owned)
     });
-    assert!(refusal.contains("dashboard.tls.key"), "{refusal}");
+    assert!(refusal.contains("dashboard.tls.key") && refusal.contains("live.key"), "{refusal}");
+    assert!(refusal.contains("the certificate read before is still served"), "{refusal}");
     assert!(curl(port, "/health", &ca).is_some(), "the old certificate is still served");
+
+    let (status, body) = curl_post(port, "/api/reload", &ca, "admin:s3cret");
+    assert_eq!(status, 422, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let problems = answer["problems"].to_string();
+    assert!(problems.contains("dashboard.tls.key") && problems.contains("still served"), "{body}");
+    assert!(curl(port, "/health", &ca).is_some(), "the old certificate is still served");
+    assert!(curl(port, "/health", &new_ca).is_none(), "the half-renewed files are not served");
+
+    std::fs::copy(&new_key, dir.path().join("live.key")).unwrap();
+    // Asked over a connection made with the old certificate; it answers once the new one is in.
+    let (status, body) = curl_post(port, "/api/reload", &ca, "admin:s3cret");
+    assert_eq!(status, 200, "the whole renewal is taken: {body}");
+    assert!(curl(port, "/health", &new_ca).is_some(), "the renewed certificate is served");
 }
