@@ -15,7 +15,7 @@ use super::ip_range::IpRange;
 use super::irc::IrcSettings;
 use super::login::Login;
 use super::numbers::{ChatRange, DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
-use crate::plugins::spec::{DEFAULT_COMMAND_TIMEOUT, PluginConfig, ReloadPolicy, RestartPolicy};
+use crate::plugins::spec::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_PROBE_TIMEOUT, PluginConfig, ReloadPolicy, RestartPolicy};
 
 /// The configuration as written: defaults, file and environment merged, not yet checked.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -250,6 +250,31 @@ pub struct RawPlugin {
     pub reload_timeout: Seconds<ReloadRange>,
     pub drain_timeout: Seconds<ReloadRange>,
     pub command_timeout: Seconds<ReloadRange>,
+    /// After a reload's switch, keep the old process this long to go back to if the new one
+    /// crashes; 0 turns it off.
+    pub rollback_window: Seconds<DelayRange>,
+    /// A command a reload's new process must answer before the switch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<RawProbe>,
+}
+
+/// `plugins[N].probe`: the readiness probe of a reload, as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    /// The chat command, with or without its `!`.
+    pub command: String,
+    #[serde(default)]
+    pub args: String,
+    /// Text the reply must contain; empty takes any reply.
+    #[serde(default)]
+    pub expect: String,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: Seconds<ReloadRange>,
+}
+
+fn default_probe_timeout() -> Seconds<ReloadRange> {
+    Seconds::builtin(DEFAULT_PROBE_TIMEOUT)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,6 +330,8 @@ impl Default for RawPlugin {
             reload_timeout: Seconds::builtin(reload.ready_timeout),
             drain_timeout: Seconds::builtin(reload.drain_timeout),
             command_timeout: Seconds::builtin(DEFAULT_COMMAND_TIMEOUT),
+            rollback_window: Seconds::builtin(reload.rollback_window),
+            probe: None,
         }
     }
 }
