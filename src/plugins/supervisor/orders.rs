@@ -301,7 +301,7 @@ impl Supervisor {
                 plugin = name,
                 pid = process.pid,
                 old_pid,
-                "switched to the new process; the old one is kept for {}s in case it crashes",
+                "switched to the new process; the old one is kept idle for {} s in case the new one crashes",
                 window.as_secs_f64()
             );
             let switched = tokio::time::Instant::now();
