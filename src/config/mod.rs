@@ -203,6 +203,12 @@ mod tests {
             ]
         );
         assert_eq!(
+            problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "probe": {"args": "1d1"}}]}"#),
+            [
+                r#"plugins[0].probe.command: expected a command name such as "roll" (its arguments go in args), found """#
+            ]
+        );
+        assert_eq!(
             problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "rollback_window": -1}]}"#),
             ["plugins[0].rollback_window: expected a number of seconds >= 0, found -1"]
         );

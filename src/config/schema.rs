@@ -262,7 +262,9 @@ pub struct RawPlugin {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProbe {
-    /// The chat command, with or without its `!`.
+    /// The chat command, with or without its `!` (required: checked with the other rules, so
+    /// that a missing one is told like an empty one).
+    #[serde(default)]
     pub command: String,
     #[serde(default)]
     pub args: String,
