@@ -8,11 +8,15 @@ use super::irc::{FloodLimit, IrcSettings, Sasl};
 use super::login::{Login, Password};
 use super::numbers::compact;
 use super::report::{ConfigProblem, ValueSource};
-use super::schema::{ChatConfig, Config, MetricsConfig, RawAuth, RawConfig, RawIrc, RawPlugin, RawUser, User};
+use super::schema::{
+    ChatConfig, Config, MetricsConfig, RawAuth, RawConfig, RawIrc, RawPlugin, RawProbe, RawUser, User,
+};
 use super::secret;
 use crate::plugins::builtin::Builtin;
 use crate::plugins::command_table::HOST_NAME;
-use crate::plugins::spec::{Launch, MemoryLimit, PluginConfig, PluginName, ReloadPolicy, RestartPolicy, WatchPattern};
+use crate::plugins::spec::{
+    Launch, MemoryLimit, PluginConfig, PluginName, Probe, ReloadPolicy, RestartPolicy, WatchPattern,
+};
 
 /// Collects problems, each with the source of its key.
 struct Problems<'a> {
@@ -210,6 +214,8 @@ fn check_plugin(index: usize, raw: &RawPlugin, problems: &mut Problems) -> Optio
         reload: ReloadPolicy {
             ready_timeout: raw.reload_timeout.duration(),
             drain_timeout: raw.drain_timeout.duration(),
+            rollback_window: raw.rollback_window.duration(),
+            probe: raw.probe.as_ref().and_then(|probe| check_probe(probe, &at("probe.command"), problems)),
         },
         command_timeout: raw.command_timeout.duration(),
         memory_limit: raw.max_memory_mb.map(|max_mb| MemoryLimit {
@@ -219,6 +225,25 @@ fn check_plugin(index: usize, raw: &RawPlugin, problems: &mut Problems) -> Optio
             window: raw.max_memory_window.duration(),
         }),
         watch: raw.watch.iter().cloned().map(WatchPattern).collect(),
+    })
+}
+
+/// A reload's probe: a command name (its `!` optional), as chat would route it.
+fn check_probe(raw: &RawProbe, key: &str, problems: &mut Problems) -> Option<Probe> {
+    let command = raw.command.strip_prefix('!').unwrap_or(&raw.command);
+    if command.is_empty() || command.contains(char::is_whitespace) {
+        let found = &raw.command;
+        problems.add(
+            key.to_owned(),
+            format!("expected a command name such as \"roll\" (its arguments go in args), found {found:?}"),
+        );
+        return None;
+    }
+    Some(Probe {
+        command: command.to_owned(),
+        args: raw.args.clone(),
+        expect: raw.expect.clone(),
+        timeout: raw.timeout.duration(),
     })
 }
 

@@ -171,7 +171,7 @@ mod tests {
     fn reload_timeouts_have_defaults_and_a_range() {
         let (_, config) =
             load_json(r#"{"plugins": [{"name": "a", "builtin": "8ball", "drain_timeout": 2.5}]}"#).expect("valid");
-        let reload = config.plugins[0].reload;
+        let reload = &config.plugins[0].reload;
         assert_eq!((reload.ready_timeout.as_secs_f64(), reload.drain_timeout.as_secs_f64()), (10.0, 2.5));
         assert_eq!(
             problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "reload_timeout": 0}]}"#),
@@ -180,6 +180,37 @@ mod tests {
         assert_eq!(
             problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "drain_timeout": 7200}]}"#),
             ["plugins[0].drain_timeout: expected a number of seconds from 0.1 to 3600 (1 hour), found 7200"]
+        );
+    }
+
+    #[test]
+    fn rollback_window_and_probe_are_read_and_checked() {
+        let (_, config) = load_json(r#"{"plugins": [{"name": "a", "builtin": "8ball"}]}"#).expect("valid");
+        assert_eq!(config.plugins[0].reload.rollback_window.as_secs_f64(), 10.0);
+        assert_eq!(config.plugins[0].reload.probe, None, "no probe unless asked");
+        let json = r#"{"plugins": [{"name": "a", "builtin": "dice-roller", "rollback_window": 0,
+            "probe": {"command": "!roll", "args": "1d1", "expect": "= 1"}}]}"#;
+        let (_, config) = load_json(json).expect("valid");
+        let reload = &config.plugins[0].reload;
+        assert_eq!(reload.rollback_window, std::time::Duration::ZERO);
+        let probe = reload.probe.as_ref().expect("a probe");
+        assert_eq!((probe.to_string().as_str(), probe.expect.as_str()), ("!roll 1d1", "= 1"));
+        assert_eq!(probe.timeout.as_secs_f64(), 5.0);
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "probe": {"command": "roll 1d1"}}]}"#),
+            [
+                r#"plugins[0].probe.command: expected a command name such as "roll" (its arguments go in args), found "roll 1d1""#
+            ]
+        );
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "probe": {"args": "1d1"}}]}"#),
+            [
+                r#"plugins[0].probe.command: expected a command name such as "roll" (its arguments go in args), found """#
+            ]
+        );
+        assert_eq!(
+            problems(r#"{"plugins": [{"name": "a", "builtin": "8ball", "rollback_window": -1}]}"#),
+            ["plugins[0].rollback_window: expected a number of seconds >= 0, found -1"]
         );
     }
 

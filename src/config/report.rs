@@ -190,6 +190,10 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "plugins[].reload_timeout" | "plugins[].drain_timeout" | "plugins[].command_timeout" => {
             "a number of seconds > 0"
         }
+        "plugins[].rollback_window" => "a number of seconds >= 0",
+        "plugins[].probe" => "an object such as {\"command\": \"roll\", \"args\": \"1d1\", \"expect\": \"= 1\"}",
+        "plugins[].probe.command" | "plugins[].probe.args" | "plugins[].probe.expect" => "a string",
+        "plugins[].probe.timeout" => "a number of seconds > 0",
         "plugins[].command" | "plugins[].commands" => "a list of strings",
         "plugins[].watch" => "a list of paths or globs",
         "plugins[].max_memory_mb" | "plugins[].max_memory_samples" | "plugins[].max_memory_recycles" => {

@@ -16,8 +16,8 @@ use super::irc::IrcSettings;
 use super::login::Login;
 use super::numbers::{ChatRange, DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
 use crate::plugins::spec::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_MEMORY_RECYCLES, DEFAULT_MEMORY_SAMPLES, DEFAULT_MEMORY_WINDOW, PluginConfig,
-    ReloadPolicy, RestartPolicy,
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_MEMORY_RECYCLES, DEFAULT_MEMORY_SAMPLES, DEFAULT_MEMORY_WINDOW,
+    DEFAULT_PROBE_TIMEOUT, PluginConfig, ReloadPolicy, RestartPolicy,
 };
 
 /// The configuration as written: defaults, file and environment merged, not yet checked.
@@ -262,6 +262,33 @@ pub struct RawPlugin {
     /// Paths or globs whose change reloads the plugin.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub watch: Vec<PathBuf>,
+    /// After a reload's switch, keep the old process this long to go back to if the new one
+    /// crashes; 0 turns it off.
+    pub rollback_window: Seconds<DelayRange>,
+    /// A command a reload's new process must answer before the switch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<RawProbe>,
+}
+
+/// `plugins[N].probe`: the readiness probe of a reload, as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    /// The chat command, with or without its `!` (required: checked with the other rules, so
+    /// that a missing one is told like an empty one).
+    #[serde(default)]
+    pub command: String,
+    #[serde(default)]
+    pub args: String,
+    /// Text the reply must contain; empty takes any reply.
+    #[serde(default)]
+    pub expect: String,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: Seconds<ReloadRange>,
+}
+
+fn default_probe_timeout() -> Seconds<ReloadRange> {
+    Seconds::builtin(DEFAULT_PROBE_TIMEOUT)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -322,6 +349,8 @@ impl Default for RawPlugin {
             max_memory_recycles: NonZeroU32::new(DEFAULT_MEMORY_RECYCLES).expect("the default is not zero"),
             max_memory_window: Seconds::builtin(DEFAULT_MEMORY_WINDOW),
             watch: Vec::new(),
+            rollback_window: Seconds::builtin(reload.rollback_window),
+            probe: None,
         }
     }
 }

@@ -8,12 +8,17 @@
 //! once: answered by its reply, answered by the host when `command_timeout` has passed since it
 //! was accepted, or answered by the host when the process it was written to ended. Its slot is
 //! freed as it leaves.
+//!
+//! A reload's readiness probe is the host's own command: it takes no slot, has no user to
+//! answer and no deadline here (the reload waits for it), and its reply goes to the reload,
+//! never to chat nor into the response times.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::time::Instant;
 
 use crate::sync::lock;
@@ -60,6 +65,8 @@ struct Entries {
     /// In the order accepted.
     open: VecDeque<Entry>,
     late: VecDeque<u64>,
+    /// Probes awaiting their reply: the id, and where the reply text goes.
+    probes: Vec<(u64, oneshot::Sender<String>)>,
 }
 
 impl Entries {
@@ -82,11 +89,39 @@ pub struct Ledger {
     entries: Mutex<Entries>,
     /// Wakes [`Ledger::expired`] when a deadline earlier than those it waits for appears.
     sooner: Notify,
+    /// Probe ids count down from the top while chat's count up from 1, so they never meet.
+    next_probe: AtomicU64,
 }
 
 impl Ledger {
     pub fn new(slots: usize) -> Ledger {
-        Ledger { slots: Arc::new(Semaphore::new(slots)), entries: Mutex::default(), sooner: Notify::new() }
+        Ledger {
+            slots: Arc::new(Semaphore::new(slots)),
+            entries: Mutex::default(),
+            sooner: Notify::new(),
+            next_probe: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Open a probe: its id (for the command to send) and where its reply will arrive. Dropping
+    /// the receiver gives it up; its reply, if one comes later, is then a reply to an unknown id.
+    pub fn probe(&self) -> (u64, oneshot::Receiver<String>) {
+        let id = self.next_probe.fetch_sub(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let mut entries = lock(&self.entries);
+        entries.probes.retain(|(_, waiting)| !waiting.is_closed());
+        entries.probes.push((id, reply));
+        (id, answer)
+    }
+
+    /// A reply to `id` arrived: true when it answers a probe (then `text` has gone to it).
+    pub fn probed(&self, id: u64, text: &str) -> bool {
+        let mut entries = lock(&self.entries);
+        let Some(index) = entries.probes.iter().position(|(probe, _)| *probe == id) else { return false };
+        let (_, reply) = entries.probes.swap_remove(index);
+        // A probe given up meanwhile needs no reply; the reply is still not chat's.
+        let _ = reply.send(text.to_owned());
+        true
     }
 
     /// Take a slot for command `id` from `user`, to be answered within `timeout`.
@@ -121,7 +156,7 @@ impl Ledger {
                 entry.written = Some((pid, Instant::now()));
                 true
             }
-            None => false,
+            None => entries.probes.iter().any(|(probe, waiting)| *probe == id && !waiting.is_closed()),
         }
     }
 
@@ -245,5 +280,25 @@ mod tests {
         assert_eq!(ledger.owed_by(100), 0);
         assert_eq!(ledger.owed_by(200), 1, "another process's commands stay");
         assert!(ledger.written(3, 200), "a queued one goes to the next process");
+    }
+
+    #[test]
+    fn a_probe_takes_no_slot_and_its_reply_goes_to_the_reload_only() {
+        let ledger = Ledger::new(1);
+        ledger.accept(1, "u", TIMEOUT).expect("a free slot");
+        let (id, mut reply) = ledger.probe();
+        assert_ne!(id, 1, "probe ids are apart from chat's");
+        assert!(ledger.written(id, 100), "it is written to the process");
+        assert_eq!(ledger.owed_by(100), 0, "nothing owed to a user: a drain does not wait for it");
+        assert!(!ledger.probed(1, "a chat reply"), "a chat command's reply is not a probe's");
+        assert!(ledger.probed(id, "pong"));
+        assert_eq!(reply.try_recv().as_deref(), Ok("pong"));
+        assert!(!ledger.probed(id, "again"), "answered once");
+        assert!(ledger.abandon(100).is_empty(), "the host owes no user an answer for a probe");
+
+        let (given_up, reply) = ledger.probe();
+        drop(reply);
+        assert!(!ledger.written(given_up, 100), "a probe given up is not written");
+        assert_eq!(ledger.answer(given_up), Matched::Unknown, "and a late reply is nobody's");
     }
 }

@@ -113,18 +113,63 @@ impl Default for RestartPolicy {
     }
 }
 
-/// How long a reload waits for the new process and for the old one to finish its work.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How long a reload waits for the new process and for the old one to finish its work, how it
+/// checks the new one before the switch, and how long it can still go back after it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReloadPolicy {
     /// The new process must say hello within this (`reload_timeout`).
     pub ready_timeout: Duration,
     /// The old process gets this long to answer what it already received (`drain_timeout`).
     pub drain_timeout: Duration,
+    /// After the switch the old process is kept, idle, this long; a crash of the new one
+    /// meanwhile switches back to it (`rollback_window`; zero keeps nothing).
+    pub rollback_window: Duration,
+    /// A command the new process must answer before the switch (`probe`).
+    pub probe: Option<Probe>,
 }
+
+/// `rollback_window` unless the config says otherwise.
+pub const DEFAULT_ROLLBACK_WINDOW: Duration = Duration::from_secs(10);
+/// A probe's `timeout` unless the config says otherwise.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for ReloadPolicy {
     fn default() -> Self {
-        ReloadPolicy { ready_timeout: Duration::from_secs(10), drain_timeout: Duration::from_secs(30) }
+        ReloadPolicy {
+            ready_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+            rollback_window: DEFAULT_ROLLBACK_WINDOW,
+            probe: None,
+        }
+    }
+}
+
+/// A readiness probe: `!command args` sent to a reload's new process after its hello; it is
+/// ready when the reply contains `expect` (any reply, when `expect` is empty) within `timeout`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// Without the `!`.
+    pub command: String,
+    pub args: String,
+    pub expect: String,
+    pub timeout: Duration,
+}
+
+impl Probe {
+    /// Does `reply` pass? A plain substring: what an operator writes is what is looked for.
+    pub fn accepts(&self, reply: &str) -> bool {
+        reply.contains(&self.expect)
+    }
+}
+
+/// The probe as chat shows a command: `!roll 1d1`.
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "!{}", self.command)?;
+        if !self.args.is_empty() {
+            write!(f, " {}", self.args)?;
+        }
+        Ok(())
     }
 }
 
@@ -168,5 +213,21 @@ mod tests {
         for bad in ["", ".", "..", "a b", "a/b", "<x>", "é", &"x".repeat(65)] {
             assert_eq!(PluginName::new(bad), Err(InvalidPluginName(bad.to_owned())), "{bad} should be invalid");
         }
+    }
+
+    #[test]
+    fn a_probe_reads_as_its_chat_command_and_looks_for_a_plain_substring() {
+        let probe = |args: &str, expect: &str| Probe {
+            command: "roll".into(),
+            args: args.into(),
+            expect: expect.into(),
+            timeout: DEFAULT_PROBE_TIMEOUT,
+        };
+        assert_eq!(probe("1d1", "").to_string(), "!roll 1d1");
+        assert_eq!(probe("", "").to_string(), "!roll");
+        assert!(probe("1d1", "= 1").accepts("🎲 1d1: [1] = 1"));
+        assert!(!probe("1d1", "= 1").accepts("error"));
+        assert!(probe("1d1", "").accepts("anything"), "an empty expect takes any reply");
+        assert!(!probe("", "[1]").accepts("1"), "not a pattern: brackets are literal");
     }
 }

@@ -46,6 +46,7 @@ mod plugin_protocol;
 mod process_tree;
 mod prometheus_e2e;
 mod reload;
+mod reload_rollback;
 mod shutdown;
 mod smoke;
 mod sse;

@@ -1,7 +1,8 @@
 //! The supervisor of one plugin: run one process generation after another ([`process`]),
 //! restarting after a crash with backoff, and carry out the operator's orders ([`orders`]):
-//! reload (a new generation beside the old one), restart, stop, start. It runs until the
-//! host stops it or the plugin is removed.
+//! reload (a new generation beside the old one, the old one kept for the rollback window
+//! after the switch), restart, stop, start. It runs until the host stops it or the plugin is
+//! removed.
 
 mod orders;
 mod process;
@@ -21,8 +22,9 @@ use super::action::{Action, ActionReport, Trigger};
 use super::protocol::HostMessage;
 use super::spec::PluginConfig;
 use super::tree::Reaper;
-use super::{CRASH_LOG_LEN, CrashRecord, ExitReason, Launcher, PluginState, ProcessInfo};
+use super::{CRASH_LOG_LEN, CrashRecord, ExitReason, Launcher, PluginState, PluginStatus, ProcessInfo};
 use crate::plugins::spec::RestartPolicy;
+use orders::Standby;
 use process::{Exit, Generation, Outcome, Voice};
 pub(super) use process::{HostLink, answer_timeouts};
 
@@ -113,6 +115,12 @@ impl GenerationTask {
 /// Where a plugin is between events.
 enum Phase {
     Running(GenerationTask),
+    /// Just reloaded: `live` serves, the old process waits idle in `standby` until the
+    /// rollback window is over, to take over again if `live` crashes meanwhile.
+    Watching {
+        live: GenerationTask,
+        standby: Box<Standby>,
+    },
     /// CRASHED: waiting to start again.
     Backoff {
         until: tokio::time::Instant,
@@ -136,6 +144,27 @@ impl Supervisor {
                     () = self.stop.cancelled() => {
                         // The generation's token is a child of ours: it is stopping already.
                         live.finished.await;
+                        break;
+                    }
+                },
+                Phase::Watching { mut live, mut standby } => tokio::select! {
+                    finished = &mut live.finished => self.after_switch_exit(finished, standby).await,
+                    ended = &mut standby.old.finished => {
+                        standby.lost(ended, &self.link);
+                        Phase::Running(live)
+                    }
+                    () = tokio::time::sleep_until(standby.until) => {
+                        self.retire(standby).await;
+                        Phase::Running(live)
+                    }
+                    Some(order) = self.orders.recv() => {
+                        // An order ends the window: it acts on the new process alone.
+                        self.retire(standby).await;
+                        self.obey_running(live, order).await
+                    }
+                    () = self.stop.cancelled() => {
+                        // Both generations' tokens are children of ours: both are stopping.
+                        tokio::join!(live.finished, standby.old.finished);
                         break;
                     }
                 },
@@ -258,11 +287,7 @@ impl Supervisor {
         // checked: a policy may ask for a delay longer than an `Instant` can hold.
         let restart_at = if give_up { None } else { Instant::now().checked_add(delay) };
         self.link.publish(|s| {
-            let mut log = (*s.crash_log).clone();
-            log.push_front(record);
-            log.truncate(CRASH_LOG_LEN);
-            s.crash_log = Arc::new(log);
-            s.crash_count += 1;
+            log_crash(s, record);
             s.restart_attempt = attempt;
             s.process = None;
             s.state = if give_up { PluginState::Failed } else { PluginState::Crashed };
@@ -274,6 +299,15 @@ impl Supervisor {
             None => Phase::Idle { commands },
         }
     }
+}
+
+/// Put a crash in the plugin's crash log and count it.
+fn log_crash(status: &mut PluginStatus, record: CrashRecord) {
+    let mut log = (*status.crash_log).clone();
+    log.push_front(record);
+    log.truncate(CRASH_LOG_LEN);
+    status.crash_log = Arc::new(log);
+    status.crash_count += 1;
 }
 
 /// What to do after a crash.

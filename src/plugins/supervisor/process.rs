@@ -428,6 +428,8 @@ async fn read_messages(link: &HostLink, voice: &Voice, stdout: ChildStdout) {
             Line::NotUtf8(_) => StdoutProblem::NotUtf8,
             Line::Text(text) if text.trim().is_empty() => continue,
             Line::Text(text) => match PluginMessage::parse(&text) {
+                // A reload's readiness probe: the reload reads it, chat never sees it.
+                Ok(PluginMessage::Reply { id, text }) if link.handle.ledger.probed(id, &text) => continue,
                 Ok(PluginMessage::Reply { id, text }) => match link.handle.ledger.answer(id) {
                     Matched::Open { user, waited } => {
                         if let Some(took) = waited {
