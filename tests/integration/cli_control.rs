@@ -130,8 +130,8 @@ fn stop_start_restart_and_reload_act_on_one_plugin_and_say_what_they_did() {
 
     let said = succeeds(&rosey, &["restart", "versioned"]);
     assert!(said.starts_with("restarted versioned "), "{said}");
-    let third = wait_for_plugin(&rosey, "restarted", "versioned", |p| p["state"] == "RUNNING")["pid"].clone();
-    assert_ne!(second, third);
+    // The snapshot may still show the old process RUNNING for a moment after the answer.
+    wait_for_plugin(&rosey, "restarted", "versioned", |p| p["state"] == "RUNNING" && p["pid"] != second);
 
     plugin.deploy("2");
     let said = succeeds(&rosey, &["reload", "versioned"]);
