@@ -71,7 +71,8 @@ impl PluginHost {
         let (orders_tx, orders_rx) = mpsc::channel(1);
         let handle = Arc::new(PluginHandle::new(config, command_tx));
         let retire = self.stop.child_token();
-        let link = Arc::new(HostLink::new(handle.clone(), self.changed.clone(), self.replies.clone()));
+        let timeline = self.launcher.timeline.clone();
+        let link = Arc::new(HostLink::new(handle.clone(), self.changed.clone(), self.replies.clone(), timeline));
         self.supervisors.spawn(supervisor::answer_timeouts(link.clone(), retire.clone()));
         let supervisor = supervisor::Supervisor {
             link,

@@ -103,6 +103,7 @@ impl Supervisor {
             duration,
             reason: done.reason,
         };
+        self.link.timeline.record(crate::timeline::notes::action(&report, &order.trigger));
         let record = (order.action == Action::Reload).then(|| ReloadRecord {
             at: SystemTime::now(),
             trigger: order.trigger,
