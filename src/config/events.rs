@@ -124,16 +124,17 @@ impl RawNotify {
                 }
             }
             if raw.events.is_empty() {
-                problems.push((at("events"), "expected a list of timeline kinds, e.g. [\"crashed\", \"failed\"]".into()));
+                problems
+                    .push((at("events"), "expected a list of timeline kinds, e.g. [\"crashed\", \"failed\"]".into()));
             }
-            let secret = match secret::resolve(raw.secret.as_deref(), raw.secret_env.as_deref(), raw.secret_file.as_deref())
-            {
-                Ok(secret) => secret,
-                Err((form, why)) => {
-                    problems.push((at(&format!("secret{form}")), why));
-                    None
-                }
-            };
+            let secret =
+                match secret::resolve(raw.secret.as_deref(), raw.secret_env.as_deref(), raw.secret_file.as_deref()) {
+                    Ok(secret) => secret,
+                    Err((form, why)) => {
+                        problems.push((at(&format!("secret{form}")), why));
+                        None
+                    }
+                };
             if let Some(host) = host {
                 let sink = format!("{index}:{host}");
                 webhooks.push(Webhook { url: raw.url.clone(), sink, events, format: raw.format, secret });

@@ -137,7 +137,8 @@ impl Dashboard {
 
         let stop = CancellationToken::new();
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
-        let shared = Arc::new(Shared { timeline: timeline.clone(), pages, context, stop: stop.clone(), prometheus_enabled });
+        let shared =
+            Arc::new(Shared { timeline: timeline.clone(), pages, context, stop: stop.clone(), prometheus_enabled });
         let guard = auth::Guard::new(config, auth_failures, timeline);
         let actions = action_routes::Actions::new(controls, config.has_operator());
         let app = routes::routes(actions).data(shared).around(move |ep, req| {

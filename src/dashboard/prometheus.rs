@@ -260,7 +260,12 @@ pub fn notifications(out: &mut String, counts: &[crate::notify::SinkCounts]) {
     for sink in counts {
         for outcome in crate::notify::Outcome::ALL {
             let label = escape_label(&sink.sink);
-            let _ = writeln!(out, "rosey_notifications_total{{sink=\"{label}\",outcome=\"{}\"}} {}", outcome.as_str(), sink.get(outcome));
+            let _ = writeln!(
+                out,
+                "rosey_notifications_total{{sink=\"{label}\",outcome=\"{}\"}} {}",
+                outcome.as_str(),
+                sink.get(outcome)
+            );
         }
     }
 }

@@ -136,6 +136,8 @@ pub struct EventView {
     time: String,
     kind: &'static str,
     plugin: Option<String>,
+    /// The plugin's page.
+    plugin_url: Option<String>,
     who: Option<String>,
     message: String,
     /// The details as indented JSON.
@@ -149,6 +151,7 @@ impl EventView {
             time: event.time.clone(),
             kind: event.kind.as_str(),
             plugin: event.plugin.clone(),
+            plugin_url: event.plugin.as_deref().map(|name| url::path("/plugin/", name)),
             who: event.who.clone(),
             message: event.message.clone(),
             details: serde_json::to_string_pretty(&event.details).unwrap_or_default(),
@@ -182,7 +185,15 @@ impl RenderContext {
 
 mod url {
     //! A path with a query built from optional pairs, each value percent-encoded.
-    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+    /// Everything but RFC 3986's unreserved characters is encoded.
+    const ENCODED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+    /// `prefix` and `segment`, percent-encoded.
+    pub fn path(prefix: &str, segment: &str) -> String {
+        format!("{prefix}{}", utf8_percent_encode(segment, ENCODED))
+    }
 
     pub struct Form {
         url: String,
@@ -199,7 +210,7 @@ mod url {
                 self.url.push(if self.first { '?' } else { '&' });
                 self.url.push_str(key);
                 self.url.push('=');
-                self.url.extend(utf8_percent_encode(value, NON_ALPHANUMERIC).map(|s| s.to_owned()).collect::<Vec<_>>());
+                self.url.push_str(&utf8_percent_encode(value, ENCODED).to_string());
                 self.first = false;
             }
         }

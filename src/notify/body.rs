@@ -87,7 +87,9 @@ impl Message {
         let text = self.text();
         // Serialising plain data into memory cannot fail.
         match format {
-            WebhookFormat::Json => serde_json::to_vec(&JsonBody { text, event: &self.event, count: self.count, first_id: self.first_id }),
+            WebhookFormat::Json => {
+                serde_json::to_vec(&JsonBody { text, event: &self.event, count: self.count, first_id: self.first_id })
+            }
             WebhookFormat::Slack => serde_json::to_vec(&ChatBody { text: &text, content: &text }),
         }
         .unwrap_or_default()

@@ -119,7 +119,11 @@ impl Sender {
                 TryError::Transient(reason) => reason,
             };
             self.counts[self.index].add(Outcome::Retried);
-            debug!(sink = self.sink, "notification try {attempt} failed ({reason}); again in {} s", pause.as_secs_f64());
+            debug!(
+                sink = self.sink,
+                "notification try {attempt} failed ({reason}); again in {} s",
+                pause.as_secs_f64()
+            );
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = stop.cancelled() => {}
@@ -128,9 +132,15 @@ impl Sender {
             attempt += 1;
         };
         self.counts[self.index].add(Outcome::Failed);
-        warn!(sink = self.sink, event = message.event().id, "notification not delivered after {attempt} tries: {error}");
-        let details = json!({ "sink": self.sink, "event_id": message.event().id, "attempts": attempt, "reason": error });
-        let note = Note::new(Kind::NotifyFailed, format!("webhook {} not delivered: {error}", self.sink)).details(details);
+        warn!(
+            sink = self.sink,
+            event = message.event().id,
+            "notification not delivered after {attempt} tries: {error}"
+        );
+        let details =
+            json!({ "sink": self.sink, "event_id": message.event().id, "attempts": attempt, "reason": error });
+        let note =
+            Note::new(Kind::NotifyFailed, format!("webhook {} not delivered: {error}", self.sink)).details(details);
         self.timeline.record(note);
     }
 

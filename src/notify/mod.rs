@@ -45,7 +45,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [Outcome::Sent, Outcome::Retried, Outcome::Failed, Outcome::Dropped, Outcome::Coalesced];
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Sent, Outcome::Retried, Outcome::Failed, Outcome::Dropped, Outcome::Coalesced];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -105,9 +106,19 @@ impl Notifier {
             let sender = delivery::Sender::new(webhook, counts.clone(), index, timeline.clone());
             tasks.spawn(sender.run(messages, stop.clone()));
             let coalescer = coalesce::Coalescer::new(config.coalesce_window);
-            sinks.push(Sink { webhook: webhook.clone(), index, queue, coalescer, full: LogBudget::new(1, Duration::from_secs(60)) });
+            sinks.push(Sink {
+                webhook: webhook.clone(),
+                index,
+                queue,
+                coalescer,
+                full: LogBudget::new(1, Duration::from_secs(60)),
+            });
         }
-        info!(webhooks = sinks.len(), "notifications: sending to {}", sinks.iter().map(|s| s.webhook.sink.as_str()).collect::<Vec<_>>().join(", "));
+        info!(
+            webhooks = sinks.len(),
+            "notifications: sending to {}",
+            sinks.iter().map(|s| s.webhook.sink.as_str()).collect::<Vec<_>>().join(", ")
+        );
         tasks.spawn(route(timeline.subscribe(), sinks, counts.clone(), stop.clone()));
         Notifier { counts, stop, tasks }
     }
@@ -146,7 +157,10 @@ impl Sink {
         if self.queue.try_send(message).is_err() {
             counts[self.index].add(Outcome::Dropped);
             if let Some(suppressed) = self.full.admit() {
-                warn!(sink = self.webhook.sink, "notifications: the queue is full ({QUEUE}); a message was dropped{suppressed}");
+                warn!(
+                    sink = self.webhook.sink,
+                    "notifications: the queue is full ({QUEUE}); a message was dropped{suppressed}"
+                );
             }
         }
     }
@@ -154,7 +168,12 @@ impl Sink {
 
 /// Hand each new event to the webhooks that want it; flush folded crash loops as their
 /// windows end.
-async fn route(mut events: broadcast::Receiver<Arc<Event>>, mut sinks: Vec<Sink>, counts: Counts, stop: CancellationToken) {
+async fn route(
+    mut events: broadcast::Receiver<Arc<Event>>,
+    mut sinks: Vec<Sink>,
+    counts: Counts,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {

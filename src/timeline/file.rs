@@ -78,7 +78,10 @@ impl Appender {
         let (file, lines_in_file) = match open(&path) {
             Ok(opened) => opened,
             Err(e) => {
-                error!("timeline.file: cannot open {} for appending ({e}); events are kept in memory only", path.display());
+                error!(
+                    "timeline.file: cannot open {} for appending ({e}); events are kept in memory only",
+                    path.display()
+                );
                 return None;
             }
         };
@@ -129,7 +132,10 @@ impl Writer {
         while let Ok(line) = lines.recv() {
             if let Err(e) = self.write(&line) {
                 if let Some(suppressed) = failures.admit() {
-                    error!("timeline.file: cannot write {} ({e}); events are kept in memory{suppressed}", self.path.display());
+                    error!(
+                        "timeline.file: cannot write {} ({e}); events are kept in memory{suppressed}",
+                        self.path.display()
+                    );
                 }
             }
         }

@@ -207,7 +207,8 @@ impl Timeline {
         let events: Vec<Arc<Event>> = if filter.since.is_some() {
             candidates.take(limit).cloned().collect()
         } else {
-            let mut newest_first: Vec<Arc<Event>> = ring.events.iter().rev().filter(|e| filter.matches(e)).take(limit).cloned().collect();
+            let mut newest_first: Vec<Arc<Event>> =
+                ring.events.iter().rev().filter(|e| filter.matches(e)).take(limit).cloned().collect();
             newest_first.reverse();
             newest_first
         };

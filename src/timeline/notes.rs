@@ -11,8 +11,8 @@ use crate::config::ConfigError;
 use crate::control::ConfigReport;
 use crate::logging::{LogBudget, Suppressed};
 use crate::plugins::ExitReason;
-use crate::sync::lock;
 use crate::plugins::action::{Action, ActionOutcome, ActionReport, Trigger};
+use crate::sync::lock;
 
 /// A plugin process started; `current` is false for a reload's new process beside the old one.
 pub fn started(plugin: &str, pid: u32, current: bool) -> Note {
@@ -34,7 +34,14 @@ pub struct AfterCrash {
 }
 
 /// A plugin process ended on its own; then a restart is scheduled, or the plugin FAILED.
-pub fn crashed(timeline: &Timeline, plugin: &str, reason: &ExitReason, uptime: Duration, stderr_tail: &[String], after: AfterCrash) {
+pub fn crashed(
+    timeline: &Timeline,
+    plugin: &str,
+    reason: &ExitReason,
+    uptime: Duration,
+    stderr_tail: &[String],
+    after: AfterCrash,
+) {
     let details = json!({
         "reason": reason.to_string(),
         "exit_code": reason.code(),
@@ -46,8 +53,10 @@ pub fn crashed(timeline: &Timeline, plugin: &str, reason: &ExitReason, uptime: D
     let message = format!("crashed: {reason} after {:.1} s", uptime.as_secs_f64());
     timeline.record(Note::new(Kind::Crashed, message).plugin(plugin).details(details));
     let next = match after.restart_in {
-        Some(delay) => Note::new(Kind::RestartScheduled, format!("restart {} in {:.1} s", after.attempt, delay.as_secs_f64()))
-            .details(json!({ "attempt": after.attempt, "delay_seconds": delay.as_secs_f64() })),
+        Some(delay) => {
+            Note::new(Kind::RestartScheduled, format!("restart {} in {:.1} s", after.attempt, delay.as_secs_f64()))
+                .details(json!({ "attempt": after.attempt, "delay_seconds": delay.as_secs_f64() }))
+        }
         None => Note::new(Kind::Failed, format!("FAILED: gave up after {} consecutive crashes", after.attempt))
             .details(json!({ "attempts": after.attempt, "last_reason": reason.to_string() })),
     };
@@ -160,7 +169,14 @@ mod tests {
         let tail = vec!["<script>boom</script>".to_owned()];
         let after = AfterCrash { attempt: 2, restart_in: Some(Duration::from_secs(2)) };
         crashed(&timeline, "p", &ExitReason::Code(3), Duration::from_secs(1), &tail, after);
-        crashed(&timeline, "p", &ExitReason::Signal(9), Duration::ZERO, &[], AfterCrash { attempt: 6, restart_in: None });
+        crashed(
+            &timeline,
+            "p",
+            &ExitReason::Signal(9),
+            Duration::ZERO,
+            &[],
+            AfterCrash { attempt: 6, restart_in: None },
+        );
         let kinds: Vec<Kind> = timeline.newest(None, 10).iter().rev().map(|e| e.kind).collect();
         assert_eq!(kinds, [Kind::Crashed, Kind::RestartScheduled, Kind::Crashed, Kind::Failed]);
         let first = &timeline.newest(None, 10)[3];

@@ -67,8 +67,13 @@ fn compare(previous: Previous, snapshot: &Snapshot, thresholds: Thresholds, time
                 timeline.record(Note::new(Kind::HealthChanged, message).plugin(&p.name).details(details));
             }
             if before.stale != seen.stale {
-                let message = if seen.stale { "figures are stale (no sample for two poll intervals)" } else { "figures are fresh again" };
-                timeline.record(Note::new(Kind::Stale, message).plugin(&p.name).details(json!({ "stale": seen.stale })));
+                let message = if seen.stale {
+                    "figures are stale (no sample for two poll intervals)"
+                } else {
+                    "figures are fresh again"
+                };
+                timeline
+                    .record(Note::new(Kind::Stale, message).plugin(&p.name).details(json!({ "stale": seen.stale })));
             }
         }
         now.plugins.insert(p.name.clone(), seen);

@@ -23,8 +23,8 @@ use crate::plugins::lines::{Line, LineSplitter};
 use crate::plugins::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage, ProtocolError};
 use crate::plugins::spec::PluginConfig;
 use crate::plugins::tree::{Family, Reaper};
-use crate::timeline::{Timeline, notes};
 use crate::plugins::{ChatReply, ExitReason, Launcher, PluginCounters, PluginHandle, PluginStatus, ProcessInfo};
+use crate::timeline::{Timeline, notes};
 
 /// How long a plugin may take to exit after SIGTERM before it is killed.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
