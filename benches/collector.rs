@@ -409,6 +409,8 @@ fn rendering_of(plugins: usize, rounds: usize) {
         thresholds: Thresholds { cpu_percent: 50.0, memory_mb: 100.0 },
         sse_clients: Arc::new(rosey::dashboard::server::ClientCap::new(1024)),
         auth_failures: Arc::default(),
+        timeline: rosey::timeline::Timeline::new(1),
+        notifications: Arc::default(),
     });
     type Render = fn(&Rendered) -> usize;
     // The gzip bodies are compressed from the plain ones, so their times include rendering

@@ -393,6 +393,8 @@ mod tests {
         context.insert("blank_reload", &ReloadView::default());
         context.insert("blank_conflict", &ConflictView::default());
         context.insert("actions_enabled", &true);
+        let recent = crate::dashboard::timeline::RecentEvents::of(&crate::timeline::Timeline::new(1), Some("p"));
+        context.insert("recent", &recent);
         let page = tera.render("plugin.html", &context).expect("the plugin page renders");
 
         assert_bound_to(

@@ -39,14 +39,15 @@ pub struct TimelineQuery {
 }
 
 impl TimelineQuery {
-    /// The filter asked for; an unknown kind is the client's mistake.
-    fn filter(&self) -> Result<Filter, Response> {
+    /// The filter asked for; an unknown kind is the client's mistake (boxed: a response is large).
+    fn filter(&self) -> Result<Filter, Box<Response>> {
         let mut kinds = Vec::new();
         for name in self.kind.as_deref().unwrap_or("").split(',').map(str::trim).filter(|k| !k.is_empty()) {
             match name.parse::<Kind>() {
                 Ok(kind) => kinds.push(kind),
                 Err(e) => {
-                    return Err(json_response(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": e.to_string() })));
+                    let error = serde_json::json!({ "error": e.to_string() });
+                    return Err(Box::new(json_response(StatusCode::BAD_REQUEST, &error)));
                 }
             }
         }
@@ -59,7 +60,7 @@ impl TimelineQuery {
 pub fn api_events(shared: Data<&Arc<Shared>>, Query(query): Query<TimelineQuery>) -> Response {
     match query.filter() {
         Ok(filter) => json(Bytes::from(serde_json::to_vec(&shared.timeline.query(&filter)).unwrap_or_default())),
-        Err(refusal) => refusal,
+        Err(refusal) => *refusal,
     }
 }
 
@@ -67,7 +68,7 @@ pub fn api_events(shared: Data<&Arc<Shared>>, Query(query): Query<TimelineQuery>
 pub fn live_events(shared: Data<&Arc<Shared>>, Query(query): Query<TimelineQuery>) -> Response {
     let filter = match query.filter() {
         Ok(filter) => filter,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let Some(slot) = shared.context.sse_clients.try_join() else {
         return Response::builder()
@@ -105,7 +106,7 @@ fn frame(event: &Event) -> Bytes {
 pub fn page(shared: Data<&Arc<Shared>>, Query(query): Query<TimelineQuery>) -> Response {
     let filter = match query.filter() {
         Ok(filter) => Filter { since: None, limit: PAGE_EVENTS, ..filter },
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let mut events: Vec<EventView> = shared.timeline.query(&filter).events.iter().map(|e| EventView::of(e)).collect();
     events.reverse();

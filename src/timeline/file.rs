@@ -130,13 +130,13 @@ impl Writer {
     fn run(mut self, lines: mpsc::Receiver<Vec<u8>>) {
         let mut failures = LogBudget::new(1, Duration::from_secs(60));
         while let Ok(line) = lines.recv() {
-            if let Err(e) = self.write(&line) {
-                if let Some(suppressed) = failures.admit() {
-                    error!(
-                        "timeline.file: cannot write {} ({e}); events are kept in memory{suppressed}",
-                        self.path.display()
-                    );
-                }
+            if let Err(e) = self.write(&line)
+                && let Some(suppressed) = failures.admit()
+            {
+                error!(
+                    "timeline.file: cannot write {} ({e}); events are kept in memory{suppressed}",
+                    self.path.display()
+                );
             }
         }
     }
