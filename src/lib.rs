@@ -6,7 +6,8 @@
 //! commands to the plugins; [`app`] starts and stops everything in order; [`config`] and
 //! [`cli`] are what the operator controls, [`control`] how actions reach the running plugins; [`display`] is how times, sizes and counts read everywhere.
 //! [`procfs`] is what the kernel says about a process, read by the plugins' process trees and
-//! the metrics sampler alike.
+//! the metrics sampler alike. [`timeline`] is the one list of what happened, recorded from
+//! everywhere; [`notify`] sends chosen events to webhooks.
 
 pub mod app;
 pub mod chat;
