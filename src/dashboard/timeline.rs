@@ -115,7 +115,6 @@ pub fn page(shared: Data<&Arc<Shared>>, Query(query): Query<TimelineQuery>) -> R
     live.pair("kind", query.kind.as_deref().filter(|k| !k.is_empty()));
     let snapshot = shared.current().snapshot.clone();
     let mut context = Context::new();
-    context.insert("system", &super::view::SystemView::of(&snapshot.system));
     context.insert("events", &events);
     context.insert("plugins", &snapshot.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>());
     context.insert("kinds", &Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>());

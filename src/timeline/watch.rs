@@ -37,13 +37,32 @@ struct Previous {
 
 /// Record what changed from snapshot to snapshot, until the snapshots end.
 pub async fn follow(mut snapshots: watch::Receiver<Arc<Snapshot>>, thresholds: Thresholds, timeline: Timeline) {
-    let mut previous = Previous::default();
+    let mut watcher = Watcher::new(thresholds, timeline);
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
-        previous = compare(previous, &snapshot, thresholds, &timeline);
+        watcher.observe(&snapshot);
         if snapshots.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// Compares each snapshot with the one before and records the differences.
+pub struct Watcher {
+    previous: Previous,
+    thresholds: Thresholds,
+    timeline: Timeline,
+}
+
+impl Watcher {
+    pub fn new(thresholds: Thresholds, timeline: Timeline) -> Watcher {
+        Watcher { previous: Previous::default(), thresholds, timeline }
+    }
+
+    /// Record what changed since the last snapshot observed.
+    pub fn observe(&mut self, snapshot: &Snapshot) {
+        let previous = std::mem::take(&mut self.previous);
+        self.previous = compare(previous, snapshot, self.thresholds, &self.timeline);
     }
 }
 
