@@ -409,6 +409,8 @@ fn rendering_of(plugins: usize, rounds: usize) {
         thresholds: Thresholds { cpu_percent: 50.0, memory_mb: 100.0 },
         sse_clients: Arc::new(rosey::dashboard::server::ClientCap::new(1024)),
         auth_failures: Arc::default(),
+        timeline: rosey::timeline::Timeline::new(1),
+        notifications: Arc::default(),
     });
     type Render = fn(&Rendered) -> usize;
     // The gzip bodies are compressed from the plain ones, so their times include rendering
@@ -510,7 +512,11 @@ fn snapshot_with_commands(count: usize, rounds: usize) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
         let (replies, _unread) = tokio::sync::mpsc::channel(1);
-        let launcher = Launcher { rosey_exe: "/nonexistent/rosey".into(), open_files: None };
+        let launcher = Launcher {
+            rosey_exe: "/nonexistent/rosey".into(),
+            open_files: None,
+            timeline: rosey::timeline::Timeline::new(100),
+        };
         let host = PluginHost::start((0..count).map(commanded_plugin).collect(), launcher, replies);
         // Let every supervisor try its spawn and settle in FAILED: nothing changes after that.
         while host.handles().iter().any(|h| h.status().state != PluginState::Failed) {

@@ -18,7 +18,8 @@ use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
 use crate::plugins::{Launcher, PluginHost};
 use crate::remote;
-use crate::{chat, heal, limits, logging};
+use crate::timeline::{self, Timeline};
+use crate::{chat, heal, limits, logging, notify};
 
 /// Replies waiting to be printed before a plugin's further replies are dropped.
 const REPLY_QUEUE: usize = 1024;
@@ -225,7 +226,10 @@ pub async fn run(
     let certificate = bound.as_ref().and_then(dashboard::BoundDashboard::certificate);
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     info!(plugins = config.plugins.len(), "starting");
-    let host = PluginHost::start(config.plugins.clone(), Launcher { rosey_exe, open_files }, reply_tx);
+    let timeline = Timeline::open(&config.timeline);
+    let notifier = notify::Notifier::start(&config.notify, &timeline);
+    let launcher = Launcher { rosey_exe, open_files, timeline: timeline.clone() };
+    let host = PluginHost::start(config.plugins.clone(), launcher, reply_tx);
     let (door, control_requests) = door;
 
     let mut collector = Collector::new(host.registry(), config.metrics);
@@ -243,11 +247,15 @@ pub async fn run(
     let file_watch = tokio::spawn(heal::watch_files(host.registry(), door.clone(), heal_stop.clone()));
     let collector_stop = CancellationToken::new();
     let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
+    let thresholds = timeline::watch::thresholds(&config.dashboard);
+    let watcher = tokio::spawn(timeline::watch::follow(snapshots.clone(), thresholds, timeline.clone()));
     if config.dashboard.enabled && !config.prometheus_enabled {
         info!("/metrics is off (metrics.prometheus_enabled = false); it answers 404");
     }
-    let dashboard =
-        bound.map(|bound| Dashboard::start(bound, &config.dashboard, config.prometheus_enabled, snapshots, door));
+    let dashboard = bound.map(|bound| {
+        let feeds = dashboard::Feeds { snapshots, timeline: timeline.clone(), notifications: notifier.counts() };
+        Dashboard::start(bound, &config.dashboard, config.prometheus_enabled, feeds, door)
+    });
 
     let chat_config = config.chat.clone();
     let chat =
@@ -268,7 +276,8 @@ pub async fn run(
         }
         Ok(loaded.config)
     });
-    let control_task = tokio::spawn(control::serve(host, control_requests, load, config, control_stop.clone()));
+    let control_task =
+        tokio::spawn(control::serve(host, control_requests, load, config, control_stop.clone(), timeline.clone()));
 
     tokio::select! {
         () = shutdown.stop.cancelled() => {
@@ -292,6 +301,9 @@ pub async fn run(
         Err(e) => tracing::error!("the control task failed ({e}); plugins are stopped as the bot exits"),
     }
     kill_on_request.abort();
+    watcher.abort();
+    // Last: what the shutdown itself recorded is still sent.
+    notifier.stop().await;
     info!("stopped");
     Ok(())
 }

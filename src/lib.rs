@@ -8,6 +8,8 @@
 //! [`procfs`] is what the kernel says about a process, read by the plugins' process trees and
 //! the metrics sampler alike. [`heal`] asks for the reloads nobody typed: a plugin over its
 //! memory limit, or whose watched files changed.
+//! [`timeline`] is the one list of what happened, recorded from
+//! everywhere; [`notify`] sends chosen events to webhooks.
 
 pub mod app;
 pub mod chat;
@@ -20,7 +22,9 @@ pub mod heal;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod plugins;
 pub mod procfs;
 pub mod remote;
 pub mod sync;
+pub mod timeline;

@@ -76,6 +76,11 @@ impl RawConfig {
         }
 
         let chat = check_chat(self, &mut problems);
+        let mut notify_problems = Vec::new();
+        let notify = self.notify.checked(&mut notify_problems);
+        for (key, message) in notify_problems {
+            problems.add(key, message);
+        }
 
         if !problems.found.is_empty() {
             return Err(problems.found);
@@ -88,6 +93,8 @@ impl RawConfig {
             },
             plugins,
             chat,
+            timeline: self.timeline.checked(),
+            notify,
             prometheus_enabled: m.prometheus_enabled,
         })
     }

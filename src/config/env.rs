@@ -7,7 +7,7 @@ use super::report::{ConfigProblem, ValueSource, did_you_mean};
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "ROSEY_";
 /// The config's top-level sections; `ROSEY_<SECTION>…` is config.
-const SECTIONS: [&str; 6] = ["dashboard", "metrics", "plugins", "chat", "admins", "owner"];
+const SECTIONS: [&str; 8] = ["dashboard", "metrics", "plugins", "chat", "timeline", "notify", "admins", "owner"];
 /// Sections a single-underscore variable (`ROSEY_DASHBOARD_PORT`) was probably meant for.
 const ENV_SECTIONS: [&str; 2] = ["dashboard", "metrics"];
 /// `ROSEY_*` variables rosey reads itself that are not config keys.

@@ -14,6 +14,7 @@
 
 mod check;
 mod env;
+mod events;
 mod ip_range;
 mod irc;
 mod load;
@@ -23,6 +24,7 @@ mod report;
 mod schema;
 mod secret;
 
+pub use events::{NotifyConfig, RawNotify, RawTimeline, RawWebhook, TimelineConfig, Webhook, WebhookFormat};
 pub use ip_range::IpRange;
 pub use irc::{FloodLimit, IrcSettings, Sasl, TEXT_BYTES};
 pub use load::{ConfigFile, DEFAULT_CONFIG_FILE, Loaded, load, load_dashboard};

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::events::{NotifyConfig, RawNotify, RawTimeline, TimelineConfig};
 use super::ip_range::IpRange;
 use super::irc::IrcSettings;
 use super::login::Login;
@@ -28,6 +29,8 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     pub plugins: Vec<RawPlugin>,
     pub chat: RawChat,
+    pub timeline: RawTimeline,
+    pub notify: RawNotify,
     /// Chat accounts allowed to use `!admin` on every chat network (PRD Appendix A).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub admins: Vec<String>,
@@ -400,6 +403,7 @@ impl RawConfig {
                 }
             }
         }
+        copy.notify.redact();
         copy
     }
 }
@@ -420,6 +424,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub plugins: Vec<PluginConfig>,
     pub chat: ChatConfig,
+    pub timeline: TimelineConfig,
+    pub notify: NotifyConfig,
     /// `metrics.prometheus_enabled`: serve `/metrics`. Kept beside, not in, [`MetricsConfig`]:
     /// that is the collector's, and the collector does not serve Prometheus.
     pub prometheus_enabled: bool,

@@ -131,6 +131,9 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("metrics.prometheus_enabled", running.prometheus_enabled != new.prometheus_enabled),
         // The chat connections are made at start.
         ("chat", running.chat != new.chat),
+        // The timeline's file is opened and the notifier's webhooks read at start.
+        ("timeline", running.timeline != new.timeline),
+        ("notify", running.notify != new.notify),
     ];
     changes.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key.to_owned()).collect()
 }

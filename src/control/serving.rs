@@ -13,6 +13,7 @@ use super::config_diff::apply;
 use super::{Action, ActionError, ActionReport, ConfigReloadError, ControlRequest, Trigger};
 use crate::config::{Config, ConfigError};
 use crate::plugins::PluginHost;
+use crate::timeline::{Timeline, notes};
 
 /// Reads the configuration again (the file and the environment), as at start-up.
 pub type LoadConfig = Box<dyn Fn() -> Result<Config, ConfigError> + Send>;
@@ -27,6 +28,7 @@ pub async fn serve(
     load: LoadConfig,
     running: Config,
     stop: CancellationToken,
+    timeline: Timeline,
 ) -> PluginHost {
     let reloading_config = Arc::new(AtomicBool::new(false));
     loop {
@@ -56,7 +58,7 @@ pub async fn serve(
                     Err(error) => _ = reply.send(Err(error)),
                 }
             }
-            Some(ControlRequest::ReloadConfig { reply, .. }) => {
+            Some(ControlRequest::ReloadConfig { reply, trigger }) => {
                 if reloading_config.swap(true, Ordering::SeqCst) {
                     let _ = reply.send(Err(ConfigReloadError::Busy));
                     continue;
@@ -64,14 +66,16 @@ pub async fn serve(
                 let started = Instant::now();
                 match load() {
                     Err(error) => {
+                        timeline.record(notes::config_reload(Err(&error), &trigger));
                         reloading_config.store(false, Ordering::SeqCst);
                         let _ = reply.send(Err(ConfigReloadError::Invalid(error)));
                     }
                     Ok(config) => {
                         let plan = apply(&mut host, &running, config);
-                        let done = reloading_config.clone();
+                        let (done, timeline) = (reloading_config.clone(), timeline.clone());
                         tokio::spawn(async move {
                             let report = plan.finish(started).await;
+                            timeline.record(notes::config_reload(Ok(&report), &trigger));
                             done.store(false, Ordering::SeqCst);
                             let _ = reply.send(Ok(report));
                         });

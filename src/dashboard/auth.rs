@@ -45,6 +45,8 @@ pub struct Guard {
     failure_lines: Mutex<LogBudget>,
     /// Serving HTTPS: every answer says to keep to it (`Strict-Transport-Security`).
     hsts: bool,
+    /// Failed logins go on the timeline too, at most one event per window.
+    timeline: crate::timeline::notes::AuthFailures,
 }
 
 /// What the guard decided about a request.
@@ -61,7 +63,7 @@ enum Verdict {
 
 impl Guard {
     /// The guard for `config`; it counts failed logins in `failures`.
-    pub fn new(config: &DashboardConfig, failures: Arc<AtomicU64>) -> Arc<Guard> {
+    pub fn new(config: &DashboardConfig, failures: Arc<AtomicU64>, timeline: crate::timeline::Timeline) -> Arc<Guard> {
         Arc::new(Guard {
             credentials: config.guarded().then(|| Checker::new(config.accounts())),
             trusted_proxies: config.trusted_proxies.clone(),
@@ -69,6 +71,7 @@ impl Guard {
             failures,
             failure_lines: Mutex::new(LogBudget::new(FAILURE_LINES_PER_SECOND, Duration::from_secs(1))),
             hsts: config.tls.is_some(),
+            timeline: crate::timeline::notes::AuthFailures::new(timeline),
         })
     }
 
@@ -139,6 +142,7 @@ impl Guard {
         self.failures.fetch_add(1, Ordering::Relaxed);
         let hold = client.and_then(|ip| self.throttle.failed(ip, Instant::now()));
         let shown = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        self.timeline.failed(&shown, user, route);
         let admitted = self.failure_lines.lock().expect("the log budget's lock is never held across a panic").admit();
         if let Some(suppressed) = admitted {
             warn!("dashboard login failed: client={shown} user={user:?} route={route:?}{suppressed}");

@@ -14,6 +14,7 @@ mod responses;
 mod routes;
 pub mod server;
 pub mod sse;
+pub mod timeline;
 mod tls;
 pub mod view;
 
@@ -33,6 +34,7 @@ use crate::control::ActionDoor;
 use crate::display::host_port;
 use crate::limits;
 use crate::metrics::Snapshot;
+use crate::timeline::Timeline;
 use render::{RenderContext, Rendered};
 use server::ConnectionCaps;
 use view::Thresholds;
@@ -51,8 +53,16 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
 }
 
+/// What the dashboard shows: the collector's snapshots, the timeline, the notifier's counts.
+pub struct Feeds {
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    pub timeline: Timeline,
+    pub notifications: crate::notify::Counts,
+}
+
 /// What every handler shares.
 struct Shared {
+    timeline: Timeline,
     pages: watch::Receiver<Arc<Rendered>>,
     context: Arc<RenderContext>,
     stop: CancellationToken,
@@ -127,9 +137,10 @@ impl Dashboard {
         bound: BoundDashboard,
         config: &DashboardConfig,
         prometheus_enabled: bool,
-        snapshots: watch::Receiver<Arc<Snapshot>>,
+        feeds: Feeds,
         controls: ActionDoor,
     ) -> Dashboard {
+        let Feeds { snapshots, timeline, notifications } = feeds;
         let BoundDashboard { listener, templates, local_addr, certificate: _, acceptor } = bound;
         // The first snapshot lists every configured plugin, each holding descriptors of its own.
         let plugins = snapshots.borrow().plugins.len();
@@ -141,13 +152,16 @@ impl Dashboard {
             thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
             sse_clients: Arc::new(server::ClientCap::new(caps.sse_clients)),
             auth_failures: auth_failures.clone(),
+            timeline: timeline.clone(),
+            notifications,
         });
         announce(config, local_addr);
 
         let stop = CancellationToken::new();
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
-        let shared = Arc::new(Shared { pages, context, stop: stop.clone(), prometheus_enabled });
-        let guard = auth::Guard::new(config, auth_failures);
+        let shared =
+            Arc::new(Shared { timeline: timeline.clone(), pages, context, stop: stop.clone(), prometheus_enabled });
+        let guard = auth::Guard::new(config, auth_failures, timeline);
         let actions = action_routes::Actions::new(controls, config.has_operator());
         let app = routes::routes(actions).data(shared).around(move |ep, req| {
             let guard = guard.clone();

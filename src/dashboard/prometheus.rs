@@ -248,6 +248,28 @@ fn chat_series(w: &mut Writer, chat: &ChatSnapshot) {
     }
 }
 
+/// `rosey_notifications_total{sink,outcome}`: webhook messages by how they ended (the sink is
+/// `N:host`, never the URL's path or credentials). Nothing without webhooks.
+pub fn notifications(out: &mut String, counts: &[crate::notify::SinkCounts]) {
+    use std::fmt::Write;
+    if counts.is_empty() {
+        return;
+    }
+    out.push_str("# HELP rosey_notifications_total Webhook notifications by outcome (sent, retried, failed, dropped, coalesced)\n");
+    out.push_str("# TYPE rosey_notifications_total counter\n");
+    for sink in counts {
+        for outcome in crate::notify::Outcome::ALL {
+            let label = escape_label(&sink.sink);
+            let _ = writeln!(
+                out,
+                "rosey_notifications_total{{sink=\"{label}\",outcome=\"{}\"}} {}",
+                outcome.as_str(),
+                sink.get(outcome)
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

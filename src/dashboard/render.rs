@@ -23,7 +23,7 @@ use crate::sync::lock;
 use live::LiveFrames;
 
 /// The templates, compiled into the binary so it runs from any directory.
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 16] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("controls.html", include_str!("../../templates/controls.html")),
@@ -37,6 +37,9 @@ const TEMPLATES: [(&str, &str); 13] = [
     ("conflict.html", include_str!("../../templates/conflict.html")),
     ("not_found.html", include_str!("../../templates/not_found.html")),
     ("action_answer.html", include_str!("../../templates/action_answer.html")),
+    ("timeline.html", include_str!("../../templates/timeline.html")),
+    ("timeline_event.html", include_str!("../../templates/timeline_event.html")),
+    ("timeline_recent.html", include_str!("../../templates/timeline_recent.html")),
 ];
 
 /// Index pages for queries other than the default, kept per snapshot: enough for the few
@@ -89,6 +92,10 @@ pub struct RenderContext {
     pub sse_clients: Arc<ClientCap>,
     /// Failed dashboard logins so far, for `rosey_auth_failures_total`.
     pub auth_failures: Arc<AtomicU64>,
+    /// For the recent-events sections of the pages.
+    pub timeline: crate::timeline::Timeline,
+    /// Webhook deliveries so far, for `rosey_notifications_total`.
+    pub notifications: crate::notify::Counts,
 }
 
 impl RenderContext {
@@ -232,7 +239,9 @@ impl Rendered {
             .get_or_init(|| {
                 let clients = self.context.sse_clients.live();
                 let auth_failures = self.context.auth_failures.load(Ordering::Relaxed);
-                Bytes::from(prometheus::render(&self.snapshot, clients, auth_failures))
+                let mut text = prometheus::render(&self.snapshot, clients, auth_failures);
+                prometheus::notifications(&mut text, &self.context.notifications);
+                Bytes::from(text)
             })
             .clone()
     }
@@ -298,6 +307,7 @@ impl Rendered {
         context.insert("cards", &shown);
         context.insert("blank_card", &CardPage::default());
         context.insert("actions_enabled", &self.context.shows_actions(audience));
+        context.insert("recent", &self.context.recent_events(None));
         self.context.render_page("dashboard.html", &context)
     }
 
@@ -319,6 +329,7 @@ impl Rendered {
                 context.insert("blank_reload", &ReloadView::default());
                 context.insert("blank_conflict", &ConflictView::default());
                 context.insert("actions_enabled", &self.context.shows_actions(audience));
+                context.insert("recent", &self.context.recent_events(Some(&p.name)));
                 self.context.render_page("plugin.html", &context)
             })
             .clone()
@@ -409,6 +420,8 @@ mod tests {
                 thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
                 sse_clients: Arc::new(ClientCap::new(1)),
                 auth_failures: Arc::default(),
+                timeline: crate::timeline::Timeline::new(1),
+                notifications: Arc::default(),
             });
             let snapshot = Snapshot::empty(1, std::time::Duration::from_secs(5), std::time::Duration::ZERO);
             Rendered::new(snapshot, context)
@@ -450,6 +463,8 @@ mod tests {
         context.insert("blank_reload", &ReloadView::default());
         context.insert("blank_conflict", &ConflictView::default());
         context.insert("actions_enabled", &true);
+        let recent = crate::dashboard::timeline::RecentEvents::of(&crate::timeline::Timeline::new(1), Some("p"));
+        context.insert("recent", &recent);
         let page = tera.render("plugin.html", &context).expect("the plugin page renders");
 
         assert_bound_to(

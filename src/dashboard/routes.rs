@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::auth::audience;
 use super::refusal::Refusal;
 use super::responses::{accepts_gzip, html, html_response, json, negotiated, respond, uncached};
-use super::{Shared, action_routes, prometheus, sse, view};
+use super::{Shared, action_routes, prometheus, sse, timeline, view};
 
 const JS: &str = include_str!("../../static/dashboard.js");
 const CSS: &str = include_str!("../../static/dashboard.css");
@@ -37,6 +37,10 @@ pub fn routes(actions: Arc<action_routes::Actions>) -> Route {
         .at("/api/audit", get(api_audit))
         .at("/metrics", get(metrics))
         .at("/health", get(health))
+        .at("/api/events", get(timeline::api_events))
+        .at("/api/events/live", get(timeline::live_events))
+        .at("/timeline", get(timeline::page))
+        .at("/static/timeline.js", get(timeline::static_js))
         .at("/static/dashboard.js", get(static_js))
         .at("/static/dashboard.css", get(static_css))
         .at("/static/favicon.svg", get(static_favicon))

@@ -102,6 +102,8 @@ mod tests {
             thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
             sse_clients: Arc::new(crate::dashboard::server::ClientCap::new(1)),
             auth_failures: Arc::default(),
+            timeline: crate::timeline::Timeline::new(1),
+            notifications: Arc::default(),
         });
         let first = Rendered::new(snapshot(1), context);
         let second = first.next(snapshot(2));

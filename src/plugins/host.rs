@@ -71,7 +71,8 @@ impl PluginHost {
         let (orders_tx, orders_rx) = mpsc::channel(1);
         let handle = Arc::new(PluginHandle::new(config, command_tx));
         let retire = self.stop.child_token();
-        let link = Arc::new(HostLink::new(handle.clone(), self.changed.clone(), self.replies.clone()));
+        let timeline = self.launcher.timeline.clone();
+        let link = Arc::new(HostLink::new(handle.clone(), self.changed.clone(), self.replies.clone(), timeline));
         self.supervisors.spawn(supervisor::answer_timeouts(link.clone(), retire.clone()));
         let supervisor = supervisor::Supervisor {
             link,
@@ -151,6 +152,7 @@ impl PluginHost {
         let stopped = self.act(plugin, Action::Stop, None, trigger)?;
         let handle = self.handle(plugin).cloned().ok_or_else(|| ActionError::UnknownPlugin(plugin.to_owned()))?;
         let changed = self.changed.clone();
+        let (timeline, trigger) = (self.launcher.timeline.clone(), trigger.clone());
         let (reply, answer) = oneshot::channel();
         tokio::spawn(async move {
             let Ok(mut report) = stopped.await else { return };
@@ -166,6 +168,7 @@ impl PluginHost {
             if failed {
                 changed.notify_one();
                 report.outcome = ActionOutcome::Failed;
+                timeline.record(crate::timeline::notes::gave_up(&report.plugin, &reason, &trigger));
             }
             report.reason = Some(reason);
             let _ = reply.send(report);

@@ -364,6 +364,8 @@ pub struct Launcher {
     pub rosey_exe: PathBuf,
     /// The open-files limit plugins get back when the bot raised its own.
     pub open_files: Option<crate::limits::InheritedLimit>,
+    /// Where the supervisors record what happens to their plugins.
+    pub timeline: crate::timeline::Timeline,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod json;
 pub mod pages;
 pub mod raw;
 pub mod sse;
+pub mod webhook;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

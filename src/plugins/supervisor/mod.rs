@@ -24,6 +24,7 @@ use super::spec::PluginConfig;
 use super::tree::Reaper;
 use super::{CRASH_LOG_LEN, CrashRecord, ExitReason, Launcher, PluginState, PluginStatus, ProcessInfo};
 use crate::plugins::spec::RestartPolicy;
+use crate::timeline::notes;
 use orders::Standby;
 use process::{Exit, Generation, Outcome, Voice};
 pub(super) use process::{HostLink, answer_timeouts};
@@ -224,6 +225,7 @@ impl Supervisor {
             })
         });
         info!(plugin = self.link.handle.name(), pid = info.pid, "started");
+        self.link.timeline.record(notes::started(self.link.handle.name(), info.pid, current));
         Ok(GenerationTask { info, voice, config, stop, kill, finished })
     }
 
@@ -283,6 +285,8 @@ impl Supervisor {
                 delay.as_secs_f64()
             );
         }
+        let after = notes::AfterCrash { attempt, restart_in: (!give_up).then_some(delay) };
+        notes::crashed(&self.link.timeline, name, &reason, uptime, &stderr_tail, after);
         let record = CrashRecord { at: SystemTime::now(), reason, uptime, stderr_tail };
         // checked: a policy may ask for a delay longer than an `Instant` can hold.
         let restart_at = if give_up { None } else { Instant::now().checked_add(delay) };

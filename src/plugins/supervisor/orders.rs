@@ -112,6 +112,17 @@ impl Supervisor {
             outcome: ActionOutcome::RolledBack,
             reason: Some(reason),
         };
+        // On the timeline as the reload's second outcome, as the reload log has it.
+        let report = ActionReport {
+            plugin: name.to_owned(),
+            action: Action::Reload,
+            outcome: ActionOutcome::RolledBack,
+            from_version: record.from_version.clone(),
+            to_version: record.to_version.clone(),
+            duration: record.duration,
+            reason: record.reason.clone(),
+        };
+        self.link.timeline.record(crate::timeline::notes::action(&report, &record.trigger));
         let greeting = old.voice.hello.borrow().clone();
         let process = old.info;
         let config = old.config.clone();
@@ -187,6 +198,7 @@ impl Supervisor {
             duration,
             reason: done.reason,
         };
+        self.link.timeline.record(crate::timeline::notes::action(&report, &order.trigger));
         let record = (order.action == Action::Reload).then(|| ReloadRecord {
             at: SystemTime::now(),
             trigger: order.trigger,

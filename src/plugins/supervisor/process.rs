@@ -24,6 +24,7 @@ use crate::plugins::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage, Proto
 use crate::plugins::spec::PluginConfig;
 use crate::plugins::tree::{Family, Reaper};
 use crate::plugins::{ChatReply, ExitReason, Launcher, PluginCounters, PluginHandle, PluginStatus, ProcessInfo};
+use crate::timeline::{Timeline, notes};
 
 /// How long a plugin may take to exit after SIGTERM before it is killed.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -43,13 +44,19 @@ pub(in crate::plugins) struct HostLink {
     pub handle: Arc<PluginHandle>,
     pub changed: Arc<Notify>,
     pub replies: mpsc::Sender<ChatReply>,
+    pub timeline: Timeline,
     /// Has any process of this plugin said hello? One that never did is not waited for.
     said_hello: AtomicBool,
 }
 
 impl HostLink {
-    pub fn new(handle: Arc<PluginHandle>, changed: Arc<Notify>, replies: mpsc::Sender<ChatReply>) -> HostLink {
-        HostLink { handle, changed, replies, said_hello: AtomicBool::new(false) }
+    pub fn new(
+        handle: Arc<PluginHandle>,
+        changed: Arc<Notify>,
+        replies: mpsc::Sender<ChatReply>,
+        timeline: Timeline,
+    ) -> HostLink {
+        HostLink { handle, changed, replies, timeline, said_hello: AtomicBool::new(false) }
     }
 
     pub fn speaks_protocol(&self) -> bool {
@@ -490,6 +497,9 @@ fn hello(link: &HostLink, voice: &Voice, version: Option<String>, commands: Vec<
             s.announced_commands = Arc::from(commands.clone());
             true
         });
+    if changed {
+        link.timeline.record(notes::hello(link.name(), shown.as_deref()));
+    }
     if changed && let Some(suppressed) = budget.admit() {
         info!(plugin = link.name(), version = shown.as_deref().unwrap_or("?"), ?commands, "hello{suppressed}");
     }
