@@ -68,6 +68,7 @@ fn synthetic_series(capacity: usize, samples: usize) -> Series {
             events: i * 3,
             cpu_percent: (i % 7) as f32,
             memory_kib: 20_000 + (i % 13) as u32 * 100,
+            response_ms: (i % 5) as f32 * 10.0,
             state: PluginState::Running,
         });
     }
@@ -115,6 +116,7 @@ impl Samples {
             events: self.events,
             cpu_percent: (r % 500) as f32 / 100.0,
             memory_kib: 20_000 + r % 30_000,
+            response_ms: (r % 300) as f32,
             state: PluginState::Running,
         }
     }

@@ -102,6 +102,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         port,
         warn_cpu_percent,
         warn_memory_mb,
+        warn_response_ms,
         max_sse_clients,
         auth,
         users,
@@ -116,6 +117,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("dashboard.port", was.port != *port),
         ("dashboard.warn_cpu_percent", was.warn_cpu_percent != *warn_cpu_percent),
         ("dashboard.warn_memory_mb", was.warn_memory_mb != *warn_memory_mb),
+        ("dashboard.warn_response_ms", was.warn_response_ms != *warn_response_ms),
         ("dashboard.max_sse_clients", was.max_sse_clients != *max_sse_clients),
         ("dashboard.auth", was.auth != *auth),
         ("dashboard.users", was.users != *users),
@@ -187,6 +189,6 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 13, "every dashboard and metrics key is checked");
+        assert_eq!(checked, 14, "every dashboard and metrics key is checked");
     }
 }

@@ -274,7 +274,7 @@ impl Rendered {
                 let mut context = Context::new();
                 context.insert("system", &SystemView::of(&self.snapshot.system));
                 context.insert("card", &CardPage::of(card, p));
-                context.insert("charts", &view::chart_pages(&detail, &p.history));
+                context.insert("charts", &view::chart_pages(&detail, p));
                 context.insert("detail", &detail);
                 context.insert("blank_crash", &CrashView::default());
                 context.insert("blank_reload", &ReloadView::default());
@@ -376,7 +376,15 @@ mod tests {
         let mut context = Context::new();
         context.insert("system", &SystemView::default());
         context.insert("card", &CardPage::default());
-        context.insert("charts", &[ChartPage { chart: chart.clone(), points: String::new() }]);
+        let page = ChartPage {
+            chart: chart.clone(),
+            unit: "%",
+            points: String::new(),
+            value_labels: Vec::new(),
+            time_labels: Vec::new(),
+            markers: Vec::new(),
+        };
+        context.insert("charts", &[page]);
         context.insert("detail", &detail);
         context.insert("blank_crash", &CrashView::default());
         context.insert("blank_reload", &ReloadView::default());

@@ -115,7 +115,7 @@ impl Supervisor {
         self.link.publish(|s| {
             s.activity = None;
             if let Some(record) = record {
-                s.reloads.count(record.outcome);
+                s.reloads.count(record.outcome, record.duration);
                 let mut log = (*s.reload_log).clone();
                 log.push_front(record);
                 log.truncate(RELOAD_LOG_LEN);
