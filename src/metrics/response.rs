@@ -24,12 +24,15 @@ pub struct Marks {
 }
 
 impl Marks {
-    /// Keep `now`'s reading if the newest kept is [`MARK_EVERY`] old; forget those no window
-    /// needs. Returns what was recorded since the previous call (a history sample's answers).
+    /// Keep `now`'s reading if the newest kept is [`MARK_EVERY`] old and differs from it; forget
+    /// those no window needs. A reading equal to the newest kept stands for it, so a window
+    /// starting between the two finds the same counts: a quiet plugin (most of a thousand) keeps
+    /// one reading instead of an hour of equal ones. Returns what was recorded since the
+    /// previous call (a history sample's answers).
     pub fn record(&mut self, now: Instant, reading: Buckets) -> Buckets {
         let interval = reading.since(&self.latest);
         self.latest = reading;
-        if self.kept.back().is_some_and(|(at, _)| now.duration_since(*at) < MARK_EVERY) {
+        if self.kept.back().is_some_and(|(at, kept)| now.duration_since(*at) < MARK_EVERY || *kept == reading) {
             return interval;
         }
         self.kept.push_back((now, reading));
@@ -124,5 +127,24 @@ mod tests {
         assert!(hour.p50.is_some_and(|p| p > 1.0), "most of the hour was slow: {hour:?}");
         assert_eq!(summary.total.count(), 701);
         assert!(marks.kept.len() <= 62, "an hour of minute readings, not all: {}", marks.kept.len());
+    }
+
+    #[test]
+    fn a_quiet_plugin_keeps_one_reading_and_its_windows_still_count_right() {
+        let times = ResponseTimes::default();
+        let mut marks = Marks::default();
+        let t0 = Instant::now();
+        times.record(Duration::from_millis(20));
+        // Quiet for two hours after one answer, then one more answer.
+        for minute in 0..120u64 {
+            marks.record(t0 + Duration::from_secs(minute * 60), times.read());
+        }
+        assert_eq!(marks.kept.len(), 1, "equal readings are not kept again");
+        times.record(Duration::from_millis(20));
+        let now = t0 + Duration::from_secs(121 * 60);
+        marks.record(now, times.read());
+        let summary = ResponseSummary::new(&marks, now, times.read());
+        let [recent, hour] = summary.windows;
+        assert_eq!((recent.count, hour.count), (1, 1), "only the new answer is in either window");
     }
 }
