@@ -32,7 +32,8 @@ def own_js():
     source = open(DASHBOARD_JS).read()
     parts = []
     for name in CONSTANTS:
-        match = re.search(r"^  const " + name + r" = .*?;\n", source, re.M | re.S)
+        # The declaration's line and its continuation lines (indented deeper).
+        match = re.search(r"^  const " + name + r" = [^\n]*\n(?:    [^\n]*\n)*", source, re.M)
         parts.append(match.group(0))
     for name in FUNCTIONS:
         start = source.index("  function " + name + "(")

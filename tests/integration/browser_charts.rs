@@ -66,7 +66,8 @@ fn a_plugin_pages_charts_have_axes_a_read_out_under_the_pointer_and_a_crash_mark
             }
             // Two samples at least, so the chart spans time.
             eventually("two samples on the charts", DEADLINE, async || {
-                let n = browser.js("return document.querySelector('[data-chart=\"cpu\"] polyline').points.length;").await;
+                let n =
+                    browser.js("return document.querySelector('[data-chart=\"cpu\"] polyline').points.length;").await;
                 if n.as_u64() >= Some(2) { Ok(()) } else { Err(n.to_string()) }
             })
             .await;

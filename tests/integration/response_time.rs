@@ -114,3 +114,47 @@ fn a_reload_is_counted_in_the_reload_duration_histogram() {
     let reloaded = "rosey_plugin_reloads_total{plugin=\"versioned\",status=\"reloaded\"}";
     assert_eq!(metric(&metrics, reloaded), Some(1.0), "the PRD's label name");
 }
+
+/// The live page orders the table by response time as the server does (the same figures), and
+/// keeps that order through live updates and a change of sort and back.
+#[test]
+fn in_chromium_the_table_sorted_by_response_time_keeps_the_servers_order_live() {
+    use crate::e2e_support::browser::*;
+    use fantoccini::Locator;
+
+    let plugins = json!([
+        { "name": "a-quick", "builtin": "dice-roller" },
+        { "name": "b-silent", "builtin": "8ball" },
+        slow_plugin("0.3"),
+    ]);
+    in_browser(
+        "in_chromium_the_table_sorted_by_response_time_keeps_the_servers_order_live",
+        true,
+        RoseyBuilder::new().plugins(plugins),
+        async |rosey, browser| {
+            ask_slow(rosey, &["u1", "u2"]);
+            rosey.say("!roll 1d6");
+            rosey.wait_for_plugin("the quick answer timed", "a-quick", |p| p["response_time"]["5m"]["count"] == 1);
+            browser.client.goto(&rosey.url("/?sort=response&view=table")).await.expect("the table loads");
+            wait_live(browser).await;
+            let slowest_first = ["slow", "a-quick", "b-silent"];
+            assert_eq!(shown_cards(browser).await, slowest_first, "as the server rendered it");
+            let head = browser.js("return document.getElementById('table-head').textContent;").await;
+            assert!(head.as_str().is_some_and(|h| h.contains("p95")), "the column: {head}");
+            for (value, order) in [("name", ["a-quick", "b-silent", "slow"]), ("response", slowest_first)] {
+                let select = browser.client.find(Locator::Css("#controls select[name=sort]")).await.expect("sort");
+                select.select_by_value(value).await.expect("a choice");
+                eventually(&format!("sorted by {value}"), LIVE_DEADLINE, async || {
+                    let shown = shown_cards(browser).await;
+                    if shown == order { Ok(()) } else { Err(format!("{shown:?}")) }
+                })
+                .await;
+            }
+            let p95 = browser
+                .js("return document.querySelector('[data-plugin=\"slow\"] [data-field=\"response\"]').textContent;")
+                .await;
+            let p95 = p95.as_str().expect("the slow row's p95").to_owned();
+            assert!((250.0..=500.0).contains(&millis(&p95)), "{p95}");
+        },
+    );
+}
