@@ -408,7 +408,7 @@ fn rendering_of(plugins: usize, rounds: usize) {
     let context = Arc::new(RenderContext {
         templates: render::templates().expect("the embedded templates parse"),
         actions_enabled: false,
-        thresholds: Thresholds { cpu_percent: 50.0, memory_mb: 100.0 },
+        thresholds: Thresholds { cpu_percent: 50.0, memory_mb: 100.0, response_ms: 1000.0 },
         sse_clients: Arc::new(rosey::dashboard::server::ClientCap::new(1024)),
         auth_failures: Arc::default(),
     });
