@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn every_key_the_page_binds_is_a_field_of_its_view() {
         let tera = templates().expect("the templates parse");
-        let chart = ChartView { key: "cpu", title: "CPU %", max_label: String::new() };
+        let chart = ChartView { key: "cpu", title: "CPU %", unit: "%", max_label: String::new() };
         let row = LabelValue { label: "Samples", value: String::new() };
         let detail = DetailView {
             charts: vec![chart.clone()],
@@ -378,7 +378,6 @@ mod tests {
         context.insert("card", &CardPage::default());
         let page = ChartPage {
             chart: chart.clone(),
-            unit: "%",
             points: String::new(),
             value_labels: Vec::new(),
             time_labels: Vec::new(),

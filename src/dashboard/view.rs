@@ -314,18 +314,9 @@ pub fn crash_reason(crash: &CrashRecord) -> String {
 pub struct ChartView {
     pub key: &'static str,
     pub title: &'static str,
+    /// What its values are in: the suffix of its axis labels and read-out (`%`, ` MB`).
+    pub unit: &'static str,
     pub max_label: String,
-}
-
-/// What a chart's values are in: the suffix of its axis labels and read-out, by its key.
-fn chart_unit(key: &str) -> &'static str {
-    match key {
-        "cpu" => "%",
-        "memory" => " MB",
-        "events" => "/min",
-        "response" => " ms",
-        _ => "",
-    }
 }
 
 /// A chart as the server renders it: its caption, its line drawn on a scale that reads well,
@@ -334,7 +325,6 @@ fn chart_unit(key: &str) -> &'static str {
 pub struct ChartPage {
     #[serde(flatten)]
     pub chart: ChartView,
-    pub unit: &'static str,
     pub points: String,
     /// Top first.
     pub value_labels: Vec<String>,
@@ -381,17 +371,18 @@ impl DetailView {
     pub fn of(p: &PluginSnapshot) -> Self {
         let history = &p.history;
         let [cpu, memory, events, response] = chart_series(history);
-        let chart = |key, title, values: &[f64], unit: fn(f64) -> String| ChartView {
+        let chart = |key, title, unit, values: &[f64], label: fn(f64) -> String| ChartView {
             key,
             title,
-            max_label: unit(values.iter().copied().fold(0.0, f64::max)),
+            unit,
+            max_label: label(values.iter().copied().fold(0.0, f64::max)),
         };
         DetailView {
             charts: vec![
-                chart("cpu", "CPU %", &cpu, |v| format!("{v:.1}%")),
-                chart("memory", "Memory", &memory, format_mb),
-                chart("events", "Events per minute", &events, |v| format!("{v:.0}/min")),
-                chart("response", "Response time p95", &response, |v| format_response(Some(v / 1000.0))),
+                chart("cpu", "CPU %", "%", &cpu, |v| format!("{v:.1}%")),
+                chart("memory", "Memory", " MB", &memory, format_mb),
+                chart("events", "Events per minute", "/min", &events, |v| format!("{v:.0}/min")),
+                chart("response", "Response time p95", " ms", &response, |v| format_response(Some(v / 1000.0))),
             ],
             aggregates: aggregate_rows(history.aggregates()),
             crash_log: p
@@ -414,13 +405,11 @@ pub fn chart_pages(detail: &DetailView, p: &PluginSnapshot) -> Vec<ChartPage> {
         .iter()
         .zip(series)
         .map(|(chart, values)| {
-            let unit = chart_unit(chart.key);
             let top = chart::nice_ceiling(values.iter().copied().fold(0.0, f64::max));
             ChartPage {
                 chart: chart.clone(),
-                unit,
                 points: polyline(values.into_iter(), CHART_BOX, top),
-                value_labels: chart::value_labels(top, unit),
+                value_labels: chart::value_labels(top, chart.unit),
                 time_labels: time_labels.clone(),
                 markers: markers.clone(),
             }
