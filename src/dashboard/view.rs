@@ -485,6 +485,16 @@ mod tests {
         assert_eq!(polyline([0.0, 0.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,23");
     }
 
+    #[test]
+    fn warnings_and_response_times_read_as_words() {
+        assert_eq!(in_words(&["CPU"]), "CPU");
+        assert_eq!(in_words(&["CPU", "memory"]), "CPU and memory");
+        assert_eq!(in_words(&["CPU", "memory", "response time"]), "CPU, memory and response time");
+        assert_eq!(format_response(None), "—");
+        assert_eq!(format_response(Some(0.3124)), "312 ms");
+        assert_eq!(format_response(Some(2.46)), "2.5 s");
+    }
+
     /// The live page draws each line into the box its `<svg>` declares, so the templates'
     /// boxes must be the ones the server draws in.
     #[test]
