@@ -68,6 +68,7 @@ fn synthetic_series(capacity: usize, samples: usize) -> Series {
             events: i * 3,
             cpu_percent: (i % 7) as f32,
             memory_kib: 20_000 + (i % 13) as u32 * 100,
+            response_ms: (i % 5) as f32 * 10.0,
             state: PluginState::Running,
         });
     }
@@ -115,6 +116,7 @@ impl Samples {
             events: self.events,
             cpu_percent: (r % 500) as f32 / 100.0,
             memory_kib: 20_000 + r % 30_000,
+            response_ms: (r % 300) as f32,
             state: PluginState::Running,
         }
     }
@@ -406,7 +408,7 @@ fn rendering_of(plugins: usize, rounds: usize) {
     let context = Arc::new(RenderContext {
         templates: render::templates().expect("the embedded templates parse"),
         actions_enabled: false,
-        thresholds: Thresholds { cpu_percent: 50.0, memory_mb: 100.0 },
+        thresholds: Thresholds { cpu_percent: 50.0, memory_mb: 100.0, response_ms: 1000.0 },
         sse_clients: Arc::new(rosey::dashboard::server::ClientCap::new(1024)),
         auth_failures: Arc::default(),
         timeline: rosey::timeline::Timeline::new(1),

@@ -95,7 +95,8 @@ fn watcher(plugins: usize) {
         chat: Default::default(),
     };
     let timeline = Timeline::new(CAPACITY);
-    let mut watcher = Watcher::new(Thresholds { cpu_percent: 50.0, memory_mb: 100.0 }, timeline.clone());
+    let mut watcher =
+        Watcher::new(Thresholds { cpu_percent: 50.0, memory_mb: 100.0, response_ms: 1000.0 }, timeline.clone());
     watcher.observe(&snapshot);
     let rounds = 200;
     let start = Instant::now();

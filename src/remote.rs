@@ -69,7 +69,7 @@ pub fn run(dashboard: &DashboardConfig, command: &ControlCommand) -> Result<(), 
     let done = match command {
         ControlCommand::Status { plugin, json, .. } => {
             let request = status::StatusRequest { plugin: plugin.as_ref(), json: *json };
-            status::show(&client, dashboard, &request).and_then(|text| emit(&text))
+            status::show(&client, &request).and_then(|text| emit(&text))
         }
         ControlCommand::Reload { plugin: None, .. } => actions::ask(&client, &Request::ReloadConfig),
         ControlCommand::Reload { plugin: Some(name), .. } => {

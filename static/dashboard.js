@@ -10,6 +10,10 @@
 //   data-attr="name:key …" the element's attributes (class, href, …)
 //   data-system="key"      a figure of the system overview
 //   data-spark="cpu"       a sparkline it draws from the points (data-chart-line: a chart)
+// A detail chart is redrawn whole from the points: its line on a scale that reads well, the
+// labels of both axes (data-axis-value, data-axis-time, times in the reader's zone), a marker
+// per crash and reload of the crash and reload logs, and a read-out of the time and value
+// under the pointer or finger (data-chart-readout).
 // A card or a crash-log, reload-log or conflict entry the page lacks is cloned from the
 // server-rendered <template> that its list names in data-template. A card's action buttons
 // (shown when actions are enabled) are sent with fetch and their answer shown on the card. The index page's filter, state, sort and view controls
@@ -21,7 +25,9 @@
 
   const RETRY_MS = 5000;
   const SPARK_SAMPLES = 60;
-  const SERIES = { cpu: 0, memory: 1, events: 2 }; // positions in a point
+  const SPARK_SERIES = { cpu: 0, memory: 1 }; // positions in a card's point
+  const CHART_SERIES = { cpu: 1, memory: 2, events: 3, response: 4 }; // in a chart point; 0 is its time
+  const SVG = 'http://www.w3.org/2000/svg';
   const body = document.body;
   const pagePlugin = body.dataset.plugin; // set on a plugin's detail page only
   let frame = null; // the latest full frame, with every delta since applied
@@ -69,10 +75,11 @@
     }
   }
 
-  // The points of a polyline for `values` scaled into a `width` x `height` box, as the
-  // server's `view::polyline` writes them (tests/fixtures/drawing.json holds both to it).
-  function polylinePoints(values, width, height) {
-    const max = values.reduce((m, v) => Math.max(m, v), 0);
+  // The points of a polyline for `values` scaled into a `width` x `height` box whose top is at
+  // least `floor`, as the server's `view::polyline` writes them (tests/fixtures/drawing.json
+  // holds both to it).
+  function polylinePoints(values, width, height, floor = 0) {
+    const max = values.reduce((m, v) => Math.max(m, v), floor);
     const step = values.length > 1 ? width / (values.length - 1) : 0;
     const y = (v) => (max > 0 ? height - 1 - (v / max) * (height - 2) : height - 1);
     return values.map((v, i) => `${Math.round(i * step)},${Math.round(y(v))}`).join(' ');
@@ -87,7 +94,94 @@
 
   function drawSparks(root, points) {
     const recent = points.slice(-SPARK_SAMPLES);
-    for (const el of bound(root).spark) draw(el, recent.map((p) => p[SERIES[el.dataset.spark]]));
+    for (const el of bound(root).spark) draw(el, recent.map((p) => p[SPARK_SERIES[el.dataset.spark]]));
+  }
+
+  // The top of a value scale, as the server's `chart::nice_ceiling` (the drawing fixture).
+  function niceCeiling(max) {
+    if (!(max > 0)) return 1;
+    const power = 10 ** Math.floor(Math.log10(max));
+    const fraction = max / power;
+    const nice = fraction <= 1 ? 1 : fraction <= 2 ? 2 : fraction <= 5 ? 5 : 10;
+    return nice * power;
+  }
+
+  // A value on an axis or in the read-out, as the server's `chart::axis_value`.
+  function axisValue(v) {
+    const rounded = Math.round(v * 100) / 100;
+    return String(rounded === 0 ? 0 : rounded);
+  }
+
+  const clock = (seconds) =>
+    new Date(seconds * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+
+  // The crashes and reloads of the detail frame, as [time in seconds, kind, title].
+  function markerList(detail) {
+    const crashes = detail.crash_log.map((c) => [Date.parse(c.time) / 1000, 'crash', `crash: ${c.reason}`]);
+    const reloads = detail.reload_log.map((r) => [Date.parse(r.at) / 1000, 'reload', `reload: ${r.outcome}`]);
+    return crashes.concat(reloads).filter((m) => !Number.isNaN(m[0]));
+  }
+
+  // A detail chart from the points: line, value scale, time axis, markers.
+  function drawChart(figure, points, markers) {
+    const series = points.map((p) => p[CHART_SERIES[figure.dataset.chart]]);
+    const unit = figure.dataset.unit || '';
+    const top = niceCeiling(series.reduce((m, v) => Math.max(m, v), 0));
+    const line = figure.querySelector('[data-chart-line]');
+    const { width, height } = line.ownerSVGElement.viewBox.baseVal;
+    line.setAttribute('points', polylinePoints(series, width, height, top));
+    figure.querySelectorAll('[data-axis-value]').forEach((el, i) => setText(el, `${axisValue(top - (top / 2) * i)}${unit}`));
+    const times = figure.querySelectorAll('[data-axis-time]');
+    const [start, end] = points.length ? [points[0][0], points[points.length - 1][0]] : [0, 0];
+    times.forEach((el, i) => setText(el, points.length ? clock(start + ((end - start) / 2) * i) : ''));
+    const group = figure.querySelector('[data-chart-markers]');
+    const lines = [];
+    for (const [at, kind, title] of points.length ? markers : []) {
+      if (at < start) continue;
+      const x = Math.round(end > start ? Math.min(1, (at - start) / (end - start)) * width : width);
+      const mark = document.createElementNS(SVG, 'line');
+      for (const [name, value] of [['class', `marker marker-${kind}`], ['x1', x], ['x2', x], ['y1', 0], ['y2', height]]) {
+        mark.setAttribute(name, value);
+      }
+      mark.dataset.marker = kind;
+      const tip = document.createElementNS(SVG, 'title');
+      tip.textContent = `${title} (${clock(at)})`;
+      mark.append(tip);
+      lines.push(mark);
+    }
+    group.replaceChildren(...lines);
+    figure.chartSeries = series;
+  }
+
+  // The read-out under the pointer or finger: the nearest point's time and value, a guide
+  // line through it.
+  function readOut(figure, event) {
+    const svg = figure.querySelector('svg');
+    const series = figure.chartSeries || [];
+    const output = figure.querySelector('[data-chart-readout]');
+    const guide = figure.querySelector('[data-chart-guide]');
+    if (!frame || series.length === 0) return;
+    const box = svg.getBoundingClientRect();
+    const at = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+    const i = Math.round(at * (series.length - 1));
+    const x = series.length > 1 ? (i / (series.length - 1)) * svg.viewBox.baseVal.width : svg.viewBox.baseVal.width;
+    guide.setAttribute('x1', x);
+    guide.setAttribute('x2', x);
+    guide.setAttribute('visibility', 'visible');
+    output.hidden = false;
+    setText(output, `${clock(frame.points[i][0])} · ${axisValue(series[i])}${figure.dataset.unit || ''}`);
+  }
+
+  function endReadOut(figure) {
+    figure.querySelector('[data-chart-guide]').setAttribute('visibility', 'hidden');
+    figure.querySelector('[data-chart-readout]').hidden = true;
+  }
+
+  for (const figure of document.querySelectorAll('#charts [data-chart]')) {
+    const svg = figure.querySelector('svg');
+    svg.addEventListener('pointermove', (event) => readOut(figure, event));
+    svg.addEventListener('pointerdown', (event) => readOut(figure, event));
+    svg.addEventListener('pointerleave', () => endReadOut(figure));
   }
 
   // A delta's `changes` into `target`: an object patches (an array by position), else replaces.
@@ -168,14 +262,12 @@
   function showDetail() {
     const card = document.querySelector('#detail .card');
     fill(card, frame.view.card);
-    drawSparks(card, frame.points);
+    drawSparks(card, frame.points.map((p) => [p[CHART_SERIES.cpu], p[CHART_SERIES.memory]]));
     const detail = frame.view.detail;
     const charts = document.getElementById('charts');
     syncList(charts, detail.charts, byPosition, byPosition);
-    for (const figure of charts.children) {
-      const series = frame.points.map((p) => p[SERIES[figure.dataset.chart]]);
-      draw(figure.querySelector('[data-chart-line]'), series);
-    }
+    const markers = markerList(detail);
+    for (const figure of charts.children) drawChart(figure, frame.points, markers);
     syncList(document.getElementById('aggregates'), detail.aggregates, byPosition, byPosition);
     syncList(document.getElementById('crash-log'), detail.crash_log, byPosition, byPosition);
     document.getElementById('crash-empty').hidden = detail.crash_log.length > 0;
@@ -232,6 +324,8 @@
     memory: (i, j) => frame.plugins[j].memory_mb - frame.plugins[i].memory_mb,
     events: (i, j) => frame.plugins[j].event_count - frame.plugins[i].event_count,
     crashes: (i, j) => frame.plugins[j].crash_count - frame.plugins[i].crash_count,
+    // null (no answers in the 5 minutes) as -1, as `listing.rs` reads it.
+    response: (i, j) => (frame.plugins[j].response_time['5m'].p95_ms ?? -1) - (frame.plugins[i].response_time['5m'].p95_ms ?? -1),
   };
   const DEFAULTS = { q: '', state: 'all', sort: 'problems', view: 'cards' };
 

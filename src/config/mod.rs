@@ -65,7 +65,7 @@ mod tests {
                 "dashboard.host: expected a host name or IP address, found 5",
                 "dashboard.port: expected an integer 1..65535, found \"abc\"",
                 "dashboard.prot: unknown key \"prot\", did you mean \"port\"? (expected one of: enabled, host, \
-                 port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth, users, trusted_proxies, tls)",
+                 port, warn_cpu_percent, warn_memory_mb, warn_response_ms, max_sse_clients, auth, users, trusted_proxies, tls)",
                 "metrics.poll_interval: expected a number of seconds > 0, found \"x\"",
             ]
         );

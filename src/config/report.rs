@@ -166,7 +166,7 @@ pub(super) fn expectation(key: &str) -> Option<&'static str> {
         "dashboard.port" => "an integer 1..65535",
         "dashboard.enabled" | "plugins[].restart.enabled" => "true or false",
         "dashboard.host" => "a host name or IP address",
-        "dashboard.warn_cpu_percent" | "dashboard.warn_memory_mb" => "a number >= 0",
+        "dashboard.warn_cpu_percent" | "dashboard.warn_memory_mb" | "dashboard.warn_response_ms" => "a number >= 0",
         "dashboard.max_sse_clients" => "a positive integer",
         "dashboard.auth" => "an object with username and password (or password_file, or password_hash)",
         "dashboard" | "metrics" | "plugins[].restart" => "an object",

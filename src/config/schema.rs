@@ -155,6 +155,7 @@ pub struct RawDashboard {
     pub port: NonZeroU16,
     pub warn_cpu_percent: NonNegative,
     pub warn_memory_mb: NonNegative,
+    pub warn_response_ms: NonNegative,
     pub max_sse_clients: NonZeroUsize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<RawAuth>,
@@ -312,6 +313,7 @@ impl Default for RawDashboard {
             port: NonZeroU16::new(8080).expect("8080 is not zero"),
             warn_cpu_percent: NonNegative::of(50),
             warn_memory_mb: NonNegative::of(100),
+            warn_response_ms: NonNegative::of(1000),
             max_sse_clients: NonZeroUsize::new(1024).expect("1024 is not zero"),
             auth: None,
             users: Vec::new(),
@@ -447,6 +449,8 @@ pub struct DashboardConfig {
     pub port: u16,
     pub warn_cpu_percent: f64,
     pub warn_memory_mb: f64,
+    /// A running plugin whose 5-minute p95 response time is above this shows yellow.
+    pub warn_response_ms: f64,
     pub max_sse_clients: usize,
     pub auth: Option<Login>,
     /// The users of `dashboard.users`, in order.
@@ -516,6 +520,7 @@ impl RawDashboard {
             port: self.port.get(),
             warn_cpu_percent: self.warn_cpu_percent.get(),
             warn_memory_mb: self.warn_memory_mb.get(),
+            warn_response_ms: self.warn_response_ms.get(),
             max_sse_clients: self.max_sse_clients.get(),
             auth,
             users,

@@ -105,6 +105,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         port,
         warn_cpu_percent,
         warn_memory_mb,
+        warn_response_ms,
         max_sse_clients,
         auth,
         users,
@@ -119,6 +120,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("dashboard.port", was.port != *port),
         ("dashboard.warn_cpu_percent", was.warn_cpu_percent != *warn_cpu_percent),
         ("dashboard.warn_memory_mb", was.warn_memory_mb != *warn_memory_mb),
+        ("dashboard.warn_response_ms", was.warn_response_ms != *warn_response_ms),
         ("dashboard.max_sse_clients", was.max_sse_clients != *max_sse_clients),
         ("dashboard.auth", was.auth != *auth),
         ("dashboard.users", was.users != *users),
@@ -205,6 +207,6 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 13, "every dashboard and metrics key is checked");
+        assert_eq!(checked, 14, "every dashboard and metrics key is checked");
     }
 }

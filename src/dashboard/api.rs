@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::view::{Health, Thresholds};
 use crate::chat::admin::AuditEntry;
 use crate::chat::irc::connection::{ConnectionStatus, LinkState};
 use crate::display::{rfc3339, round};
@@ -212,6 +213,9 @@ pub struct ApiPlugin<'a> {
     pub aggregates_1h: Option<AggregatesJson<'a>>,
     pub history: Vec<HistoryPoint>,
     // Additions beyond the seed.
+    /// The card's colour: `healthy`, `warning` (RUNNING above a `dashboard.warn_*` threshold),
+    /// `error` (CRASHED or FAILED) or `idle` (STARTING or STOPPED).
+    pub health: Health,
     pub last_sampled_at: Option<String>,
     pub stale: bool,
     pub processes: u32,
@@ -238,7 +242,7 @@ pub struct ApiPlugin<'a> {
 }
 
 impl<'a> ApiPlugin<'a> {
-    pub fn of(snapshot: &Snapshot, p: &'a PluginSnapshot) -> Self {
+    pub fn of(snapshot: &Snapshot, p: &'a PluginSnapshot, thresholds: Thresholds) -> Self {
         let aggregates_1h = p.history.aggregates().map(|a: Aggregates| AggregatesJson {
             plugin_name: &p.name,
             sample_count: a.sample_count,
@@ -251,6 +255,7 @@ impl<'a> ApiPlugin<'a> {
             version: &p.version,
             loaded_at: p.loaded_at.map(rfc3339),
             state: p.state.as_str(),
+            health: Health::of(p, thresholds).0,
             pid: p.pid,
             current: Current {
                 cpu_percent: round(p.cpu_percent, 2),

@@ -149,7 +149,7 @@ impl Dashboard {
         let context = Arc::new(RenderContext {
             templates,
             actions_enabled: config.has_operator(),
-            thresholds: Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb },
+            thresholds: Thresholds::of(config),
             sse_clients: Arc::new(server::ClientCap::new(caps.sse_clients)),
             auth_failures: auth_failures.clone(),
             timeline: timeline.clone(),

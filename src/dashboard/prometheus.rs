@@ -7,6 +7,7 @@ use crate::chat::irc::connection::LinkState;
 use crate::display::unix_seconds;
 use crate::metrics::{ChatSnapshot, PluginSnapshot, Snapshot};
 use crate::plugins::PluginState;
+use crate::plugins::timing::Buckets;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -46,6 +47,27 @@ impl Writer {
         self.out.push(' ');
         push_value(&mut self.out, value);
         self.out.push('\n');
+    }
+
+    /// One histogram family with a `plugin` label per plugin.
+    fn histogram(
+        &mut self,
+        snapshot: &Snapshot,
+        name: &str,
+        help: &str,
+        buckets: impl Fn(&PluginSnapshot) -> &Buckets,
+    ) {
+        self.header(name, help, "histogram");
+        for p in &snapshot.plugins {
+            let b = buckets(p);
+            let plugin = format!("plugin=\"{}\"", p.name);
+            for (bound, count) in b.cumulative() {
+                let le = bound.map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+                self.value(&format!("{name}_bucket"), &format!("{plugin},le=\"{le}\""), count as f64);
+            }
+            self.value(&format!("{name}_sum"), &plugin, b.sum_seconds());
+            self.value(&format!("{name}_count"), &plugin, b.count() as f64);
+        }
     }
 
     /// One metric family with a `plugin` label per plugin.
@@ -167,24 +189,26 @@ pub fn render(snapshot: &Snapshot, sse_clients: usize, auth_failures: u64) -> St
         "counter",
         |p| p.command_timeouts as f64,
     );
-    let histogram = "rosey_plugin_response_time_seconds";
-    w.header(histogram, "Seconds from writing a command to the plugin to reading its reply", "histogram");
-    for p in &snapshot.plugins {
-        let plugin = format!("plugin=\"{}\"", p.name);
-        for (bound, count) in p.response.total.cumulative() {
-            let le = bound.map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
-            w.value(&format!("{histogram}_bucket"), &format!("{plugin},le=\"{le}\""), count as f64);
-        }
-        w.value(&format!("{histogram}_sum"), &plugin, p.response.total.sum_seconds());
-        w.value(&format!("{histogram}_count"), &plugin, p.response.total.count() as f64);
-    }
-    w.header("rosey_plugin_reloads_total", "Finished reloads of the plugin, by outcome", "counter");
+    w.histogram(
+        snapshot,
+        "rosey_plugin_response_time_seconds",
+        "Seconds from writing a command to the plugin to reading its reply",
+        |p| &p.response.total,
+    );
+    // `status`, the PRD's label name (Appendix B), with the outcome as its value.
+    w.header("rosey_plugin_reloads_total", "Finished reloads of the plugin, by status", "counter");
     for p in &snapshot.plugins {
         for (outcome, count) in p.operations.reloads.by_outcome() {
-            let labels = format!("plugin=\"{}\",outcome=\"{}\"", p.name, outcome.as_str());
+            let labels = format!("plugin=\"{}\",status=\"{}\"", p.name, outcome.as_str());
             w.value("rosey_plugin_reloads_total", &labels, count as f64);
         }
     }
+    w.histogram(
+        snapshot,
+        "rosey_reload_duration_seconds",
+        "Seconds from a reload's start to its end (switched, rolled back or failed)",
+        |p| &p.operations.reloads.durations,
+    );
 
     w.single("rosey_sse_clients", "Connected dashboard live-update clients", "gauge", sse_clients as f64);
     chat_series(&mut w, &snapshot.chat);

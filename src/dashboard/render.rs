@@ -258,7 +258,10 @@ impl Rendered {
 
     pub fn api_plugin(&self, index: usize) -> Bytes {
         let p = &self.snapshot.plugins[index];
-        self.plugins[index].json.get_or_init(|| json_bytes(&ApiPlugin::of(&self.snapshot, p))).clone()
+        self.plugins[index]
+            .json
+            .get_or_init(|| json_bytes(&ApiPlugin::of(&self.snapshot, p, self.context.thresholds)))
+            .clone()
     }
 
     /// The index page as `query` lists it, for `audience`; None if the template failed (logged).
@@ -323,7 +326,7 @@ impl Rendered {
                 let mut context = Context::new();
                 context.insert("system", &SystemView::of(&self.snapshot.system));
                 context.insert("card", &CardPage::of(card, p));
-                context.insert("charts", &view::chart_pages(&detail, &p.history));
+                context.insert("charts", &view::chart_pages(&detail, p));
                 context.insert("detail", &detail);
                 context.insert("blank_crash", &CrashView::default());
                 context.insert("blank_reload", &ReloadView::default());
@@ -417,7 +420,7 @@ mod tests {
             let context = Arc::new(RenderContext {
                 templates: templates().expect("the templates parse"),
                 actions_enabled,
-                thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
+                thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0, response_ms: 1000.0 },
                 sse_clients: Arc::new(ClientCap::new(1)),
                 auth_failures: Arc::default(),
                 timeline: crate::timeline::Timeline::new(1),
@@ -445,7 +448,7 @@ mod tests {
     #[test]
     fn every_key_the_page_binds_is_a_field_of_its_view() {
         let tera = templates().expect("the templates parse");
-        let chart = ChartView { key: "cpu", title: "CPU %", max_label: String::new() };
+        let chart = ChartView { key: "cpu", title: "CPU %", unit: "%", max_label: String::new() };
         let row = LabelValue { label: "Samples", value: String::new() };
         let detail = DetailView {
             charts: vec![chart.clone()],
@@ -457,7 +460,14 @@ mod tests {
         let mut context = Context::new();
         context.insert("system", &SystemView::default());
         context.insert("card", &CardPage::default());
-        context.insert("charts", &[ChartPage { chart: chart.clone(), points: String::new() }]);
+        let page = ChartPage {
+            chart: chart.clone(),
+            points: String::new(),
+            value_labels: Vec::new(),
+            time_labels: Vec::new(),
+            markers: Vec::new(),
+        };
+        context.insert("charts", &[page]);
         context.insert("detail", &detail);
         context.insert("blank_crash", &CrashView::default());
         context.insert("blank_reload", &ReloadView::default());

@@ -99,7 +99,7 @@ mod tests {
         let context = Arc::new(RenderContext {
             templates: templates().expect("the templates parse"),
             actions_enabled: false,
-            thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0 },
+            thresholds: Thresholds { cpu_percent: 80.0, memory_mb: 512.0, response_ms: 1000.0 },
             sse_clients: Arc::new(crate::dashboard::server::ClientCap::new(1)),
             auth_failures: Arc::default(),
             timeline: crate::timeline::Timeline::new(1),

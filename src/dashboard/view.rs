@@ -2,6 +2,7 @@
 //! templates and the live updates (the browser only copies these strings into the page), and
 //! the chart points the browser draws itself.
 
+mod chart;
 mod listing;
 mod operations;
 
@@ -11,10 +12,12 @@ use serde::Serialize;
 
 use super::api::retry_in;
 use crate::chat::irc::connection::{ConnectionStatus, LinkState};
+use crate::config::DashboardConfig;
 use crate::display::{format_duration, format_mb, format_uptime, rfc3339, thousands};
 use crate::metrics::history::{Aggregates, Sample, SeriesView};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};
 use crate::plugins::{CrashRecord, PluginState};
+pub use chart::{axis_value, nice_ceiling};
 pub use listing::{PageQuery, Row, StateFilter, listing};
 pub use operations::{CardOperations, ConflictView, ReloadView};
 
@@ -30,6 +33,19 @@ const CHART_BOX: (f64, f64) = (600.0, 120.0);
 pub struct Thresholds {
     pub cpu_percent: f64,
     pub memory_mb: f64,
+    /// Of the p95 response time over the last 5 minutes.
+    pub response_ms: f64,
+}
+
+impl Thresholds {
+    /// The config's `dashboard.warn_*`.
+    pub fn of(config: &DashboardConfig) -> Thresholds {
+        Thresholds {
+            cpu_percent: config.warn_cpu_percent,
+            memory_mb: config.warn_memory_mb,
+            response_ms: config.warn_response_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -61,7 +77,7 @@ impl SystemView {
 pub enum Health {
     /// RUNNING within the thresholds.
     Healthy,
-    /// RUNNING above the CPU or memory threshold.
+    /// RUNNING above the CPU, memory or response-time threshold.
     Warning,
     /// CRASHED or FAILED.
     Error,
@@ -77,6 +93,27 @@ impl Health {
             Health::Warning => "warning",
             Health::Error => "error",
             Health::Idle => "idle",
+        }
+    }
+
+    /// A plugin's colour and badge ("RUNNING · high CPU and memory"): the one rule for the
+    /// cards, the API's `health` and the terminal's `rosey status`.
+    pub fn of(p: &PluginSnapshot, thresholds: Thresholds) -> (Health, String) {
+        let highs: Vec<&str> = [
+            ("CPU", p.cpu_percent > thresholds.cpu_percent),
+            ("memory", p.memory_mb() > thresholds.memory_mb),
+            ("response time", p.response.recent_p95().is_some_and(|s| s * 1000.0 > thresholds.response_ms)),
+        ]
+        .into_iter()
+        .filter_map(|(what, high)| high.then_some(what))
+        .collect();
+        match p.state {
+            PluginState::Running if !highs.is_empty() => {
+                (Health::Warning, format!("RUNNING · high {}", in_words(&highs)))
+            }
+            PluginState::Running => (Health::Healthy, "RUNNING".to_owned()),
+            PluginState::Crashed | PluginState::Failed => (Health::Error, p.state.as_str().to_owned()),
+            PluginState::Starting | PluginState::Stopped => (Health::Idle, p.state.as_str().to_owned()),
         }
     }
 
@@ -126,6 +163,11 @@ pub struct CardView {
     pub uptime: String,
     pub cpu: String,
     pub memory: String,
+    /// The p95 response time over the last 5 minutes ("—" without answers in them).
+    pub response: String,
+    /// What the sparklines span: "max 12.5%", "max 40.2 MB".
+    pub cpu_range: String,
+    pub memory_range: String,
     pub events: String,
     pub crashes: String,
     pub last_exit: Option<String>,
@@ -143,21 +185,13 @@ pub struct CardView {
 
 impl CardView {
     pub fn of(snapshot: &Snapshot, p: &PluginSnapshot, thresholds: Thresholds) -> Self {
-        let high_cpu = p.cpu_percent > thresholds.cpu_percent;
-        let high_memory = p.memory_mb() > thresholds.memory_mb;
-        let (health, badge) = match p.state {
-            PluginState::Running if high_cpu && high_memory => {
-                (Health::Warning, "RUNNING · high CPU and memory".to_owned())
-            }
-            PluginState::Running if high_cpu => (Health::Warning, "RUNNING · high CPU".to_owned()),
-            PluginState::Running if high_memory => (Health::Warning, "RUNNING · high memory".to_owned()),
-            PluginState::Running => (Health::Healthy, "RUNNING".to_owned()),
-            PluginState::Crashed | PluginState::Failed => (Health::Error, p.state.as_str().to_owned()),
-            PluginState::Starting | PluginState::Stopped => (Health::Idle, p.state.as_str().to_owned()),
-        };
+        let (health, badge) = Health::of(p, thresholds);
         let stale = snapshot.is_stale(p);
         let problem_rank = health.problem_rank(stale);
         let CardOperations { activity, last_reload, stoppable, startable } = CardOperations::of(p);
+        let recent = || p.history.last(SPARK_SAMPLES);
+        let cpu_max = recent().map(|s| f64::from(s.cpu_percent)).fold(0.0, f64::max);
+        let memory_max = recent().map(|s| s.memory_mb()).fold(0.0, f64::max);
         CardView {
             name: p.name.clone(),
             detail_url: format!("/plugin/{}", p.name),
@@ -173,6 +207,9 @@ impl CardView {
             uptime: format_uptime(p.uptime),
             cpu: format!("{:.1}%", p.cpu_percent),
             memory: format_mb(p.memory_mb()),
+            response: format_response(p.response.recent_p95()),
+            cpu_range: format!("max {cpu_max:.1}%"),
+            memory_range: format!("max {}", format_mb(memory_max)),
             events: thousands(p.events),
             crashes: thousands(p.crashes),
             // The host's own reason for giving up, when it has one, says more than the last exit.
@@ -188,6 +225,24 @@ impl CardView {
             stoppable,
             startable,
         }
+    }
+}
+
+/// "CPU", "CPU and memory", "CPU, memory and response time".
+fn in_words(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// A response time as a card shows it: "312 ms", "2.5 s"; "—" without one.
+pub fn format_response(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "—".to_owned(),
+        Some(s) if s < 1.0 => format!("{:.0} ms", s * 1000.0),
+        Some(s) => format!("{s:.1} s"),
     }
 }
 
@@ -214,9 +269,10 @@ impl CardPage {
 
 /// One sample as a card's sparklines draw it: CPU %, memory MB.
 pub type SparkPoint = [f64; 2];
-/// One sample as the detail page's charts draw it: CPU %, memory MB, events per minute (the
-/// order of [`DetailView::charts`]).
-pub type ChartPoint = [f64; 3];
+/// One sample as the detail page's charts draw it: its Unix time in seconds (for the time axis
+/// and the read-out), then CPU %, memory MB, events per minute and response-time p95 in ms
+/// (the order of [`DetailView::charts`]).
+pub type ChartPoint = [f64; 5];
 
 /// Chart values keep the precision of `/api/plugin`'s history: finer steps are invisible in a
 /// 120 x 24 sparkline or a 600 x 120 chart, and would only lengthen every live update.
@@ -252,7 +308,15 @@ pub fn chart_points(history: &SeriesView, after_ms: Option<u64>) -> Vec<ChartPoi
         .iter()
         .zip(rates)
         .skip(skip)
-        .map(|(s, rate)| [point_value(f64::from(s.cpu_percent)), point_value(s.memory_mb()), point_value(rate)])
+        .map(|(s, rate)| {
+            [
+                (s.at_ms / 1000) as f64,
+                point_value(f64::from(s.cpu_percent)),
+                point_value(s.memory_mb()),
+                point_value(rate),
+                point_value(f64::from(s.response_ms)),
+            ]
+        })
         .collect()
 }
 
@@ -266,15 +330,23 @@ pub fn crash_reason(crash: &CrashRecord) -> String {
 pub struct ChartView {
     pub key: &'static str,
     pub title: &'static str,
+    /// What its values are in: the suffix of its axis labels and read-out (`%`, ` MB`).
+    pub unit: &'static str,
     pub max_label: String,
 }
 
-/// A chart as the server renders it: its caption and its line drawn.
+/// A chart as the server renders it: its caption, its line drawn on a scale that reads well,
+/// the labels of both axes, and the crashes and reloads in its window.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChartPage {
     #[serde(flatten)]
     pub chart: ChartView,
     pub points: String,
+    /// Top first.
+    pub value_labels: Vec<String>,
+    /// Oldest first.
+    pub time_labels: Vec<String>,
+    pub markers: Vec<chart::Marker>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -304,26 +376,29 @@ pub struct DetailView {
 }
 
 /// The values of the detail page's charts, one series per chart, in the order of the charts.
-fn chart_series(history: &SeriesView) -> [Vec<f64>; 3] {
+fn chart_series(history: &SeriesView) -> [Vec<f64>; 4] {
     let cpu = history.iter().map(|s| f64::from(s.cpu_percent)).collect();
     let memory = history.iter().map(Sample::memory_mb).collect();
-    [cpu, memory, events_per_minute(history)]
+    let response = history.iter().map(|s| f64::from(s.response_ms)).collect();
+    [cpu, memory, events_per_minute(history), response]
 }
 
 impl DetailView {
     pub fn of(p: &PluginSnapshot) -> Self {
         let history = &p.history;
-        let [cpu, memory, events] = chart_series(history);
-        let chart = |key, title, values: &[f64], unit: fn(f64) -> String| ChartView {
+        let [cpu, memory, events, response] = chart_series(history);
+        let chart = |key, title, unit, values: &[f64], label: fn(f64) -> String| ChartView {
             key,
             title,
-            max_label: unit(values.iter().copied().fold(0.0, f64::max)),
+            unit,
+            max_label: label(values.iter().copied().fold(0.0, f64::max)),
         };
         DetailView {
             charts: vec![
-                chart("cpu", "CPU %", &cpu, |v| format!("{v:.1}%")),
-                chart("memory", "Memory", &memory, format_mb),
-                chart("events", "Events per minute", &events, |v| format!("{v:.0}/min")),
+                chart("cpu", "CPU %", "%", &cpu, |v| format!("{v:.1}%")),
+                chart("memory", "Memory", " MB", &memory, format_mb),
+                chart("events", "Events per minute", "/min", &events, |v| format!("{v:.0}/min")),
+                chart("response", "Response time p95", " ms", &response, |v| format_response(Some(v / 1000.0))),
             ],
             aggregates: aggregate_rows(history.aggregates()),
             crash_log: p
@@ -337,14 +412,24 @@ impl DetailView {
     }
 }
 
-/// The detail charts as the server renders them, each line drawn.
-pub fn chart_pages(detail: &DetailView, history: &SeriesView) -> Vec<ChartPage> {
-    let series = chart_series(history);
+/// The detail charts as the server renders them, each line drawn with its axes and markers.
+pub fn chart_pages(detail: &DetailView, p: &PluginSnapshot) -> Vec<ChartPage> {
+    let series = chart_series(&p.history);
+    let (time_labels, markers) = (chart::time_labels(&p.history), chart::markers(p, CHART_BOX.0));
     detail
         .charts
         .iter()
         .zip(series)
-        .map(|(chart, values)| ChartPage { chart: chart.clone(), points: polyline(values.into_iter(), CHART_BOX, 0.0) })
+        .map(|(chart, values)| {
+            let top = chart::nice_ceiling(values.iter().copied().fold(0.0, f64::max));
+            ChartPage {
+                chart: chart.clone(),
+                points: polyline(values.into_iter(), CHART_BOX, top),
+                value_labels: chart::value_labels(top, chart.unit),
+                time_labels: time_labels.clone(),
+                markers: markers.clone(),
+            }
+        })
         .collect()
 }
 
@@ -414,6 +499,16 @@ mod tests {
         assert_eq!(polyline([0.0, 10.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,1");
         assert_eq!(polyline([].into_iter(), (120.0, 24.0), 0.0), "");
         assert_eq!(polyline([0.0, 0.0].into_iter(), (120.0, 24.0), 0.0), "0,23 120,23");
+    }
+
+    #[test]
+    fn warnings_and_response_times_read_as_words() {
+        assert_eq!(in_words(&["CPU"]), "CPU");
+        assert_eq!(in_words(&["CPU", "memory"]), "CPU and memory");
+        assert_eq!(in_words(&["CPU", "memory", "response time"]), "CPU, memory and response time");
+        assert_eq!(format_response(None), "—");
+        assert_eq!(format_response(Some(0.3124)), "312 ms");
+        assert_eq!(format_response(Some(2.46)), "2.5 s");
     }
 
     /// The live page draws each line into the box its `<svg>` declares, so the templates'

@@ -285,7 +285,7 @@ impl Collector {
         let now_ms = unix_ms(SystemTime::now());
         let now = Instant::now();
         for t in &mut self.tracked {
-            t.response_marks.record(now, t.handle.counters.response_times.read());
+            let answers = t.response_marks.record(now, t.handle.counters.response_times.read());
             let status = t.handle.status();
             let running = status.process.is_some() && t.usage_pid == status.process.map(|p| p.pid);
             // A restart quicker than a poll would leave no trace in the series: a point covers
@@ -297,6 +297,7 @@ impl Collector {
                 events: PluginCounters::get(&t.handle.counters.events),
                 cpu_percent: if running { t.usage.cpu_percent.unwrap_or(0.0) as f32 } else { 0.0 },
                 memory_kib: if running { (t.usage.memory_bytes / 1024).min(u64::from(u32::MAX)) as u32 } else { 0 },
+                response_ms: answers.quantile(0.95).map_or(0.0, |s| (s * 1000.0) as f32),
                 state: history_state(status.state, crashed_since),
             });
         }

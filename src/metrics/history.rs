@@ -26,6 +26,9 @@ pub struct Sample {
     pub cpu_percent: f32,
     /// Resident memory of the whole tree in KiB.
     pub memory_kib: u32,
+    /// The p95 response time, in milliseconds, of the answers read since the previous sample
+    /// (0 when there were none): the detail page's response-time chart.
+    pub response_ms: f32,
     /// The state at `at_ms`, except that a point after a crash says CRASHED even when the
     /// plugin was restarted within the interval (so a quick restart still shows).
     pub state: PluginState,
@@ -236,7 +239,14 @@ mod tests {
     use super::*;
 
     fn sample(at_s: u64, cpu: f32) -> Sample {
-        Sample { at_ms: at_s * 1000, events: 0, cpu_percent: cpu, memory_kib: 1024, state: PluginState::Running }
+        Sample {
+            at_ms: at_s * 1000,
+            events: 0,
+            cpu_percent: cpu,
+            memory_kib: 1024,
+            response_ms: 0.0,
+            state: PluginState::Running,
+        }
     }
 
     #[test]

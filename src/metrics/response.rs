@@ -3,7 +3,8 @@
 //! histogram is the reading now minus the one taken at the window's start, and its quantiles
 //! are estimated from those summed buckets (linear within a bucket, like Prometheus's
 //! `histogram_quantile`). The window's start is the newest reading at or before it, so a
-//! window may reach up to [`MARK_EVERY`] further back than it says.
+//! window may reach up to [`MARK_EVERY`] further back than it says. The last reading of all is
+//! kept too, so each history sample can say what the answers since the previous one took.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -15,31 +16,38 @@ pub const MARK_EVERY: Duration = Duration::from_secs(30);
 /// The windows reported, shortest first.
 pub const WINDOWS: [(&str, Duration); 2] = [("5m", Duration::from_secs(300)), ("1h", Duration::from_secs(3600))];
 
-/// Readings of one plugin's counters, oldest first.
+/// Readings of one plugin's counters, oldest first, and the latest reading.
 #[derive(Debug, Default)]
-pub struct Marks(VecDeque<(Instant, Buckets)>);
+pub struct Marks {
+    kept: VecDeque<(Instant, Buckets)>,
+    latest: Buckets,
+}
 
 impl Marks {
     /// Keep `now`'s reading if the newest kept is [`MARK_EVERY`] old and differs from it; forget
     /// those no window needs. A reading equal to the newest kept stands for it, so a window
     /// starting between the two finds the same counts: a quiet plugin (most of a thousand) keeps
-    /// one reading instead of an hour of equal ones.
-    pub fn record(&mut self, now: Instant, reading: Buckets) {
-        if self.0.back().is_some_and(|(at, kept)| now.duration_since(*at) < MARK_EVERY || *kept == reading) {
-            return;
+    /// one reading instead of an hour of equal ones. Returns what was recorded since the
+    /// previous call (a history sample's answers).
+    pub fn record(&mut self, now: Instant, reading: Buckets) -> Buckets {
+        let interval = reading.since(&self.latest);
+        self.latest = reading;
+        if self.kept.back().is_some_and(|(at, kept)| now.duration_since(*at) < MARK_EVERY || *kept == reading) {
+            return interval;
         }
-        self.0.push_back((now, reading));
+        self.kept.push_back((now, reading));
         let longest = WINDOWS[WINDOWS.len() - 1].1;
         // The oldest is kept while the next one is still inside the longest window.
-        while self.0.get(1).is_some_and(|(at, _)| now.duration_since(*at) >= longest) {
-            self.0.pop_front();
+        while self.kept.get(1).is_some_and(|(at, _)| now.duration_since(*at) >= longest) {
+            self.kept.pop_front();
         }
+        interval
     }
 
     /// What was recorded in the last `window` before `now`, given the counters read `now`.
     /// Without a reading that old, everything counted so far (the plugin is younger).
     pub fn window(&self, now: Instant, window: Duration, reading: &Buckets) -> Buckets {
-        let start = self.0.iter().rev().find(|(at, _)| now.duration_since(*at) >= window);
+        let start = self.kept.iter().rev().find(|(at, _)| now.duration_since(*at) >= window);
         match start {
             Some((_, earlier)) => reading.since(earlier),
             None => *reading,
@@ -107,15 +115,18 @@ mod tests {
             }
             marks.record(now, times.read());
         }
+        times.record(Duration::from_millis(300));
+        let interval = marks.record(t0 + Duration::from_secs(69 * 60 + 5), times.read());
+        assert_eq!(interval.count(), 1, "a sample's answers are those since the previous one");
         let now = t0 + Duration::from_secs(69 * 60);
         let summary = ResponseSummary::new(&marks, now, times.read());
         let [recent, hour] = summary.windows;
-        assert_eq!(recent.count, 50, "the readings at 64..=69 minutes: 5 minutes of answers");
+        assert_eq!(recent.count, 51, "the readings at 64..=69 minutes: 5 minutes of answers, and the last one");
         assert!(recent.p95.is_some_and(|p| p <= 0.005), "{recent:?}");
-        assert_eq!(hour.count, 600);
+        assert_eq!(hour.count, 601);
         assert!(hour.p50.is_some_and(|p| p > 1.0), "most of the hour was slow: {hour:?}");
-        assert_eq!(summary.total.count(), 700);
-        assert!(marks.0.len() <= 62, "an hour of minute readings, not all: {}", marks.0.len());
+        assert_eq!(summary.total.count(), 701);
+        assert!(marks.kept.len() <= 62, "an hour of minute readings, not all: {}", marks.kept.len());
     }
 
     #[test]
@@ -128,7 +139,7 @@ mod tests {
         for minute in 0..120u64 {
             marks.record(t0 + Duration::from_secs(minute * 60), times.read());
         }
-        assert_eq!(marks.0.len(), 1, "equal readings are not kept again");
+        assert_eq!(marks.kept.len(), 1, "equal readings are not kept again");
         times.record(Duration::from_millis(20));
         let now = t0 + Duration::from_secs(121 * 60);
         marks.record(now, times.read());

@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::timing::Buckets;
+
 /// An operation on one plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -188,16 +190,19 @@ pub struct ReloadRecord {
     pub reason: Option<String>,
 }
 
-/// Finished reloads of one plugin, by outcome (`rosey_plugin_reloads_total`).
+/// Finished reloads of one plugin, by outcome (`rosey_plugin_reloads_total`), and how long
+/// they took (`rosey_reload_duration_seconds`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReloadCounts {
     pub reloaded: u64,
     pub rolled_back: u64,
     pub failed: u64,
+    pub durations: Buckets,
 }
 
 impl ReloadCounts {
-    pub fn count(&mut self, outcome: ActionOutcome) {
+    pub fn count(&mut self, outcome: ActionOutcome, took: Duration) {
+        self.durations.record(took);
         match outcome {
             ActionOutcome::Reloaded => self.reloaded += 1,
             ActionOutcome::RolledBack => self.rolled_back += 1,

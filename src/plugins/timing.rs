@@ -1,7 +1,9 @@
 //! How long a plugin takes to answer: a histogram of response times (from the moment a command
 //! is written to the plugin's stdin until its reply is read), kept in atomic bucket counters so
 //! that timing every command costs a few relaxed atomic adds, and the quantile estimate read
-//! from bucket counts (as Prometheus's `histogram_quantile` does).
+//! from bucket counts (as Prometheus's `histogram_quantile` does). Reload durations use the same
+//! buckets: a reload takes from tens of milliseconds (a built-in) to the seconds a plugin may
+//! need to say hello and drain.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,11 +23,8 @@ pub struct ResponseTimes {
 
 impl ResponseTimes {
     pub fn record(&self, took: Duration) {
-        let seconds = took.as_secs_f64();
-        let bucket = BUCKET_BOUNDS.iter().position(|&bound| seconds <= bound).unwrap_or(BUCKET_BOUNDS.len());
-        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.counts[bucket_of(took)].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros(took), Ordering::Relaxed);
     }
 
     /// The counts so far.
@@ -37,6 +36,16 @@ impl ResponseTimes {
     }
 }
 
+/// The bucket a duration falls in (the last, unbounded one beyond every bound).
+fn bucket_of(took: Duration) -> usize {
+    let seconds = took.as_secs_f64();
+    BUCKET_BOUNDS.iter().position(|&bound| seconds <= bound).unwrap_or(BUCKET_BOUNDS.len())
+}
+
+fn micros(took: Duration) -> u64 {
+    u64::try_from(took.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Bucket counts at one moment (or the difference between two moments).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Buckets {
@@ -46,6 +55,12 @@ pub struct Buckets {
 }
 
 impl Buckets {
+    /// Count one duration, for a histogram kept under a lock rather than in atomics (reloads).
+    pub fn record(&mut self, took: Duration) {
+        self.counts[bucket_of(took)] += 1;
+        self.sum_micros = self.sum_micros.saturating_add(micros(took));
+    }
+
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
@@ -129,5 +144,14 @@ mod tests {
         assert_eq!(cumulative[1], (Some(0.01), 1));
         assert_eq!(cumulative[8], (Some(2.5), 2));
         assert_eq!(cumulative.last(), Some(&(None, 2)));
+    }
+
+    #[test]
+    fn a_histogram_under_a_lock_counts_like_the_atomic_one() {
+        let mut reloads = Buckets::default();
+        for ms in [1, 7, 7, 2_000] {
+            reloads.record(Duration::from_millis(ms));
+        }
+        assert_eq!(reloads, recorded(&[1, 7, 7, 2_000]));
     }
 }

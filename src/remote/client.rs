@@ -269,6 +269,7 @@ mod tests {
             port: 8080,
             warn_cpu_percent: 80.0,
             warn_memory_mb: 500.0,
+            warn_response_ms: 1000.0,
             max_sse_clients: 100,
             auth: None,
             users: Vec::new(),

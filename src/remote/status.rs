@@ -9,7 +9,6 @@ use serde::Deserialize;
 use super::RemoteError;
 use super::client::{Client, read};
 use super::terminal::{Colour, Style, escaped, width};
-use crate::config::DashboardConfig;
 use crate::display::{format_mb, format_uptime};
 use crate::plugins::spec::PluginName;
 
@@ -20,7 +19,7 @@ pub struct StatusRequest<'a> {
 }
 
 /// Ask and print.
-pub fn show(client: &Client, dashboard: &DashboardConfig, request: &StatusRequest<'_>) -> Result<String, RemoteError> {
+pub fn show(client: &Client, request: &StatusRequest<'_>) -> Result<String, RemoteError> {
     let path = match request.plugin {
         Some(name) => format!("api/plugin/{name}"),
         None => "api/metrics".to_owned(),
@@ -48,8 +47,7 @@ pub fn show(client: &Client, dashboard: &DashboardConfig, request: &StatusReques
             rows
         }
     };
-    let thresholds = Thresholds { cpu_percent: dashboard.warn_cpu_percent, memory_mb: dashboard.warn_memory_mb };
-    Ok(table(&rows, thresholds, Style::for_stdout()))
+    Ok(table(&rows, Style::for_stdout()))
 }
 
 /// `/api/metrics`, as far as the table needs it.
@@ -69,6 +67,10 @@ struct PluginAnswer {
     name: String,
     version: String,
     state: String,
+    /// The bot's own colour for the card (its thresholds, not this terminal's config); absent
+    /// from a bot older than the field.
+    #[serde(default)]
+    health: Option<String>,
     pid: Option<u32>,
     current: Current,
     restarts: u64,
@@ -81,27 +83,14 @@ struct Current {
     uptime_seconds: f64,
 }
 
-/// When a running plugin's state shows yellow: the config's `dashboard.warn_*`, as on the
-/// dashboard's cards.
-#[derive(Debug, Clone, Copy)]
-struct Thresholds {
-    cpu_percent: f64,
-    memory_mb: f64,
-}
-
 impl PluginAnswer {
-    /// The dashboard's card colours: green when running within the thresholds, yellow above
-    /// them, red when crashed or failed, none while starting or stopped.
-    fn colour(&self, thresholds: Thresholds) -> Option<Colour> {
-        match self.state.as_str() {
-            "RUNNING"
-                if self.current.cpu_percent > thresholds.cpu_percent
-                    || self.current.memory_mb > thresholds.memory_mb =>
-            {
-                Some(Colour::Yellow)
-            }
-            "RUNNING" => Some(Colour::Green),
-            "CRASHED" | "FAILED" => Some(Colour::Red),
+    /// The card's colour as the bot classifies it (`health`): green, yellow above a
+    /// threshold, red when crashed or failed, none while starting or stopped.
+    fn colour(&self) -> Option<Colour> {
+        match self.health.as_deref()? {
+            "healthy" => Some(Colour::Green),
+            "warning" => Some(Colour::Yellow),
+            "error" => Some(Colour::Red),
             _ => None,
         }
     }
@@ -132,7 +121,7 @@ const RIGHT_ALIGNED: [bool; 8] = [false, false, true, true, true, true, true, fa
 const STATE: usize = 1;
 
 /// The table, a header line and a line per plugin, columns two spaces apart.
-fn table(rows: &[PluginAnswer], thresholds: Thresholds, style: Style) -> String {
+fn table(rows: &[PluginAnswer], style: Style) -> String {
     let cells: Vec<[String; 8]> = rows.iter().map(PluginAnswer::cells).collect();
     let mut widths = HEADERS.map(width);
     for row in &cells {
@@ -162,7 +151,7 @@ fn table(rows: &[PluginAnswer], thresholds: Thresholds, style: Style) -> String 
     };
     line(HEADERS, None);
     for (row, plugin) in cells.iter().zip(rows) {
-        line(row.each_ref().map(String::as_str), plugin.colour(thresholds));
+        line(row.each_ref().map(String::as_str), plugin.colour());
     }
     out
 }
@@ -191,11 +180,13 @@ mod tests {
 
     use super::*;
 
-    const LIMITS: Thresholds = Thresholds { cpu_percent: 50.0, memory_mb: 100.0 };
-
     fn plugin(name: &str, state: &str, pid: Option<u32>, version: &str) -> PluginAnswer {
+        with_health(name, state, pid, version, "healthy")
+    }
+
+    fn with_health(name: &str, state: &str, pid: Option<u32>, version: &str, health: &str) -> PluginAnswer {
         let answer = json!({
-            "name": name, "version": version, "state": state, "pid": pid, "restarts": 2,
+            "name": name, "version": version, "state": state, "pid": pid, "restarts": 2, "health": health,
             "current": { "cpu_percent": 1.25, "memory_mb": 4.24, "uptime_seconds": 185.0 },
         });
         serde_json::from_value(answer).expect("the API's shape")
@@ -208,7 +199,7 @@ mod tests {
             plugin("ev\u{1b}[2Jil", "FAILED", None, "<img>\"\\ & 🦀 '\u{202e}"),
         ];
         assert_eq!(
-            table(&rows, LIMITS, Style::PLAIN),
+            table(&rows, Style::PLAIN),
             "NAME           STATE     PID  UPTIME   CPU  MEMORY  RESTARTS  VERSION\n\
              dice-roller    RUNNING  4242      3m  1.2%  4.2 MB         2  0.1.0\n\
              ev\\u{1b}[2Jil  FAILED      -       -     -       -         2  <img>\"\\ & 🦀 '\\u{202e}\n"
@@ -218,7 +209,7 @@ mod tests {
     #[test]
     fn wide_characters_take_two_cells() {
         let rows = [plugin("🦀🦀", "RUNNING", Some(1), "1"), plugin("abcd", "RUNNING", Some(2), "1")];
-        let text = table(&rows, LIMITS, Style::PLAIN);
+        let text = table(&rows, Style::PLAIN);
         let state_at: Vec<usize> = text.lines().map(|l| width(&l[..l.find("RUNNING").unwrap_or(0)])).collect();
         assert_eq!(state_at[1], state_at[2], "{text}");
     }
@@ -227,19 +218,16 @@ mod tests {
     fn states_take_the_dashboards_colours() {
         let coloured = table(
             &[
-                plugin("a", "RUNNING", Some(1), "1"),
-                plugin("b", "CRASHED", None, "1"),
-                plugin("c", "STOPPED", None, "1"),
+                with_health("a", "RUNNING", Some(1), "1", "warning"),
+                with_health("b", "CRASHED", None, "1", "error"),
+                with_health("c", "STOPPED", None, "1", "idle"),
             ],
-            Thresholds { cpu_percent: 1.0, memory_mb: 100.0 },
             Style::COLOURED,
         );
         assert!(coloured.contains("\x1b[33mRUNNING\x1b[0m"), "over the CPU threshold: {coloured}");
         assert!(coloured.contains("\x1b[31mCRASHED\x1b[0m"), "{coloured}");
         assert!(coloured.contains("  STOPPED  "), "{coloured}");
-        assert!(
-            table(&[plugin("a", "RUNNING", Some(1), "1")], LIMITS, Style::COLOURED).contains("\x1b[32mRUNNING\x1b[0m")
-        );
+        assert!(table(&[plugin("a", "RUNNING", Some(1), "1")], Style::COLOURED).contains("\x1b[32mRUNNING\x1b[0m"));
     }
 
     #[test]

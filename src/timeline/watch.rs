@@ -11,14 +11,8 @@ use tokio::sync::watch;
 
 use super::{Kind, Note, Timeline};
 use crate::chat::irc::connection::LinkState;
-use crate::config::DashboardConfig;
 use crate::dashboard::view::{CardView, Health, Thresholds};
 use crate::metrics::Snapshot;
-
-/// The cards' thresholds, from the dashboard's settings.
-pub fn thresholds(config: &DashboardConfig) -> Thresholds {
-    Thresholds { cpu_percent: config.warn_cpu_percent, memory_mb: config.warn_memory_mb }
-}
 
 /// What was seen of a plugin last time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -221,7 +221,7 @@ fn unknown_keys_in_the_file_are_named_with_the_expected_ones() {
     assert_fixture_error(
         "unknown_key.json",
         &["config error: dashboard.prot from {path}: unknown key \"prot\", did you mean \"port\"? \
-           (expected one of: enabled, host, port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth, users, trusted_proxies, tls)"],
+           (expected one of: enabled, host, port, warn_cpu_percent, warn_memory_mb, warn_response_ms, max_sse_clients, auth, users, trusted_proxies, tls)"],
     );
 }
 
@@ -230,7 +230,7 @@ fn unknown_keys_from_the_environment_name_the_variable() {
     assert_eq!(
         config_error(&["config"], &[("ROSEY_DASHBOARD__PROT", "1")]),
         ["config error: dashboard.prot from ROSEY_DASHBOARD__PROT: unknown key \"prot\", did you mean \"port\"? \
-          (expected one of: enabled, host, port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth, users, trusted_proxies, tls)"]
+          (expected one of: enabled, host, port, warn_cpu_percent, warn_memory_mb, warn_response_ms, max_sse_clients, auth, users, trusted_proxies, tls)"]
     );
     // A mistyped section: the message names the variable as written, not a rebuilt one.
     assert_eq!(
@@ -290,7 +290,7 @@ fn several_problems_are_all_reported_one_line_each() {
             "config error: dashboard.enabled from {path}: expected true or false, found \"yes\"",
             "config error: dashboard.port from {path}: expected an integer 1..65535, found 70000",
             "config error: dashboard.prot from {path}: unknown key \"prot\", did you mean \"port\"? \
-             (expected one of: enabled, host, port, warn_cpu_percent, warn_memory_mb, max_sse_clients, auth, users, trusted_proxies, tls)",
+             (expected one of: enabled, host, port, warn_cpu_percent, warn_memory_mb, warn_response_ms, max_sse_clients, auth, users, trusted_proxies, tls)",
             "config error: metrics.poll_interval from {path}: expected a number of seconds > 0, found 0",
             "config error: plugins[0].name from {path}: invalid plugin name \"bad name!\": expected 1..64 characters \
              of a-z A-Z 0-9 . _ - (not . or ..)",

@@ -125,7 +125,7 @@ fn detail_page_shows_charts_aggregates_and_hostile_stderr_literally() {
     assert!(page.contains(r#"data-plugin="crasher""#));
 
     let page = rosey.get("/plugin/dice-roller").body;
-    for chart in ["cpu", "memory", "events"] {
+    for chart in ["cpu", "memory", "events", "response"] {
         let at = page.find(&format!("data-chart=\"{chart}\"")).unwrap_or_else(|| panic!("no {chart} chart"));
         let figure = &page[at..at + page[at..].find("</figure>").unwrap()];
         assert!(figure.contains("<svg") && figure.contains("<polyline"), "{chart} chart is inline SVG");

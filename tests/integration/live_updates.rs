@@ -239,7 +239,7 @@ fn a_plugin_page_is_sent_that_plugin_alone() {
         .iter()
         .filter_map(|c| c["key"].as_str())
         .collect();
-    assert_eq!(charts, ["cpu", "memory", "events"]);
+    assert_eq!(charts, ["cpu", "memory", "events", "response"]);
 
     rosey.say("!roll 1d6");
     let mut compared = 0;

@@ -103,10 +103,7 @@ fn a_version_that_exits_before_hello_is_rolled_back_and_the_old_one_keeps_answer
     assert_eq!((entry["outcome"].as_str(), entry["from_version"].as_str()), (Some("rolled_back"), Some("1")));
     assert_eq!(entry["reason"].as_str(), Some(reason.as_str()));
     let metrics = request("GET", &rosey.url("/metrics"), &[("authorization", AUTH)]).expect("GET /metrics").body;
-    assert!(
-        metrics.contains("rosey_plugin_reloads_total{plugin=\"versioned\",outcome=\"rolled_back\"} 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("rosey_plugin_reloads_total{plugin=\"versioned\",status=\"rolled_back\"} 1"), "{metrics}");
 }
 
 #[test]

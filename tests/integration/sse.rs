@@ -118,7 +118,7 @@ fn events_stream_for_one_plugin_carries_its_detail() {
     let detail = &data["view"]["detail"];
     let charts: Vec<&str> =
         detail["charts"].as_array().expect("charts").iter().map(|c| c["key"].as_str().unwrap()).collect();
-    assert_eq!(charts, ["cpu", "memory", "events"]);
+    assert_eq!(charts, ["cpu", "memory", "events", "response"]);
     assert!(detail["aggregates"].is_array());
     assert!(detail["crash_log"].is_array());
 

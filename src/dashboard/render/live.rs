@@ -271,7 +271,14 @@ mod tests {
         let mut history = Series::new(720);
         for i in 0..samples {
             let state = PluginState::Running;
-            history.push(Sample { at_ms: i * 5000, events: i, cpu_percent, memory_kib: 20_480, state });
+            history.push(Sample {
+                at_ms: i * 5000,
+                events: i,
+                cpu_percent,
+                memory_kib: 20_480,
+                response_ms: 0.0,
+                state,
+            });
         }
         let running = !uptime.is_zero();
         PluginSnapshot {
@@ -347,7 +354,7 @@ mod tests {
                 plugin("steady", seconds(7205), 0.0, 13),
             ],
         );
-        let thresholds = Thresholds { cpu_percent: 5.0, memory_mb: 512.0 };
+        let thresholds = Thresholds { cpu_percent: 5.0, memory_mb: 512.0, response_ms: 1000.0 };
         let (base, live) = (LiveFrames::new(before, thresholds), LiveFrames::new(after.clone(), thresholds));
 
         let delta = frame_data(&live.index_delta(&base));
@@ -390,7 +397,7 @@ mod tests {
         let mut after = running(["dice", "newbie", "steady"], 2);
         after[1] = plugin("newbie", Duration::from_millis(2500), 0.5, 2);
         let after = snapshot(2, after.into());
-        let thresholds = Thresholds { cpu_percent: 5.0, memory_mb: 512.0 };
+        let thresholds = Thresholds { cpu_percent: 5.0, memory_mb: 512.0, response_ms: 1000.0 };
         let (base, live) = (LiveFrames::new(before, thresholds), LiveFrames::new(after, thresholds));
 
         let delta = frame_data(&live.index_delta(&base));

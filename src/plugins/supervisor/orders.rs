@@ -425,7 +425,7 @@ fn ended_before(ended: Finished, waited_for: WaitedFor, finished: &mut Finishing
 /// Push a finished reload into the plugin's reload log and count it: the one place a reload
 /// is recorded, whether it ended at the switch or was rolled back after it.
 fn push_reload(status: &mut PluginStatus, record: ReloadRecord) {
-    status.reloads.count(record.outcome);
+    status.reloads.count(record.outcome, record.duration);
     let mut log = (*status.reload_log).clone();
     log.push_front(record);
     log.truncate(RELOAD_LOG_LEN);

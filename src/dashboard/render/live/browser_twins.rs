@@ -1,5 +1,6 @@
 //! The rules the live page applies as the server does, checked without a browser: the
-//! sparkline and chart drawing ([`view::polyline`]), the rounding of an uptime grown by a
+//! sparkline and chart drawing ([`view::polyline`]), the charts' value scale
+//! ([`view::nice_ceiling`], [`view::axis_value`]), the rounding of an uptime grown by a
 //! delta's step ([`stepped`]) and the sparkline's length ([`SPARK_SAMPLES`]). The browser
 //! keeps its own copy of each because it redraws from the points and applies the step on every
 //! delta (sending ready-made lines would resend every point of every card each second), so
@@ -22,6 +23,20 @@ const JS: &str = include_str!("../../../../static/dashboard.js");
 struct Fixture {
     polyline: Vec<Line>,
     uptime: Vec<Uptime>,
+    nice_ceiling: Vec<Ceiling>,
+    axis_value: Vec<AxisValue>,
+}
+
+#[derive(Deserialize)]
+struct Ceiling {
+    max: f64,
+    top: f64,
+}
+
+#[derive(Deserialize)]
+struct AxisValue {
+    value: f64,
+    label: String,
 }
 
 #[derive(Deserialize)]
@@ -29,6 +44,8 @@ struct Line {
     values: Vec<f64>,
     #[serde(rename = "box")]
     size: (f64, f64),
+    #[serde(default)]
+    floor: f64,
     points: String,
 }
 
@@ -47,7 +64,18 @@ fn fixture() -> Fixture {
 fn the_server_draws_and_steps_as_the_fixture_says() {
     let fixture = fixture();
     for line in &fixture.polyline {
-        assert_eq!(view::polyline(line.values.iter().copied(), line.size, 0.0), line.points, "{:?}", line.values);
+        assert_eq!(
+            view::polyline(line.values.iter().copied(), line.size, line.floor),
+            line.points,
+            "{:?}",
+            line.values
+        );
+    }
+    for c in &fixture.nice_ceiling {
+        assert_eq!(view::nice_ceiling(c.max), c.top, "scale for {}", c.max);
+    }
+    for a in &fixture.axis_value {
+        assert_eq!(view::axis_value(a.value), a.label, "label of {}", a.value);
     }
     for up in &fixture.uptime {
         assert_eq!(stepped(&Value::from(up.uptime), up.step), Value::from(up.stepped), "{} + {}", up.uptime, up.step);
@@ -70,11 +98,19 @@ fn js_function(name: &str) -> &'static str {
 #[test]
 fn the_live_page_draws_and_steps_as_the_fixture_says() {
     let script = format!(
-        "{}\n{}\nconst fixture = {FIXTURE};\n\
+        "{}\n{}\n{}\n{}\nconst fixture = {FIXTURE};\n\
          const wrong = [];\n\
          for (const l of fixture.polyline) {{\n\
-           const got = polylinePoints(l.values, l.box[0], l.box[1]);\n\
+           const got = polylinePoints(l.values, l.box[0], l.box[1], l.floor);\n\
            if (got !== l.points) wrong.push(`polyline ${{JSON.stringify(l.values)}}: ${{got}}`);\n\
+         }}\n\
+         for (const c of fixture.nice_ceiling) {{\n\
+           const got = niceCeiling(c.max);\n\
+           if (got !== c.top) wrong.push(`nice_ceiling ${{c.max}}: ${{got}}`);\n\
+         }}\n\
+         for (const a of fixture.axis_value) {{\n\
+           const got = axisValue(a.value);\n\
+           if (got !== a.label) wrong.push(`axis_value ${{a.value}}: ${{got}}`);\n\
          }}\n\
          for (const u of fixture.uptime) {{\n\
            const got = steppedUptime(u.uptime, u.step);\n\
@@ -84,6 +120,8 @@ fn the_live_page_draws_and_steps_as_the_fixture_says() {
          process.exit(wrong.length ? 1 : 0);\n",
         js_function("polylinePoints"),
         js_function("steppedUptime"),
+        js_function("niceCeiling"),
+        js_function("axisValue"),
     );
     let output = match Command::new("node").arg("-e").arg(&script).output() {
         Ok(output) => output,
