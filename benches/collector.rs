@@ -508,7 +508,7 @@ fn snapshot_with_commands(count: usize, rounds: usize) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
         let (replies, _unread) = tokio::sync::mpsc::channel(1);
-        let launcher = Launcher { rosey_exe: "/nonexistent/rosey".into(), open_files: None };
+        let launcher = Launcher { rosey_exe: "/nonexistent/rosey".into(), open_files: None, logs: Default::default() };
         let host = PluginHost::start((0..count).map(commanded_plugin).collect(), launcher, replies);
         // Let every supervisor try its spawn and settle in FAILED: nothing changes after that.
         while host.handles().iter().any(|h| h.status().state != PluginState::Failed) {

@@ -18,6 +18,7 @@ use crate::control::{self, ActionDoor, ConfigReloadError, ControlRequest, Trigge
 use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
+use crate::plugins::output_log::LogBook;
 use crate::plugins::{Launcher, PluginHost};
 use crate::remote::{self, ReloadTarget};
 use crate::{chat, limits, logging};
@@ -223,7 +224,9 @@ pub async fn run(
     };
     let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE);
     info!(plugins = config.plugins.len(), "starting");
-    let host = PluginHost::start(config.plugins.clone(), Launcher { rosey_exe, open_files }, reply_tx);
+    let logs = LogBook::new(config.logs.clone());
+    let launcher = Launcher { rosey_exe, open_files, logs: logs.clone() };
+    let host = PluginHost::start(config.plugins.clone(), launcher, reply_tx);
     let (door, control_requests) = door;
 
     let mut collector = Collector::new(host.registry(), config.metrics);
@@ -239,7 +242,7 @@ pub async fn run(
         info!("/metrics is off (metrics.prometheus_enabled = false); it answers 404");
     }
     let dashboard =
-        bound.map(|bound| Dashboard::start(bound, &config.dashboard, config.prometheus_enabled, snapshots, door));
+        bound.map(|bound| Dashboard::start(bound, &config.dashboard, config.prometheus_enabled, snapshots, door, logs));
 
     let chat_config = config.chat.clone();
     let chat =

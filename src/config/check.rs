@@ -84,6 +84,7 @@ impl RawConfig {
             },
             plugins,
             chat,
+            logs: (&self.logs).into(),
             prometheus_enabled: m.prometheus_enabled,
         })
     }

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use super::{Action, ActionError, ActionOutcome, ActionReport, Trigger};
 use crate::config::{Config, DashboardConfig, MetricsConfig};
 use crate::plugins::PluginHost;
+use crate::plugins::output_log::LogSettings;
 
 /// What a config reload changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -109,6 +110,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         tls,
     } = &new.dashboard;
     let MetricsConfig { poll_interval, history_duration } = &new.metrics;
+    let LogSettings { max_lines, max_bytes, lines_per_second, files } = &new.logs;
     let (was, was_metrics) = (&running.dashboard, &running.metrics);
     let changes = [
         ("dashboard.enabled", was.enabled != *enabled),
@@ -128,6 +130,13 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("metrics.prometheus_enabled", running.prometheus_enabled != new.prometheus_enabled),
         // The chat connections are made at start.
         ("chat", running.chat != new.chat),
+        // Each plugin's log ring and file writer are made as the bot starts.
+        ("logs.max_lines", running.logs.max_lines != *max_lines),
+        ("logs.max_bytes", running.logs.max_bytes != *max_bytes),
+        ("logs.lines_per_second", running.logs.lines_per_second != *lines_per_second),
+        ("logs.dir", running.logs.files.as_ref().map(|f| &f.dir) != files.as_ref().map(|f| &f.dir)),
+        ("logs.file_max_bytes", running.logs.files.as_ref().map(|f| f.max_bytes) != files.as_ref().map(|f| f.max_bytes)),
+        ("logs.file_backups", running.logs.files.as_ref().map(|f| f.backups) != files.as_ref().map(|f| f.backups)),
     ];
     changes.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key.to_owned()).collect()
 }

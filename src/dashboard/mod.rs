@@ -7,6 +7,7 @@ pub mod action_routes;
 pub mod api;
 mod auth;
 mod burst_trim;
+mod logs;
 pub mod prometheus;
 mod refusal;
 pub mod render;
@@ -33,6 +34,7 @@ use crate::control::ActionDoor;
 use crate::display::host_port;
 use crate::limits;
 use crate::metrics::Snapshot;
+use crate::plugins::output_log::LogBook;
 use render::{RenderContext, Rendered};
 use server::ConnectionCaps;
 use view::Thresholds;
@@ -58,6 +60,8 @@ struct Shared {
     stop: CancellationToken,
     /// `metrics.prometheus_enabled`: false, `/metrics` answers 404.
     prometheus_enabled: bool,
+    /// Each plugin's output log, read by the log routes only.
+    logs: Arc<LogBook>,
 }
 
 impl Shared {
@@ -107,6 +111,7 @@ impl Dashboard {
         prometheus_enabled: bool,
         snapshots: watch::Receiver<Arc<Snapshot>>,
         controls: ActionDoor,
+        logs: Arc<LogBook>,
     ) -> Dashboard {
         let BoundDashboard { listener, templates, local_addr, certificate, acceptor } = bound;
         // The first snapshot lists every configured plugin, each holding descriptors of its own.
@@ -124,7 +129,7 @@ impl Dashboard {
 
         let stop = CancellationToken::new();
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
-        let shared = Arc::new(Shared { pages, context, stop: stop.clone(), prometheus_enabled });
+        let shared = Arc::new(Shared { pages, context, stop: stop.clone(), prometheus_enabled, logs });
         let guard = auth::Guard::new(config, auth_failures);
         let actions = action_routes::Actions::new(controls, config.has_operator());
         let app = routes::routes(actions).data(shared).around(move |ep, req| {

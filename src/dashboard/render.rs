@@ -23,7 +23,7 @@ use crate::sync::lock;
 use live::LiveFrames;
 
 /// The templates, compiled into the binary so it runs from any directory.
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 14] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("controls.html", include_str!("../../templates/controls.html")),
@@ -37,6 +37,7 @@ const TEMPLATES: [(&str, &str); 13] = [
     ("conflict.html", include_str!("../../templates/conflict.html")),
     ("not_found.html", include_str!("../../templates/not_found.html")),
     ("action_answer.html", include_str!("../../templates/action_answer.html")),
+    ("plugin_log.html", include_str!("../../templates/plugin_log.html")),
 ];
 
 /// Index pages for queries other than the default, kept per snapshot: enough for the few

@@ -16,6 +16,7 @@ pub mod command_table;
 mod host;
 pub mod ledger;
 pub mod lines;
+pub mod output_log;
 pub mod protocol;
 pub mod spec;
 mod supervisor;
@@ -284,11 +285,14 @@ pub struct PluginHandle {
     /// The queue of the process that gets new commands. A reload swaps it: the lock is held
     /// only for a `try_send` or the swap, so every command goes to exactly one process.
     commands: Mutex<mpsc::Sender<HostMessage>>,
+    /// What its processes wrote that was not protocol (stderr, stray stdout lines).
+    pub log: Arc<output_log::PluginLog>,
 }
 
 impl PluginHandle {
-    fn new(config: PluginConfig, commands: mpsc::Sender<HostMessage>) -> PluginHandle {
+    fn new(config: PluginConfig, commands: mpsc::Sender<HostMessage>, log: Arc<output_log::PluginLog>) -> PluginHandle {
         PluginHandle {
+            log,
             name: config.name.clone(),
             status: watch::Sender::new(PluginStatus::new(Arc::new(config))),
             counters: PluginCounters::default(),
@@ -360,6 +364,8 @@ pub struct Launcher {
     pub rosey_exe: PathBuf,
     /// The open-files limit plugins get back when the bot raised its own.
     pub open_files: Option<crate::limits::InheritedLimit>,
+    /// Where each plugin's output is kept.
+    pub logs: Arc<output_log::LogBook>,
 }
 
 #[cfg(test)]
@@ -395,7 +401,7 @@ mod tests {
             command_timeout: spec::DEFAULT_COMMAND_TIMEOUT,
         };
         let (tx, rx) = mpsc::channel(queue);
-        (PluginHandle::new(config, tx), rx)
+        (PluginHandle::new(config, tx, output_log::LogBook::default().open(name)), rx)
     }
 
     fn command(id: u64) -> HostMessage {
