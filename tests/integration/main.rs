@@ -39,6 +39,7 @@ mod metrics;
 mod ops;
 mod page_actions;
 mod pages;
+mod plugin_logs;
 mod plugin_protocol;
 mod process_tree;
 mod prometheus_e2e;
