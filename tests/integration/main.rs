@@ -23,6 +23,7 @@ mod browser_actions;
 mod browser_cards;
 mod browser_listing;
 mod browser_live;
+mod browser_plugin_logs;
 mod chat;
 mod chat_panel;
 mod cli;

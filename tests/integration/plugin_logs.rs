@@ -209,6 +209,30 @@ fn the_live_stream_starts_with_the_tail_then_sends_only_new_lines() {
 }
 
 #[test]
+fn the_plugin_page_shows_the_log_tail_without_javascript_hostile_lines_as_text() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut rosey = RoseyBuilder::new().plugins(json!([chatty(dir.path(), "chatty", "1")])).start();
+    rosey.say("!hostile");
+    wait_for("the hostile line in the log", DEADLINE, || {
+        texts(&rosey.get_json("/api/plugin/chatty/logs")).iter().any(|t| t.contains("evil")).then_some(())
+    });
+    let page = rosey.get("/plugin/chatty").body;
+    let panel = &page[page.find("id=\"log-panel\"").expect("the log panel")..];
+    assert!(panel.contains(">started 1</span>"), "the tail is on the page: {panel}");
+    assert!(panel.contains("&lt;b&gt;bold&lt;"), "markup as text: {panel}");
+    assert!(!panel.contains("<b>") && !panel.contains("<script>alert"), "no markup from the plugin: {panel}");
+    assert!(panel.contains(" red [U+202E]evil[U+202C] bad \u{fffd}\u{fffd} end"), "colours gone, bidi shown: {panel}");
+    assert!(!page.contains('\u{1b}') && !page.contains('\u{202e}'), "no escape or bidi character on the page");
+    assert!(page.contains("<script src=\"/static/plugin_log.js\" defer></script>"), "the panel's script");
+    let script = rosey.get("/static/plugin_log.js");
+    assert!(script.status == 200 && script.content_type.starts_with("text/javascript"), "{}", script.content_type);
+    assert!(!script.body.contains("innerHTML"), "no innerHTML from data");
+    let index = rosey.get("/").body;
+    assert!(!index.contains("plugin_log.js"), "the log script is loaded on the plugin page only");
+    rosey.close_stdin();
+}
+
+#[test]
 fn log_files_rotate_at_their_size_and_keep_the_configured_number() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let logs_dir = dir.path().join("logs");
