@@ -93,6 +93,10 @@ struct Files {
 
 impl Files {
     fn run(mut self, lines: &Receiver<FileLine>, behind: &AtomicU64) {
+        if let Err(e) = std::fs::create_dir_all(&self.settings.dir) {
+            // Each line that cannot be written is then counted and logged per plugin.
+            warn!("cannot create logs.dir {}: {e}", self.settings.dir.display());
+        }
         let mut behind_warnings = LogBudget::new(1, WARN_EVERY);
         while let Ok(first) = lines.recv() {
             self.write(first);
