@@ -135,7 +135,10 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("logs.max_bytes", running.logs.max_bytes != *max_bytes),
         ("logs.lines_per_second", running.logs.lines_per_second != *lines_per_second),
         ("logs.dir", running.logs.files.as_ref().map(|f| &f.dir) != files.as_ref().map(|f| &f.dir)),
-        ("logs.file_max_bytes", running.logs.files.as_ref().map(|f| f.max_bytes) != files.as_ref().map(|f| f.max_bytes)),
+        (
+            "logs.file_max_bytes",
+            running.logs.files.as_ref().map(|f| f.max_bytes) != files.as_ref().map(|f| f.max_bytes),
+        ),
         ("logs.file_backups", running.logs.files.as_ref().map(|f| f.backups) != files.as_ref().map(|f| f.backups)),
     ];
     changes.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key.to_owned()).collect()

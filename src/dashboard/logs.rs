@@ -87,9 +87,9 @@ impl<'a> PageJson<'a> {
 }
 
 /// The log of `name`, or the 404 every `/api/plugin` route gives for a plugin not configured.
-fn plugin_log(shared: &Shared, name: &str) -> Result<Arc<PluginLog>, Response> {
+fn plugin_log(shared: &Shared, name: &str) -> Result<Arc<PluginLog>, Refusal> {
     if shared.current().plugin_index(name).is_none() {
-        return Err(Refusal::UnknownPlugin(name.to_owned()).json());
+        return Err(Refusal::UnknownPlugin(name.to_owned()));
     }
     Ok(shared.logs.open(name))
 }
@@ -120,7 +120,7 @@ pub(super) fn api_logs(
 ) -> Response {
     let log = match plugin_log(&shared, &name) {
         Ok(log) => log,
-        Err(refused) => return refused,
+        Err(refused) => return refused.json(),
     };
     let page = log.read(query.since, query.tail.unwrap_or(usize::MAX));
     if wants_text(req, &query) {
@@ -141,7 +141,7 @@ pub(super) fn live_logs(
 ) -> Response {
     let log = match plugin_log(&shared, &name) {
         Ok(log) => log,
-        Err(refused) => return refused,
+        Err(refused) => return refused.json(),
     };
     let Some(slot) = shared.context.sse_clients.try_join() else {
         return Response::builder()

@@ -183,8 +183,6 @@ impl PluginLog {
     /// (then it is only counted). Never waits.
     pub fn record(&self, stream: Stream, writer: &Writer, text: &str) {
         let now = Instant::now();
-        let text = cut(text);
-        let time = SystemTime::now();
         let seq = {
             let mut ring = lock(&self.ring);
             if !ring.budget.take(now) {
@@ -193,6 +191,7 @@ impl PluginLog {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            let (text, time) = (cut(text), SystemTime::now());
             ring.last_seq += 1;
             let seq = ring.last_seq;
             let dropped_before = std::mem::take(&mut ring.dropped_pending);
@@ -222,11 +221,7 @@ impl PluginLog {
         let first_kept = ring.lines.front().map_or(ring.last_seq + 1, |l| l.seq);
         let newer = ring.lines.len() - (since.saturating_sub(first_kept - 1) as usize).min(ring.lines.len());
         let skip = ring.lines.len() - newer.min(tail);
-        LogPage {
-            lines: ring.lines.iter().skip(skip).cloned().collect(),
-            dropped: self.dropped(),
-            next: ring.last_seq,
-        }
+        LogPage { lines: ring.lines.iter().skip(skip).cloned().collect(), dropped: self.dropped(), next: ring.last_seq }
     }
 
     /// Lines dropped over the budget since the bot started.
@@ -258,7 +253,7 @@ fn cut(text: &str) -> String {
 }
 
 /// Every plugin's log, by name: kept when a plugin is removed, found again if it comes back.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct LogBook {
     settings: LogSettings,
     logs: Mutex<HashMap<String, Arc<PluginLog>>>,
@@ -281,12 +276,6 @@ impl LogBook {
 
     pub fn get(&self, name: &str) -> Option<Arc<PluginLog>> {
         lock(&self.logs).get(name).cloned()
-    }
-}
-
-impl Default for LogBook {
-    fn default() -> Self {
-        LogBook { settings: LogSettings::default(), logs: Mutex::default(), files: None }
     }
 }
 

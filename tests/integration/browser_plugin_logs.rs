@@ -11,8 +11,7 @@ use crate::e2e_support::browser::*;
 
 /// The hostile line of the chatty fixture as the panel must show it: markup as text, colours
 /// gone, the bidi controls visible, each invalid byte a replacement character.
-const HOSTILE_SHOWN: &str =
-    "<b>bold</b> & <script>alert(1)</script> red [U+202E]evil[U+202C] bad \u{fffd}\u{fffd} end";
+const HOSTILE_SHOWN: &str = "<b>bold</b> & <script>alert(1)</script> red [U+202E]evil[U+202C] bad \u{fffd}\u{fffd} end";
 
 /// The texts of the panel's visible lines and markers, in order.
 async fn shown(browser: &Browser) -> Vec<String> {
@@ -42,7 +41,8 @@ fn new_log_lines_arrive_live_and_a_hostile_line_shows_literally() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let version = dir.path().join("VERSION");
     std::fs::write(&version, "1").expect("the version file is writable");
-    let chatty = json!({ "name": "chatty", "command": ["python3", fixture("chatty.py"), version.display().to_string()] });
+    let chatty =
+        json!({ "name": "chatty", "command": ["python3", fixture("chatty.py"), version.display().to_string()] });
     in_browser(
         "new_log_lines_arrive_live_and_a_hostile_line_shows_literally",
         true,
@@ -56,12 +56,14 @@ fn new_log_lines_arrive_live_and_a_hostile_line_shows_literally() {
             shows(browser, "a new line without a page load", |l| has(l, "err fresh") && has(l, "out fresh")).await;
             rosey.say("!hostile");
             shows(browser, "the hostile line, literally", |l| has(l, HOSTILE_SHOWN)).await;
-            let elements = browser.js("return document.querySelectorAll('#log-lines b, #log-lines script').length;").await;
+            let elements =
+                browser.js("return document.querySelectorAll('#log-lines b, #log-lines script').length;").await;
             assert_eq!(elements, json!(0), "the markup stayed text");
             let scripts = browser.js("return document.scripts.length;").await;
             assert_eq!(scripts, json!(2), "only the page's own scripts");
             assert!(browser.client.get_alert_text().await.is_err(), "no alert() ran");
-            let escape = browser.js("return document.getElementById('log-lines').textContent.includes('\\u001b');").await;
+            let escape =
+                browser.js("return document.getElementById('log-lines').textContent.includes('\\u001b');").await;
             assert_eq!(escape, json!(false), "no escape character reaches the page");
 
             // Pause holds new lines; Follow shows them.
@@ -95,7 +97,8 @@ fn new_log_lines_arrive_live_and_a_hostile_line_shows_literally() {
 
             // A flood: what was dropped is marked where it was dropped.
             rosey.say("!flood 0.3");
-            let lines = shows(browser, "a dropped-lines marker", |l| l.iter().any(|t| t.ends_with(" lines dropped"))).await;
+            let lines =
+                shows(browser, "a dropped-lines marker", |l| l.iter().any(|t| t.ends_with(" lines dropped"))).await;
             let marker = lines.iter().find(|t| t.ends_with(" lines dropped")).expect("a marker");
             let count: u64 = marker.split(' ').next().and_then(|n| n.parse().ok()).expect("a count");
             assert!(count > 0, "{marker}");

@@ -113,7 +113,13 @@ fn stderr_and_stray_stdout_lines_appear_in_order_with_their_stream_across_a_cras
     );
     assert_eq!(
         stream("stdout"),
-        [own("stray stdout 1", first), own("out one", first), own("stray stdout 1", second), own("stray stdout 2", third), own("out two", third)],
+        [
+            own("stray stdout 1", first),
+            own("out one", first),
+            own("stray stdout 1", second),
+            own("stray stdout 2", third),
+            own("out two", third)
+        ],
         "every stdout line that is not protocol (no hello, no reply), in order"
     );
     // The two pipes are read side by side; within a process, a line answered before the next
@@ -250,8 +256,10 @@ fn log_files_rotate_at_their_size_and_keep_the_configured_number() {
         let text = read("chatty.log");
         text.contains("flood done").then_some(text)
     });
-    let mut names: Vec<String> =
-        std::fs::read_dir(&logs_dir).expect("listed").map(|e| e.expect("an entry").file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&logs_dir)
+        .expect("listed")
+        .map(|e| e.expect("an entry").file_name().into_string().unwrap())
+        .collect();
     names.sort();
     assert_eq!(names, ["chatty.log", "chatty.log.1", "chatty.log.2"], "the file and 2 rotated ones, no more");
     for name in &names {

@@ -13,7 +13,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
 use tracing::warn;
@@ -101,11 +101,8 @@ impl Files {
         while let Ok(first) = lines.recv() {
             self.write(first);
             // Write what else is queued, then flush once: one syscall per batch, not per line.
-            loop {
-                match lines.try_recv() {
-                    Ok(line) => self.write(line),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
+            while let Ok(line) = lines.try_recv() {
+                self.write(line);
             }
             self.flush();
             let lost = behind.swap(0, Ordering::Relaxed);
@@ -175,7 +172,11 @@ impl Files {
 fn failed(plugin: &str, path: &Path, log: &mut OpenLog, error: &std::io::Error) {
     log.errors.fetch_add(1, Ordering::Relaxed);
     if let Some(suppressed) = log.warnings.admit() {
-        warn!(plugin, "cannot write its log file {}: {error}; the line is kept in memory only{suppressed}", path.display());
+        warn!(
+            plugin,
+            "cannot write its log file {}: {error}; the line is kept in memory only{suppressed}",
+            path.display()
+        );
     }
 }
 
