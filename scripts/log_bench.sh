@@ -116,8 +116,8 @@ run() {
   wait "$pid" 2>/dev/null || true
   awk -v l="$label" -v w="$written" -v s="$took" -v k="$kept" -v d="$dropped" -v t="$ticks" -v c="$CLK" \
     -v a="$t0" -v b="$t1" -v r0="$rss0" -v r1="$rss1" 'BEGIN {
-      printf "RUN label=%s written_per_s=%.0f kept=%s dropped=%s cpu_s=%.2f cpu_pct=%.1f rss0_mib=%.1f rss1_mib=%.1f\n",
-        l, w / s, k, d, t / c, t / c / (b - a) * 100, r0 / 1024, r1 / 1024 }' | tee -a "$WORK/runs"
+      printf "RUN label=%s written_per_s=%.0f kept=%s dropped=%s cpu_s=%.2f cpu_pct=%.1f ns_per_line=%.1f rss0_mib=%.1f rss1_mib=%.1f\n",
+        l, w / s, k, d, t / c, t / c / (b - a) * 100, t / c / w * 1e9, r0 / 1024, r1 / 1024 }' | tee -a "$WORK/runs"
 }
 
 for round in $(seq "$RUNS"); do
@@ -128,8 +128,8 @@ for round in $(seq "$RUNS"); do
 done
 
 echo
-echo "| Configuration | lines/s written by the plugin | lines kept | dropped | host CPU over the flood | host CPU % | RSS before → after |"
-echo "|---|---:|---:|---:|---:|---:|---|"
+echo "| Configuration | lines/s written by the plugin | lines kept | dropped | host CPU over the flood | host CPU % | host CPU per line read | RSS before → after |"
+echo "|---|---:|---:|---:|---:|---:|---:|---|"
 for label in before default unlimited; do
   grep -q "label=$label " "$WORK/runs" || continue
   python3 - "$WORK/runs" "$label" <<'PY'
@@ -141,7 +141,7 @@ def med(key, fmt="{:.0f}"):
         return "—"
     return fmt.format(statistics.median(float(v) for v in values))
 print(f"| {sys.argv[2]} | {med('written_per_s')} | {med('kept')} | {med('dropped')} | {med('cpu_s', '{:.2f}')} s "
-      f"| {med('cpu_pct', '{:.1f}')} | {med('rss0_mib', '{:.1f}')} → {med('rss1_mib', '{:.1f}')} MiB |")
+      f"| {med('cpu_pct', '{:.1f}')} | {med('ns_per_line', '{:.0f}')} ns | {med('rss0_mib', '{:.1f}')} → {med('rss1_mib', '{:.1f}')} MiB |")
 PY
 done
 echo "(medians of $RUNS runs; load average after: $(cut -d' ' -f1-3 /proc/loadavg))"

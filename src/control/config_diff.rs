@@ -112,6 +112,7 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
     let MetricsConfig { poll_interval, history_duration } = &new.metrics;
     let LogSettings { max_lines, max_bytes, lines_per_second, files } = &new.logs;
     let (was, was_metrics) = (&running.dashboard, &running.metrics);
+    let (was_files, files) = (running.logs.files.as_ref(), files.as_ref());
     let changes = [
         ("dashboard.enabled", was.enabled != *enabled),
         ("dashboard.host", was.host != *host),
@@ -134,12 +135,10 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         ("logs.max_lines", running.logs.max_lines != *max_lines),
         ("logs.max_bytes", running.logs.max_bytes != *max_bytes),
         ("logs.lines_per_second", running.logs.lines_per_second != *lines_per_second),
-        ("logs.dir", running.logs.files.as_ref().map(|f| &f.dir) != files.as_ref().map(|f| &f.dir)),
-        (
-            "logs.file_max_bytes",
-            running.logs.files.as_ref().map(|f| f.max_bytes) != files.as_ref().map(|f| f.max_bytes),
-        ),
-        ("logs.file_backups", running.logs.files.as_ref().map(|f| f.backups) != files.as_ref().map(|f| f.backups)),
+        ("logs.dir", was_files.map(|f| &f.dir) != files.map(|f| &f.dir)),
+        // The file settings without a dir on both sides change nothing.
+        ("logs.file_max_bytes", matches!((was_files, files), (Some(a), Some(b)) if a.max_bytes != b.max_bytes)),
+        ("logs.file_backups", matches!((was_files, files), (Some(a), Some(b)) if a.backups != b.backups)),
     ];
     changes.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key.to_owned()).collect()
 }
@@ -164,6 +163,17 @@ mod tests {
         assert!(needs_restart(&running, &load(r#"{"dashboard": {"port": 8080}}"#)).is_empty());
         let moved = load(r#"{"dashboard": {"port": 9090, "host": "127.0.0.1"}, "metrics": {"poll_interval": 1}}"#);
         assert_eq!(needs_restart(&running, &moved), ["dashboard.host", "dashboard.port", "metrics.poll_interval"]);
+    }
+
+    #[test]
+    fn a_changed_log_setting_needs_a_restart() {
+        let running = load("{}");
+        let new = load(r#"{"logs": {"max_lines": 50, "lines_per_second": 10}}"#);
+        assert_eq!(needs_restart(&running, &new), ["logs.max_lines", "logs.lines_per_second"]);
+        let files = load(r#"{"logs": {"dir": "/tmp/rosey-logs", "file_backups": 2}}"#);
+        assert_eq!(needs_restart(&running, &files), ["logs.dir"], "the files' settings come with it");
+        let fewer = load(r#"{"logs": {"dir": "/tmp/rosey-logs", "file_backups": 1}}"#);
+        assert_eq!(needs_restart(&files, &fewer), ["logs.file_backups"]);
     }
 
     /// The keys come from what a user may write (the raw config's defaults), not from a list
