@@ -26,13 +26,13 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     pub plugins: Vec<RawPlugin>,
     pub chat: RawChat,
-    pub logs: RawLogs,
     /// Chat accounts allowed to use `!admin` on every chat network (PRD Appendix A).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub admins: Vec<String>,
     /// One more admin, the bot's owner (Sortie 4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    pub logs: RawLogs,
 }
 
 /// `chat`: the console and the chat networks.
