@@ -71,7 +71,8 @@ fn stderr_and_stray_stdout_lines_appear_in_order_with_their_stream_across_a_cras
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut rosey = bot_with_actions(json!([chatty(dir.path(), "chatty", "1")]));
     wait_for_text(&rosey, "stray stdout 1");
-    let first = pid(&rosey).expect("a pid");
+    // The pid as the snapshot shows it (it may come a poll after the first lines).
+    let first = wait_for("the plugin's pid", DEADLINE, || pid(&rosey));
     log_word(&mut rosey, "one");
 
     rosey.say("!crash");
@@ -167,7 +168,7 @@ fn tail_since_and_the_text_format_pick_and_print_lines() {
     let mut printed: Vec<&str> = text.body.lines().collect();
     printed.sort_by_key(|l| l.split(' ').nth(1).map(str::to_owned)); // stderr before stdout
     assert_eq!(printed.len(), 2, "one line per entry: {}", text.body);
-    let pid = pid(&rosey).expect("a pid");
+    let pid = line(&logs(&rosey, "?tail=2"), "err n4")["pid"].clone();
     assert!(printed[0].ends_with(&format!(" stderr {pid} err n4")), "TIME STREAM PID TEXT: {}", text.body);
     assert!(printed[1].ends_with(&format!(" stdout {pid} out n4")), "{}", text.body);
     let url = rosey.url("/api/plugin/chatty/logs?tail=1");
