@@ -518,6 +518,7 @@ fn snapshot_with_commands(count: usize, rounds: usize) {
             rosey_exe: "/nonexistent/rosey".into(),
             open_files: None,
             timeline: rosey::timeline::Timeline::new(100),
+            logs: Default::default(),
         };
         let host = PluginHost::start((0..count).map(commanded_plugin).collect(), launcher, replies);
         // Let every supervisor try its spawn and settle in FAILED: nothing changes after that.

@@ -16,6 +16,7 @@ use crate::control::{self, ActionDoor, ConfigReloadError, ControlRequest, Trigge
 use crate::dashboard::{self, Dashboard};
 use crate::metrics::Collector;
 use crate::plugins::builtin::{self, Builtin};
+use crate::plugins::output_log::LogBook;
 use crate::plugins::{Launcher, PluginHost};
 use crate::remote;
 use crate::timeline::{self, Timeline};
@@ -228,7 +229,8 @@ pub async fn run(
     info!(plugins = config.plugins.len(), "starting");
     let timeline = Timeline::open(&config.timeline);
     let notifier = notify::Notifier::start(&config.notify, &timeline);
-    let launcher = Launcher { rosey_exe, open_files, timeline: timeline.clone() };
+    let logs = LogBook::new(config.logs.clone());
+    let launcher = Launcher { rosey_exe, open_files, timeline: timeline.clone(), logs: logs.clone() };
     let host = PluginHost::start(config.plugins.clone(), launcher, reply_tx);
     let (door, control_requests) = door;
 
@@ -253,7 +255,7 @@ pub async fn run(
         info!("/metrics is off (metrics.prometheus_enabled = false); it answers 404");
     }
     let dashboard = bound.map(|bound| {
-        let feeds = dashboard::Feeds { snapshots, timeline: timeline.clone(), notifications: notifier.counts() };
+        let feeds = dashboard::Feeds { snapshots, timeline: timeline.clone(), notifications: notifier.counts(), logs };
         Dashboard::start(bound, &config.dashboard, config.prometheus_enabled, feeds, door)
     });
 

@@ -95,6 +95,7 @@ impl RawConfig {
             chat,
             timeline: self.timeline.checked(),
             notify,
+            logs: (&self.logs).into(),
             prometheus_enabled: m.prometheus_enabled,
         })
     }

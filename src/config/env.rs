@@ -7,9 +7,10 @@ use super::report::{ConfigProblem, ValueSource, did_you_mean};
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "ROSEY_";
 /// The config's top-level sections; `ROSEY_<SECTION>…` is config.
-const SECTIONS: [&str; 8] = ["dashboard", "metrics", "plugins", "chat", "timeline", "notify", "admins", "owner"];
+const SECTIONS: [&str; 9] =
+    ["dashboard", "metrics", "plugins", "chat", "timeline", "notify", "admins", "owner", "logs"];
 /// Sections a single-underscore variable (`ROSEY_DASHBOARD_PORT`) was probably meant for.
-const ENV_SECTIONS: [&str; 2] = ["dashboard", "metrics"];
+const ENV_SECTIONS: [&str; 3] = ["dashboard", "metrics", "logs"];
 /// `ROSEY_*` variables rosey reads itself that are not config keys.
 const OWN_VARIABLES: [&str; 2] = ["config", "log"];
 

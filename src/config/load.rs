@@ -198,6 +198,11 @@ pub(super) fn load_figment(
 /// bare program name (`python3`) is still looked up in `PATH`, like a shell does; arguments
 /// are the program's business and are left alone.
 fn resolve_paths(raw: &mut RawConfig, base: &Path) {
+    if let Some(dir) = raw.logs.dir.as_mut()
+        && dir.is_relative()
+    {
+        *dir = beside(base, dir);
+    }
     for plugin in &mut raw.plugins {
         if let Some(program) = plugin.command.as_mut().and_then(|command| command.first_mut())
             && program.contains('/')

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
+use std::num::{NonZeroU16, NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use super::ip_range::IpRange;
 use super::irc::IrcSettings;
 use super::login::Login;
 use super::numbers::{ChatRange, DelayRange, HistoryRange, NonNegative, PollRange, ReloadRange, Seconds};
+use crate::plugins::output_log::{FileSettings, LogSettings};
 use crate::plugins::spec::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_MEMORY_RECYCLES, DEFAULT_MEMORY_SAMPLES, DEFAULT_MEMORY_WINDOW,
     DEFAULT_PROBE_TIMEOUT, PluginConfig, ReloadPolicy, RestartPolicy,
@@ -37,6 +38,7 @@ pub struct RawConfig {
     /// One more admin, the bot's owner (Sortie 4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    pub logs: RawLogs,
 }
 
 /// `chat`: the console and the chat networks.
@@ -236,6 +238,55 @@ pub struct RawMetrics {
     pub prometheus_enabled: bool,
 }
 
+/// `logs`: each plugin's output log (src/plugins/output_log.rs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogs {
+    /// Lines kept in memory per plugin…
+    pub max_lines: NonZeroUsize,
+    /// …and bytes of text, whichever limit is reached first.
+    pub max_bytes: NonZeroUsize,
+    /// Lines per second a plugin may log before further lines are dropped and counted.
+    pub lines_per_second: NonZeroU32,
+    /// Also write each plugin's lines to `DIR/NAME.log`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// A log file is rotated before it would grow past this many bytes.
+    pub file_max_bytes: NonZeroU64,
+    /// Rotated files kept per plugin (`NAME.log.1` … `NAME.log.N`).
+    pub file_backups: u32,
+}
+
+impl Default for RawLogs {
+    /// The log's own defaults, so the two cannot drift apart.
+    fn default() -> Self {
+        let settings = LogSettings::default();
+        RawLogs {
+            max_lines: NonZeroUsize::new(settings.max_lines).expect("the default is not zero"),
+            max_bytes: NonZeroUsize::new(settings.max_bytes).expect("the default is not zero"),
+            lines_per_second: NonZeroU32::new(settings.lines_per_second).expect("the default is not zero"),
+            dir: None,
+            file_max_bytes: NonZeroU64::new(10 * 1024 * 1024).expect("10 MiB is not zero"),
+            file_backups: 5,
+        }
+    }
+}
+
+impl From<&RawLogs> for LogSettings {
+    fn from(raw: &RawLogs) -> Self {
+        LogSettings {
+            max_lines: raw.max_lines.get(),
+            max_bytes: raw.max_bytes.get(),
+            lines_per_second: raw.lines_per_second.get(),
+            files: raw.dir.as_ref().map(|dir| FileSettings {
+                dir: dir.clone(),
+                max_bytes: raw.file_max_bytes.get(),
+                backups: raw.file_backups,
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawPlugin {
@@ -428,6 +479,8 @@ pub struct Config {
     pub chat: ChatConfig,
     pub timeline: TimelineConfig,
     pub notify: NotifyConfig,
+    /// `logs`: what is kept of each plugin's output, and where.
+    pub logs: LogSettings,
     /// `metrics.prometheus_enabled`: serve `/metrics`. Kept beside, not in, [`MetricsConfig`]:
     /// that is the collector's, and the collector does not serve Prometheus.
     pub prometheus_enabled: bool,

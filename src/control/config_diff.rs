@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use super::{Action, ActionError, ActionOutcome, ActionReport, Trigger};
 use crate::config::{Config, DashboardConfig, MetricsConfig};
 use crate::plugins::PluginHost;
+use crate::plugins::output_log::LogSettings;
 
 /// What a config reload changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -113,7 +114,9 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         tls,
     } = &new.dashboard;
     let MetricsConfig { poll_interval, history_duration } = &new.metrics;
+    let LogSettings { max_lines, max_bytes, lines_per_second, files } = &new.logs;
     let (was, was_metrics) = (&running.dashboard, &running.metrics);
+    let (was_files, files) = (running.logs.files.as_ref(), files.as_ref());
     let changes = [
         ("dashboard.enabled", was.enabled != *enabled),
         ("dashboard.host", was.host != *host),
@@ -136,6 +139,14 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         // The timeline's file is opened and the notifier's webhooks read at start.
         ("timeline", running.timeline != new.timeline),
         ("notify", running.notify != new.notify),
+        // Each plugin's log ring and file writer are made as the bot starts.
+        ("logs.max_lines", running.logs.max_lines != *max_lines),
+        ("logs.max_bytes", running.logs.max_bytes != *max_bytes),
+        ("logs.lines_per_second", running.logs.lines_per_second != *lines_per_second),
+        ("logs.dir", was_files.map(|f| &f.dir) != files.map(|f| &f.dir)),
+        // The file settings without a dir on both sides change nothing.
+        ("logs.file_max_bytes", matches!((was_files, files), (Some(a), Some(b)) if a.max_bytes != b.max_bytes)),
+        ("logs.file_backups", matches!((was_files, files), (Some(a), Some(b)) if a.backups != b.backups)),
     ];
     changes.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key.to_owned()).collect()
 }
@@ -172,6 +183,17 @@ mod tests {
         assert_ne!(plain, entry(r#", "max_memory_mb": 200"#), "a new limit is a changed entry");
         assert_ne!(entry(r#", "max_memory_mb": 200"#), entry(r#", "max_memory_mb": 200, "max_memory_window": 60"#));
         assert_ne!(plain, entry(r#", "watch": ["plugins/*.py"]"#), "a new watch list is a changed entry");
+    }
+
+    #[test]
+    fn a_changed_log_setting_needs_a_restart() {
+        let running = load("{}");
+        let new = load(r#"{"logs": {"max_lines": 50, "lines_per_second": 10}}"#);
+        assert_eq!(needs_restart(&running, &new), ["logs.max_lines", "logs.lines_per_second"]);
+        let files = load(r#"{"logs": {"dir": "/tmp/rosey-logs", "file_backups": 2}}"#);
+        assert_eq!(needs_restart(&running, &files), ["logs.dir"], "the files' settings come with it");
+        let fewer = load(r#"{"logs": {"dir": "/tmp/rosey-logs", "file_backups": 1}}"#);
+        assert_eq!(needs_restart(&files, &fewer), ["logs.file_backups"]);
     }
 
     /// The keys come from what a user may write (the raw config's defaults), not from a list

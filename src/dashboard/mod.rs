@@ -7,6 +7,7 @@ pub mod action_routes;
 pub mod api;
 mod auth;
 mod burst_trim;
+mod logs;
 pub mod prometheus;
 mod refusal;
 pub mod render;
@@ -34,6 +35,7 @@ use crate::control::ActionDoor;
 use crate::display::host_port;
 use crate::limits;
 use crate::metrics::Snapshot;
+use crate::plugins::output_log::LogBook;
 use crate::timeline::Timeline;
 use render::{RenderContext, Rendered};
 use server::ConnectionCaps;
@@ -58,6 +60,8 @@ pub struct Feeds {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub timeline: Timeline,
     pub notifications: crate::notify::Counts,
+    /// Each plugin's output log, for the log routes.
+    pub logs: Arc<LogBook>,
 }
 
 /// What every handler shares.
@@ -68,6 +72,8 @@ struct Shared {
     stop: CancellationToken,
     /// `metrics.prometheus_enabled`: false, `/metrics` answers 404.
     prometheus_enabled: bool,
+    /// Each plugin's output log, read by the log routes only.
+    logs: Arc<LogBook>,
 }
 
 impl Shared {
@@ -140,7 +146,7 @@ impl Dashboard {
         feeds: Feeds,
         controls: ActionDoor,
     ) -> Dashboard {
-        let Feeds { snapshots, timeline, notifications } = feeds;
+        let Feeds { snapshots, timeline, notifications, logs } = feeds;
         let BoundDashboard { listener, templates, local_addr, certificate: _, acceptor } = bound;
         // The first snapshot lists every configured plugin, each holding descriptors of its own.
         let plugins = snapshots.borrow().plugins.len();
@@ -159,8 +165,14 @@ impl Dashboard {
 
         let stop = CancellationToken::new();
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
-        let shared =
-            Arc::new(Shared { timeline: timeline.clone(), pages, context, stop: stop.clone(), prometheus_enabled });
+        let shared = Arc::new(Shared {
+            timeline: timeline.clone(),
+            pages,
+            context,
+            stop: stop.clone(),
+            prometheus_enabled,
+            logs,
+        });
         let guard = auth::Guard::new(config, auth_failures, timeline);
         let actions = action_routes::Actions::new(controls, config.has_operator());
         let app = routes::routes(actions).data(shared).around(move |ep, req| {

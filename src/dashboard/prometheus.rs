@@ -189,6 +189,20 @@ pub fn render(snapshot: &Snapshot, sse_clients: usize, auth_failures: u64) -> St
         "counter",
         |p| p.command_timeouts as f64,
     );
+    w.per_plugin(
+        snapshot,
+        "rosey_plugin_log_lines_dropped_total",
+        "Lines the plugin wrote (stderr, or stdout that is not protocol) over logs.lines_per_second, not kept",
+        "counter",
+        |p| p.log_lines_dropped as f64,
+    );
+    w.per_plugin(
+        snapshot,
+        "rosey_plugin_log_file_errors_total",
+        "Lines of the plugin's log that could not be written to its file in logs.dir",
+        "counter",
+        |p| p.log_file_errors as f64,
+    );
     w.histogram(
         snapshot,
         "rosey_plugin_response_time_seconds",

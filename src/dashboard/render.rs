@@ -23,7 +23,7 @@ use crate::sync::lock;
 use live::LiveFrames;
 
 /// The templates, compiled into the binary so it runs from any directory.
-const TEMPLATES: [(&str, &str); 16] = [
+const TEMPLATES: [(&str, &str); 17] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("dashboard.html", include_str!("../../templates/dashboard.html")),
     ("controls.html", include_str!("../../templates/controls.html")),
@@ -40,6 +40,7 @@ const TEMPLATES: [(&str, &str); 16] = [
     ("timeline.html", include_str!("../../templates/timeline.html")),
     ("timeline_event.html", include_str!("../../templates/timeline_event.html")),
     ("timeline_recent.html", include_str!("../../templates/timeline_recent.html")),
+    ("plugin_log.html", include_str!("../../templates/plugin_log.html")),
 ];
 
 /// Index pages for queries other than the default, kept per snapshot: enough for the few

@@ -14,9 +14,10 @@ use serde::Deserialize;
 use super::auth::audience;
 use super::refusal::Refusal;
 use super::responses::{accepts_gzip, html, html_response, json, negotiated, respond, uncached};
-use super::{Shared, action_routes, prometheus, sse, timeline, view};
+use super::{Shared, action_routes, logs, prometheus, sse, timeline, view};
 
 const JS: &str = include_str!("../../static/dashboard.js");
+const PLUGIN_LOG_JS: &str = include_str!("../../static/plugin_log.js");
 const CSS: &str = include_str!("../../static/dashboard.css");
 const FAVICON: &str = include_str!("../../static/favicon.svg");
 
@@ -32,6 +33,8 @@ pub fn routes(actions: Arc<action_routes::Actions>) -> Route {
         .at("/events", get(events))
         .at("/api/metrics", get(api_metrics))
         .at("/api/plugin/:name", get(api_plugin))
+        .at("/api/plugin/:name/logs", get(logs::api_logs))
+        .at("/api/plugin/:name/logs/live", get(logs::live_logs))
         .at("/api/chat", get(api_chat))
         .at("/chat-panel", get(chat_panel))
         .at("/api/audit", get(api_audit))
@@ -43,6 +46,7 @@ pub fn routes(actions: Arc<action_routes::Actions>) -> Route {
         .at("/static/timeline.js", get(timeline::static_js))
         .at("/static/dashboard.js", get(static_js))
         .at("/static/dashboard.css", get(static_css))
+        .at("/static/plugin_log.js", get(static_plugin_log_js))
         .at("/static/favicon.svg", get(static_favicon))
         // Browsers ask for it on pages without an icon link (the JSON and text routes).
         .at("/favicon.ico", get(static_favicon))
@@ -64,7 +68,7 @@ fn index(shared: Data<&Arc<Shared>>, req: &Request, Query(query): Query<view::Pa
 fn plugin_page(shared: Data<&Arc<Shared>>, req: &Request, Path(name): Path<String>) -> Response {
     let page = shared.current();
     match page.plugin_index(&name) {
-        Some(i) => html(page.plugin_html(i, audience(req))),
+        Some(i) => html(page.plugin_html(i, audience(req)).and_then(|body| logs::with_tail(&shared, &name, body))),
         None => match shared.context.not_found_html(&name) {
             Some(bytes) => html_response(StatusCode::NOT_FOUND, bytes),
             None => Response::builder()
@@ -126,6 +130,11 @@ fn health() -> Response {
 #[handler]
 fn static_js() -> Response {
     respond("text/javascript; charset=utf-8", Bytes::from_static(JS.as_bytes()))
+}
+
+#[handler]
+fn static_plugin_log_js() -> Response {
+    respond("text/javascript; charset=utf-8", Bytes::from_static(PLUGIN_LOG_JS.as_bytes()))
 }
 
 #[handler]

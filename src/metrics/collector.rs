@@ -364,6 +364,8 @@ fn plugin_snapshot(t: &Tracked, commands: &CommandTable, clock: (Instant, System
         protocol_errors: PluginCounters::get(&counters.protocol_errors),
         dropped_commands: PluginCounters::get(&counters.dropped_commands),
         command_timeouts: PluginCounters::get(&counters.command_timeouts),
+        log_lines_dropped: t.handle.log.dropped(),
+        log_file_errors: t.handle.log.file_errors(),
         response: ResponseSummary::new(&t.response_marks, now, counters.response_times.read()),
         commands: commands.commands_of(t.config_index).to_vec(),
         command_conflicts: commands.conflicts_of(t.config_index).cloned().collect(),

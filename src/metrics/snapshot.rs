@@ -42,6 +42,10 @@ pub struct PluginSnapshot {
     pub dropped_commands: u64,
     /// Commands the host answered because the plugin did not within `command_timeout`.
     pub command_timeouts: u64,
+    /// Lines of its output over `logs.lines_per_second`, dropped from its log.
+    pub log_lines_dropped: u64,
+    /// Lines of its output that could not be written to its log file.
+    pub log_file_errors: u64,
     /// How long it takes to answer: all along and over recent windows.
     pub response: ResponseSummary,
     /// The chat commands routed to it, sorted.
@@ -93,6 +97,8 @@ impl PluginSnapshot {
             protocol_errors: 0,
             dropped_commands: 0,
             command_timeouts: 0,
+            log_lines_dropped: 0,
+            log_file_errors: 0,
             response: Default::default(),
             commands: Vec::new(),
             command_conflicts: Vec::new(),

@@ -69,7 +69,8 @@ impl PluginHost {
     fn spawn(&mut self, config: PluginConfig) {
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (orders_tx, orders_rx) = mpsc::channel(1);
-        let handle = Arc::new(PluginHandle::new(config, command_tx));
+        let log = self.launcher.logs.open(config.name.as_str());
+        let handle = Arc::new(PluginHandle::new(config, command_tx, log));
         let retire = self.stop.child_token();
         let timeline = self.launcher.timeline.clone();
         let link = Arc::new(HostLink::new(handle.clone(), self.changed.clone(), self.replies.clone(), timeline));

@@ -16,6 +16,7 @@ pub mod command_table;
 mod host;
 pub mod ledger;
 pub mod lines;
+pub mod output_log;
 pub mod protocol;
 pub mod spec;
 mod supervisor;
@@ -288,11 +289,14 @@ pub struct PluginHandle {
     /// The queue of the process that gets new commands. A reload swaps it: the lock is held
     /// only for a `try_send` or the swap, so every command goes to exactly one process.
     commands: Mutex<mpsc::Sender<HostMessage>>,
+    /// What its processes wrote that was not protocol (stderr, stray stdout lines).
+    pub log: Arc<output_log::PluginLog>,
 }
 
 impl PluginHandle {
-    fn new(config: PluginConfig, commands: mpsc::Sender<HostMessage>) -> PluginHandle {
+    fn new(config: PluginConfig, commands: mpsc::Sender<HostMessage>, log: Arc<output_log::PluginLog>) -> PluginHandle {
         PluginHandle {
+            log,
             name: config.name.clone(),
             status: watch::Sender::new(PluginStatus::new(Arc::new(config))),
             counters: PluginCounters::default(),
@@ -366,6 +370,8 @@ pub struct Launcher {
     pub open_files: Option<crate::limits::InheritedLimit>,
     /// Where the supervisors record what happens to their plugins.
     pub timeline: crate::timeline::Timeline,
+    /// Where each plugin's output is kept.
+    pub logs: Arc<output_log::LogBook>,
 }
 
 #[cfg(test)]
@@ -403,7 +409,7 @@ mod tests {
             watch: Vec::new(),
         };
         let (tx, rx) = mpsc::channel(queue);
-        (PluginHandle::new(config, tx), rx)
+        (PluginHandle::new(config, tx, output_log::LogBook::default().open(name)), rx)
     }
 
     fn command(id: u64) -> HostMessage {

@@ -188,7 +188,7 @@ fn a_crash_appears_live_on_the_plugin_page_with_its_stderr_shown_literally() {
                 "the stderr tail, line for line, as text"
             );
             let scripts = browser.js("return document.scripts.length;").await;
-            assert_eq!(scripts, json!(1), "only the page's own script is an element");
+            assert_eq!(scripts, json!(2), "only the page's own scripts (dashboard.js, plugin_log.js) are elements");
             assert!(browser.client.get_alert_text().await.is_err(), "no alert() ran");
             let badge =
                 browser.js("return document.querySelector('#detail .card [data-field=\"badge\"]').textContent;").await;

@@ -216,7 +216,7 @@ fn unknown_keys_in_the_file_are_named_with_the_expected_ones() {
     assert_fixture_error(
         "unknown_section.json",
         &["config error: dashbord from {path}: unknown key \"dashbord\", did you mean \"dashboard\"? \
-           (expected one of: dashboard, metrics, plugins, chat, timeline, notify, admins, owner)"],
+           (expected one of: dashboard, metrics, plugins, chat, timeline, notify, admins, owner, logs)"],
     );
     assert_fixture_error(
         "unknown_key.json",
@@ -236,7 +236,7 @@ fn unknown_keys_from_the_environment_name_the_variable() {
     assert_eq!(
         config_error(&["config"], &[("ROSEY_DASHBORD__PORT", "9090")]),
         ["config error: dashbord from ROSEY_DASHBORD__PORT: unknown key \"dashbord\", did you mean \"dashboard\"? \
-          (expected one of: dashboard, metrics, plugins, chat, timeline, notify, admins, owner)"]
+          (expected one of: dashboard, metrics, plugins, chat, timeline, notify, admins, owner, logs)"]
     );
 }
 

@@ -20,6 +20,7 @@ use crate::logging::LogBudget;
 use crate::plugins::command_table::HOST_NAME;
 use crate::plugins::ledger::{Ledger, Matched, Unanswered};
 use crate::plugins::lines::{Line, LineSplitter};
+use crate::plugins::output_log::{PluginLog, Stream, Writer};
 use crate::plugins::protocol::{HostMessage, MAX_LINE_BYTES, PluginMessage, ProtocolError};
 use crate::plugins::spec::PluginConfig;
 use crate::plugins::tree::{Family, Reaper};
@@ -143,6 +144,8 @@ pub(super) struct Generation {
     voice: Arc<Voice>,
     reset_window: Duration,
     drain_timeout: Duration,
+    /// The version the config gives, for the log lines written before the hello.
+    config_version: Option<Arc<str>>,
 }
 
 impl Generation {
@@ -166,6 +169,7 @@ impl Generation {
             voice: Arc::new(Voice { current: AtomicBool::new(current), hello: watch::Sender::new(None) }),
             reset_window: config.restart.reset_window,
             drain_timeout: config.reload.drain_timeout,
+            config_version: config.version.as_deref().map(Arc::from),
         })
     }
 
@@ -194,6 +198,7 @@ impl Generation {
         let (stdin, stdout, stderr) = (self.child.stdin.take(), self.child.stdout.take(), self.child.stderr.take());
         let mut stderr_tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
         let (ledger, pid) = (&link.handle.ledger, self.info.pid);
+        let scribe = || Scribe::new(&link.handle.log, pid, &self.voice, self.config_version.clone());
         let ending = {
             // Boxed so that it can be dropped, closing the plugin's stdin, before a stop.
             let mut writer = Box::pin(async {
@@ -205,12 +210,12 @@ impl Generation {
             let readers = async {
                 let messages = async {
                     if let Some(stdout) = stdout {
-                        read_messages(link, &self.voice, stdout).await;
+                        read_messages(link, &self.voice, stdout, scribe()).await;
                     }
                 };
                 let logs = async {
                     if let Some(stderr) = stderr {
-                        read_stderr(link.name(), stderr, &mut stderr_tail).await;
+                        read_stderr(link.name(), stderr, &mut stderr_tail, scribe()).await;
                     }
                 };
                 tokio::join!(messages, logs);
@@ -424,15 +429,21 @@ pub(in crate::plugins) async fn answer_timeouts(link: Arc<HostLink>, retire: Can
 }
 
 /// Reads protocol messages from the plugin's stdout.
-async fn read_messages(link: &HostLink, voice: &Voice, stdout: ChildStdout) {
+async fn read_messages(link: &HostLink, voice: &Voice, stdout: ChildStdout, mut scribe: Scribe) {
     let mut reader = BufReader::new(stdout);
     let mut lines = LineSplitter::new(MAX_LINE_BYTES);
     let mut budget = LogBudget::new(LOG_LINES_PER_SECOND, Duration::from_secs(1));
     let mut late_log = LogBudget::new(1, Duration::from_secs(1));
     while let Ok(Some(line)) = lines.next_line(&mut reader).await {
         let problem = match line {
-            Line::TooLong { len, .. } => StdoutProblem::TooLong { len },
-            Line::NotUtf8(_) => StdoutProblem::NotUtf8,
+            Line::TooLong { len, .. } => {
+                scribe.record(Stream::Stdout, &logged_text(&line));
+                StdoutProblem::TooLong { len }
+            }
+            Line::NotUtf8(_) => {
+                scribe.record(Stream::Stdout, &logged_text(&line));
+                StdoutProblem::NotUtf8
+            }
             Line::Text(text) if text.trim().is_empty() => continue,
             Line::Text(text) => match PluginMessage::parse(&text) {
                 // A reload's readiness probe: the reload reads it, chat never sees it.
@@ -466,9 +477,13 @@ async fn read_messages(link: &HostLink, voice: &Voice, stdout: ChildStdout) {
                     hello(link, voice, version, commands, &mut budget);
                     continue;
                 }
-                Err(e) => StdoutProblem::Invalid(e),
+                Err(e) => {
+                    scribe.record(Stream::Stdout, &text);
+                    StdoutProblem::Invalid(e)
+                }
             },
         };
+
         PluginCounters::bump(&link.handle.counters.protocol_errors);
         if let Some(suppressed) = budget.admit() {
             warn!(plugin = link.name(), "protocol error: {problem}{suppressed}");
@@ -505,13 +520,16 @@ fn hello(link: &HostLink, voice: &Voice, version: Option<String>, commands: Vec<
     }
 }
 
-/// Logs the plugin's stderr, tagged with its name, and keeps the tail for the crash log.
-async fn read_stderr(name: &str, stderr: ChildStderr, tail: &mut VecDeque<String>) {
+/// Logs the plugin's stderr, tagged with its name, keeps it in the plugin's log, and keeps the
+/// tail for the crash log. Never waits for anything but the pipe: a plugin is never blocked
+/// on a full stderr.
+async fn read_stderr(name: &str, stderr: ChildStderr, tail: &mut VecDeque<String>, mut scribe: Scribe) {
     let mut reader = BufReader::new(stderr);
     // Read generously, keep STDERR_LINE_BYTES: the tail shows the start of long lines.
     let mut lines = LineSplitter::new(MAX_LINE_BYTES);
     let mut budget = LogBudget::new(LOG_LINES_PER_SECOND, Duration::from_secs(1));
     while let Ok(Some(line)) = lines.next_line(&mut reader).await {
+        scribe.record(Stream::Stderr, &logged_text(&line));
         let line = truncate_utf8(line.lossy().into_owned(), STDERR_LINE_BYTES);
         if let Some(suppressed) = budget.admit() {
             info!(plugin = name, "stderr: {}{suppressed}", line.escape_debug());
@@ -520,6 +538,38 @@ async fn read_stderr(name: &str, stderr: ChildStderr, tail: &mut VecDeque<String
             tail.pop_front();
         }
         tail.push_back(line);
+    }
+}
+
+/// Writes one process's lines into the plugin's log, marked with its pid and its version (the
+/// hello's once it has said one, the config's before).
+struct Scribe {
+    log: Arc<PluginLog>,
+    hello: watch::Receiver<Option<Greeting>>,
+    config_version: Option<Arc<str>>,
+    writer: Writer,
+}
+
+impl Scribe {
+    fn new(log: &Arc<PluginLog>, pid: u32, voice: &Voice, config_version: Option<Arc<str>>) -> Scribe {
+        let writer = Writer { pid, version: config_version.clone() };
+        Scribe { log: log.clone(), hello: voice.hello.subscribe(), config_version, writer }
+    }
+
+    fn record(&mut self, stream: Stream, text: &str) {
+        if self.hello.has_changed().unwrap_or(false) {
+            let said = self.hello.borrow_and_update().as_ref().and_then(|g| g.version.as_deref().map(Arc::from));
+            self.writer.version = said.or_else(|| self.config_version.clone());
+        }
+        self.log.record(stream, &self.writer, text);
+    }
+}
+
+/// A line as the plugin's log keeps it: invalid UTF-8 replaced, an overlong line's start kept.
+fn logged_text(line: &Line) -> std::borrow::Cow<'_, str> {
+    match line {
+        Line::TooLong { len, start } => format!("{}… ({len} bytes)", String::from_utf8_lossy(start)).into(),
+        line => line.lossy(),
     }
 }
 
