@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use rosey::config::TimelineConfig;
-use rosey::dashboard::view::Thresholds;
+use rosey::metrics::health::Thresholds;
 use rosey::metrics::history::Series;
 use rosey::metrics::sampler::HostUsage;
 use rosey::metrics::{PluginSnapshot, Snapshot, SystemMetrics};

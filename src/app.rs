@@ -249,7 +249,7 @@ pub async fn run(
     let file_watch = tokio::spawn(heal::watch_files(host.registry(), door.clone(), heal_stop.clone()));
     let collector_stop = CancellationToken::new();
     let collector_task = tokio::spawn(collector.run(host.changed(), collector_stop.clone()));
-    let thresholds = crate::dashboard::view::Thresholds::of(&config.dashboard);
+    let thresholds = crate::metrics::health::Thresholds::of(&config.dashboard);
     let watcher = tokio::spawn(timeline::watch::follow(snapshots.clone(), thresholds, timeline.clone()));
     if config.dashboard.enabled && !config.prometheus_enabled {
         info!("/metrics is off (metrics.prometheus_enabled = false); it answers 404");

@@ -6,10 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::view::{Health, Thresholds};
 use crate::chat::admin::AuditEntry;
 use crate::chat::irc::connection::{ConnectionStatus, LinkState};
 use crate::display::{rfc3339, round};
+use crate::metrics::health::{Health, Thresholds};
 use crate::metrics::history::{Aggregates, Stats};
 use crate::metrics::response::{Quantiles, ResponseSummary};
 use crate::metrics::{PluginSnapshot, Snapshot, SystemMetrics};

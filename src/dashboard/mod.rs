@@ -35,11 +35,11 @@ use crate::control::ActionDoor;
 use crate::display::host_port;
 use crate::limits;
 use crate::metrics::Snapshot;
+use crate::metrics::health::Thresholds;
 use crate::plugins::output_log::LogBook;
 use crate::timeline::Timeline;
 use render::{RenderContext, Rendered};
 use server::ConnectionCaps;
-use view::Thresholds;
 
 /// How long open connections get to finish when the server stops.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);

@@ -16,9 +16,10 @@ use tracing::error;
 use super::api::{ApiAudit, ApiChat, ApiMetrics, ApiPlugin, PluginSummary};
 use super::prometheus;
 use super::server::ClientCap;
-use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Row, SystemView, Thresholds};
+use super::view::{self, CardPage, CardView, CrashView, DetailView, PageQuery, Row, SystemView};
 use super::view::{ChatConnectionView, ConflictView, ReloadView};
 use crate::metrics::Snapshot;
+use crate::metrics::health::Thresholds;
 use crate::sync::lock;
 use live::LiveFrames;
 

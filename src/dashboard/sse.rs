@@ -80,8 +80,8 @@ mod tests {
 
     use super::*;
     use crate::dashboard::render::{RenderContext, templates};
-    use crate::dashboard::view::Thresholds;
     use crate::metrics::Snapshot;
+    use crate::metrics::health::Thresholds;
 
     fn snapshot(seq: u64) -> Arc<Snapshot> {
         Snapshot::empty(seq, Duration::from_secs(5), Duration::from_secs(seq))

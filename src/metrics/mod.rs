@@ -4,9 +4,11 @@
 //! [`Collector`] every `metrics.poll_interval` (and at once when a plugin changes state); it
 //! samples the plugin process trees ([`sampler`]), appends to each plugin's rolling
 //! [`history`], and publishes one `Arc<Snapshot>` on a `watch` channel. Readers (the dashboard)
-//! share that snapshot; they never lock anything the collector holds and never sample.
+//! share that snapshot; they never lock anything the collector holds and never sample. What a
+//! snapshot says about a plugin's health (the card colours) is [`health`].
 
 mod collector;
+pub mod health;
 pub mod history;
 pub mod response;
 pub mod sampler;

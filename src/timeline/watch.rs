@@ -1,7 +1,7 @@
 //! Events that only the snapshots reveal: a card turning yellow (CPU or memory over the
 //! dashboard's thresholds) and back, a running plugin's figures going stale and fresh again,
 //! a chat connection logging in or being lost. One task compares each snapshot with the one
-//! before, with the same classification the cards use ([`CardView`]).
+//! before, with the same classification the cards use ([`Health::of`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use tokio::sync::watch;
 
 use super::{Kind, Note, Timeline};
 use crate::chat::irc::connection::LinkState;
-use crate::dashboard::view::{CardView, Health, Thresholds};
 use crate::metrics::Snapshot;
+use crate::metrics::health::{Health, Thresholds};
 
 /// What was seen of a plugin last time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,17 +63,17 @@ impl Watcher {
 fn compare(previous: Previous, snapshot: &Snapshot, thresholds: Thresholds, timeline: &Timeline) -> Previous {
     let mut now = Previous::default();
     for p in &snapshot.plugins {
-        let card = CardView::of(snapshot, p, thresholds);
-        let seen = Seen { health: card.health, stale: card.stale };
+        let (health, badge) = Health::of(p, thresholds);
+        let seen = Seen { health, stale: snapshot.is_stale(p) };
         if let Some(before) = previous.plugins.get(&p.name) {
             // Red (CRASHED, FAILED) has events of its own; yellow is what the thresholds say.
             let threshold = before.health == Health::Warning || seen.health == Health::Warning;
             if before.health != seen.health && threshold {
-                let message = format!("card {} → {} ({})", colour(before.health), colour(seen.health), card.badge);
+                let message = format!("card {} → {} ({})", colour(before.health), colour(seen.health), badge);
                 let details = json!({
                     "from": before.health.as_str(),
                     "to": seen.health.as_str(),
-                    "badge": card.badge,
+                    "badge": badge,
                     "cpu_percent": p.cpu_percent,
                     "memory_mb": p.memory_mb(),
                 });

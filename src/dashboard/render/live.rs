@@ -28,11 +28,10 @@ use diff::{Pairing, diff, entries_diff, patch, uptime_step};
 use fields::Fields;
 
 use crate::dashboard::api::{PluginSummary, SystemJson};
-use crate::dashboard::view::{
-    self, CardView, ChartPoint, DetailView, SPARK_SAMPLES, SparkPoint, SystemView, Thresholds,
-};
+use crate::dashboard::view::{self, CardView, ChartPoint, DetailView, SPARK_SAMPLES, SparkPoint, SystemView};
 use crate::display::{rfc3339, unix_ms};
 use crate::metrics::Snapshot;
+use crate::metrics::health::Thresholds;
 
 /// Frame ids are this process's start (in ms, times 1,000) plus the snapshot's sequence number,
 /// so an id from an earlier run of the bot never names a snapshot of this one (a resumed
