@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use poem::http::{StatusCode, header};
+use poem::http::header;
 use poem::web::{Data, Path, Query};
 use poem::{Body, Request, Response, handler};
 use serde::{Deserialize, Serialize};
@@ -143,13 +143,7 @@ pub(super) fn live_logs(
         Ok(log) => log,
         Err(refused) => return refused.json(),
     };
-    let Some(slot) = shared.context.sse_clients.try_join() else {
-        return Response::builder()
-            .status(StatusCode::SERVICE_UNAVAILABLE)
-            .header(header::RETRY_AFTER, "10")
-            .header(header::CONNECTION, "close")
-            .body("too many live dashboard clients; try again later");
-    };
+    let Some(slot) = shared.context.sse_clients.try_join() else { return super::sse::too_many_clients() };
     let changes = log.watch();
     let first = log.read(query.since, query.tail.unwrap_or(LIVE_TAIL));
     let stream = live_stream(Follow { log, name, changes, next: first.next }, first, slot, shared.stop.clone());

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use poem::http::{StatusCode, header};
+use poem::http::StatusCode;
 use poem::web::{Data, Path, Query};
 use poem::{Body, EndpointExt, Request, Response, Route, get, handler};
 use serde::Deserialize;
@@ -159,15 +159,7 @@ fn events(shared: Data<&Arc<Shared>>, req: &Request, Query(query): Query<EventsQ
     {
         return Refusal::UnknownPlugin(name.clone()).json();
     }
-    let Some(slot) = shared.context.sse_clients.try_join() else {
-        // Closing the refused client's connection gives its slot under the connection cap
-        // back at once, instead of after the keep-alive timeout.
-        return Response::builder()
-            .status(StatusCode::SERVICE_UNAVAILABLE)
-            .header(header::RETRY_AFTER, "10")
-            .header(header::CONNECTION, "close")
-            .body("too many live dashboard clients; try again later");
-    };
+    let Some(slot) = shared.context.sse_clients.try_join() else { return sse::too_many_clients() };
     let last_event_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()?.trim().parse().ok());
     let stream = sse::stream(shared.pages.clone(), query.plugin, last_event_id, slot, shared.stop.clone());
     uncached().content_type("text/event-stream").header("x-accel-buffering", "no").body(Body::from_bytes_stream(stream))

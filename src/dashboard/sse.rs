@@ -20,6 +20,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::render::Rendered;
 
+/// The answer to one live client more than `dashboard.max_sse_clients`, a cap every live
+/// stream shares (`/events`, a plugin's log, the timeline).
+pub fn too_many_clients() -> poem::Response {
+    // Closing the refused client's connection gives its slot under the connection cap back at
+    // once, instead of after the keep-alive timeout.
+    poem::Response::builder()
+        .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+        .header(poem::http::header::RETRY_AFTER, "10")
+        .header(poem::http::header::CONNECTION, "close")
+        .body("too many live dashboard clients; try again later")
+}
+
 /// How long a browser waits before reconnecting.
 const RETRY: &[u8] = b"retry: 3000\n\n";
 /// Comment lines that keep proxies from closing an idle stream.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use poem::http::{StatusCode, header};
+use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{Body, Response, handler};
 use serde::{Deserialize, Serialize};
@@ -70,13 +70,7 @@ pub fn live_events(shared: Data<&Arc<Shared>>, Query(query): Query<TimelineQuery
         Ok(filter) => filter,
         Err(refusal) => return *refusal,
     };
-    let Some(slot) = shared.context.sse_clients.try_join() else {
-        return Response::builder()
-            .status(StatusCode::SERVICE_UNAVAILABLE)
-            .header(header::RETRY_AFTER, "10")
-            .header(header::CONNECTION, "close")
-            .body("too many live dashboard clients; try again later");
-    };
+    let Some(slot) = shared.context.sse_clients.try_join() else { return super::sse::too_many_clients() };
     // A client that falls behind by more than the broadcast holds skips ahead (the page can be
     // reloaded for the full list); it never makes the host buffer for it.
     let events = BroadcastStream::new(shared.timeline.subscribe()).filter_map(move |received| {

@@ -33,7 +33,7 @@ use crate::plugins::action::{Action, ActionOutcome, ActionReport, ReloadRecord, 
 use crate::plugins::command_table::HOST_NAME;
 use crate::plugins::protocol::HostMessage;
 use crate::plugins::spec::{PluginConfig, Probe};
-use crate::plugins::{COMMAND_QUEUE, CrashRecord, ExitReason, PluginState, PluginStatus, RELOAD_LOG_LEN};
+use crate::plugins::{COMMAND_QUEUE, CrashRecord, ExitReason, PluginState, PluginStatus, ProcessInfo, RELOAD_LOG_LEN};
 
 /// A plugin that has never said hello is ready when its new process is still alive after this.
 pub const READY_WITHOUT_HELLO: Duration = Duration::from_secs(2);
@@ -124,18 +124,11 @@ impl Supervisor {
         };
         self.link.timeline.record(crate::timeline::notes::action(&report, &record.trigger));
         let greeting = old.voice.hello.borrow().clone();
-        let process = old.info;
-        let config = old.config.clone();
+        let (process, config) = (old.info, old.config.clone());
         self.link.publish(|s| {
             // A crash to see, not a restart attempt: the plugin kept serving.
             log_crash(s, crash);
-            s.state = PluginState::Running;
-            s.process = Some(process);
-            s.loaded_at = Some(process.started_at);
-            s.config = config;
-            s.said_hello = greeting.is_some();
-            s.reported_version = greeting.as_ref().and_then(|g| g.version.clone());
-            s.announced_commands = greeting.map_or_else(|| Arc::from([]), |g| g.commands);
+            served_by(s, process, config, greeting);
             s.next_restart_at = None;
             push_reload(s, record);
         });
@@ -299,13 +292,7 @@ impl Supervisor {
         let greeting = new.voice.hello.borrow().clone();
         let (process, old_pid) = (new.info, old.info.pid);
         self.link.publish(|s| {
-            s.state = PluginState::Running;
-            s.process = Some(process);
-            s.loaded_at = Some(process.started_at);
-            s.config = config;
-            s.said_hello = greeting.is_some();
-            s.reported_version = greeting.as_ref().and_then(|g| g.version.clone());
-            s.announced_commands = greeting.map_or_else(|| Arc::from([]), |g| g.commands);
+            served_by(s, process, config, greeting);
             s.activity = window.is_zero().then(|| format!("draining old pid {old_pid}"));
         });
         if !window.is_zero() {
@@ -424,6 +411,18 @@ fn ended_before(ended: Finished, waited_for: WaitedFor, finished: &mut Finishing
 
 /// Push a finished reload into the plugin's reload log and count it: the one place a reload
 /// is recorded, whether it ended at the switch or was rolled back after it.
+/// The plugin is RUNNING as `process`, started with `config`, as its `greeting` said (a
+/// reload's switch to the new process, or a rollback to the old one).
+fn served_by(status: &mut PluginStatus, process: ProcessInfo, config: Arc<PluginConfig>, greeting: Option<Greeting>) {
+    status.state = PluginState::Running;
+    status.process = Some(process);
+    status.loaded_at = Some(process.started_at);
+    status.config = config;
+    status.said_hello = greeting.is_some();
+    status.reported_version = greeting.as_ref().and_then(|g| g.version.clone());
+    status.announced_commands = greeting.map_or_else(|| Arc::from([]), |g| g.commands);
+}
+
 fn push_reload(status: &mut PluginStatus, record: ReloadRecord) {
     status.reloads.count(record.outcome, record.duration);
     let mut log = (*status.reload_log).clone();
