@@ -63,14 +63,9 @@ SEED_PEER=${SEED_PEER:-$ROOT/../shared/bench/seed_peer.py}
 PLUGIN_PATH=/api/plugin/plugin-50 # the same plugin name exists on both servers
 LUA=$ROOT/scripts/wrk_report.lua
 
-say() { printf '\n== %s\n' "$*"; }
-die() {
-  echo "bench: $*" >&2
-  exit 1
-}
-calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
-# key=value from a line like "WRK rps=1 p50_ms=2".
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+BENCH_NAME=bench
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
 verdict() { if [ "$(awk "BEGIN { print ($1) ? 1 : 0 }")" = 1 ]; then echo met; else echo MISSED; fi; }
 
 for tool in cargo wrk curl; do
@@ -107,36 +102,9 @@ if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then ulimit -n 65536; else 
 [ "$(ulimit -n)" -ge $((2 * SSE_CLIENTS + 200)) ] || echo "notice: ulimit -n is $(ulimit -n); $SSE_CLIENTS SSE clients may fail"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rosey-bench.XXXXXX")
-# Stops the servers this script started that still run. bash's own job table names them, so a
-# server that already exited is never signalled: its PID may belong to another process by then.
-stop_servers() {
-  local running
-  running=$(jobs -pr)
-  # shellcheck disable=SC2086
-  [ -z "$running" ] || kill -TERM $running 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-cleanup() {
-  stop_servers
-  rm -rf "$WORK"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A loopback port nothing listens on, below the ephemeral range.
-free_port() {
-  local port
-  for _ in $(seq 200); do
-    port=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return
-    fi
-  done
-  die "no free port found"
-}
-
-# wait_http URL SECONDS PID LOG: until URL answers 2xx; fail early if PID exits.
 wait_http() {
   local deadline=$((SECONDS + $2))
   until curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; do
@@ -150,15 +118,6 @@ wait_http() {
   done
 }
 
-cpu_ticks() { # utime + stime of one process, in clock ticks
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) }
-  # shellcheck disable=SC2086
-  set -- $stat
-  echo $((${12} + ${13}))
-}
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 children_of() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -v '^$' || true; }
 
@@ -210,7 +169,7 @@ print(f"full_bytes={sizes['snapshot'][0] if sizes['snapshot'] else 0} deltas={le
 PY
 )
   worst=0
-  for path in /api/metrics /api/plugin/tiny-0050 /metrics /; do
+  for path in /api/metrics "/api/plugin/$(printf "tiny-%04d" $((n / 2)))" /metrics /; do
     for _ in 1 2 3 4 5; do
       t=$(curl -fsS -o /dev/null -H 'Accept-Encoding: gzip' -w '%{time_total}' "$url$path")
       worst=$(awk -v a="$worst" -v b="$t" 'BEGIN { print (b * 1000 > a) ? b * 1000 : a }')

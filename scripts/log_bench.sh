@@ -34,14 +34,9 @@ BEFORE=${BENCH_BEFORE:-}
 echo "measuring $ROSEY${BEFORE:+ against $BEFORE}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rosey-log-bench.XXXXXX")
-cleanup() {
-  local running
-  running=$(jobs -pr)
-  # shellcheck disable=SC2086
-  [ -z "$running" ] || kill -TERM $running 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
+BENCH_NAME=log_bench
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -63,28 +58,6 @@ err.write(f"flood done {count} lines in {took:.2f} s\n".encode())
 err.flush()
 time.sleep(86400)
 PY
-
-free_port() {
-  local port
-  for _ in $(seq 200); do
-    port=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return
-    fi
-  done
-  echo "no free port" >&2
-  exit 1
-}
-cpu_ticks() {
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) }
-  # shellcheck disable=SC2086
-  set -- $stat
-  echo $((${12} + ${13}))
-}
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # run LABEL BINARY LOGS_JSON: one "RUN label=… key=value …" line.
 run() {

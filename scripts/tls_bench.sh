@@ -41,12 +41,9 @@ USERS=${BENCH_USERS:-20}
 PASSWORD=bench-password
 LUA=$ROOT/scripts/wrk_report.lua
 
-say() { printf '\n== %s\n' "$*"; }
-die() {
-  echo "tls_bench: $*" >&2
-  exit 1
-}
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+BENCH_NAME=tls_bench
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
 
 for tool in cargo wrk curl openssl python3; do
   command -v "$tool" >/dev/null || die "$tool is required (apt-get install $tool)"
@@ -65,29 +62,8 @@ ROSEY=${BENCH_ROSEY:-${CARGO_TARGET_DIR:-$ROOT/target}/release/rosey}
 echo "measuring $ROSEY"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rosey-tls-bench.XXXXXX")
-# Stops the bots this script started that still run (bash's job table names them).
-cleanup() {
-  local running
-  running=$(jobs -pr)
-  # shellcheck disable=SC2086
-  [ -z "$running" ] || kill -TERM $running 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-  local port
-  for _ in $(seq 200); do
-    port=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return
-    fi
-  done
-  die "no free port found"
-}
 
 say "test CA and certificate"
 (
