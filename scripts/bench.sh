@@ -203,18 +203,7 @@ fi
 # --- start rosey and the seed peer -----------------------------------------------------------
 say "starting rosey with $PLUGINS plugins and the seed peer"
 ROSEY_PORT=$(free_port)
-{
-  printf '{"dashboard": {"enabled": true, "host": "127.0.0.1", "port": %s},\n' "$ROSEY_PORT"
-  printf ' "metrics": {"poll_interval": 5, "history_duration": 3600},\n "plugins": [\n'
-  for ((i = 0; i < PLUGINS; i++)); do
-    case $i in 0) name=dice-roller ;; 1) name=8ball ;; *) name=plugin-$i ;; esac
-    if ((i % 2 == 0)); then builtin=dice-roller; else builtin=8ball; fi
-    sep=","
-    ((i == PLUGINS - 1)) && sep=""
-    printf '  {"name": "%s", "builtin": "%s"}%s\n' "$name" "$builtin" "$sep"
-  done
-  printf ']}\n'
-} >"$WORK/rosey.json"
+builtin_plugins_config "$ROSEY_PORT" "$PLUGINS" >"$WORK/rosey.json"
 ROSEY_LOG=${BENCH_ROSEY_LOG:-warn} "$ROSEY" --config "$WORK/rosey.json" </dev/null >"$WORK/rosey.out" 2>"$WORK/rosey.log" &
 ROSEY_PID=$!
 ROSEY_URL=http://127.0.0.1:$ROSEY_PORT

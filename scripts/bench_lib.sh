@@ -46,3 +46,20 @@ cpu_ticks() { # utime + stime of one process, in clock ticks
   echo $((${12} + ${13}))
 }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# builtin_plugins_config PORT N [DASHBOARD_EXTRA]: a config with N built-in plugins, named like
+# the seed peer's (dice-roller, 8ball, plugin-2 ..), half of each kind, 5 s polls, 1 h history,
+# the dashboard on 127.0.0.1:PORT (DASHBOARD_EXTRA: more keys of that block, ', "tls": …').
+builtin_plugins_config() {
+  local port=$1 n=$2 extra=${3:-} i name builtin sep
+  printf '{"dashboard": {"enabled": true, "host": "127.0.0.1", "port": %s%s},\n' "$port" "$extra"
+  printf ' "metrics": {"poll_interval": 5, "history_duration": 3600},\n "plugins": [\n'
+  for ((i = 0; i < n; i++)); do
+    case $i in 0) name=dice-roller ;; 1) name=8ball ;; *) name=plugin-$i ;; esac
+    if ((i % 2 == 0)); then builtin=dice-roller; else builtin=8ball; fi
+    sep=","
+    ((i == n - 1)) && sep=""
+    printf '  {"name": "%s", "builtin": "%s"}%s\n' "$name" "$builtin" "$sep"
+  done
+  printf ']}\n'
+}

@@ -93,18 +93,7 @@ users() {
 start_bot() {
   local key=$1 scheme=$2 extra=$3 port
   port=$(free_port)
-  {
-    printf '{"dashboard": {"enabled": true, "host": "127.0.0.1", "port": %s%s},\n' "$port" "$extra"
-    printf ' "metrics": {"poll_interval": 5, "history_duration": 3600},\n "plugins": [\n'
-    for ((i = 0; i < PLUGINS; i++)); do
-      case $i in 0) name=dice-roller ;; 1) name=8ball ;; *) name=plugin-$i ;; esac
-      if ((i % 2 == 0)); then builtin=dice-roller; else builtin=8ball; fi
-      sep=","
-      ((i == PLUGINS - 1)) && sep=""
-      printf '  {"name": "%s", "builtin": "%s"}%s\n' "$name" "$builtin" "$sep"
-    done
-    printf ']}\n'
-  } >"$WORK/$key.json"
+  builtin_plugins_config "$port" "$PLUGINS" "$extra" >"$WORK/$key.json"
   ROSEY_LOG=${BENCH_ROSEY_LOG:-warn} "$ROSEY" --config "$WORK/$key.json" </dev/null >"$WORK/$key.out" 2>"$WORK/$key.log" &
   printf -v "URL_$key" '%s://127.0.0.1:%s/api/metrics' "$scheme" "$port"
   printf -v "PID_$key" '%s' "$!"

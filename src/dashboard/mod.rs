@@ -66,7 +66,6 @@ pub struct Feeds {
 
 /// What every handler shares.
 struct Shared {
-    timeline: Timeline,
     pages: watch::Receiver<Arc<Rendered>>,
     context: Arc<RenderContext>,
     stop: CancellationToken,
@@ -165,14 +164,7 @@ impl Dashboard {
 
         let stop = CancellationToken::new();
         let (pages, renderer) = follow_snapshots(snapshots, context.clone(), stop.clone());
-        let shared = Arc::new(Shared {
-            timeline: timeline.clone(),
-            pages,
-            context,
-            stop: stop.clone(),
-            prometheus_enabled,
-            logs,
-        });
+        let shared = Arc::new(Shared { pages, context, stop: stop.clone(), prometheus_enabled, logs });
         let guard = auth::Guard::new(config, auth_failures, timeline);
         let actions = action_routes::Actions::new(controls, config.has_operator());
         let app = routes::routes(actions).data(shared).around(move |ep, req| {

@@ -59,7 +59,9 @@ impl TimelineQuery {
 #[handler]
 pub fn api_events(shared: Data<&Arc<Shared>>, Query(query): Query<TimelineQuery>) -> Response {
     match query.filter() {
-        Ok(filter) => json(Bytes::from(serde_json::to_vec(&shared.timeline.query(&filter)).unwrap_or_default())),
+        Ok(filter) => {
+            json(Bytes::from(serde_json::to_vec(&shared.context.timeline.query(&filter)).unwrap_or_default()))
+        }
         Err(refusal) => *refusal,
     }
 }
@@ -73,7 +75,7 @@ pub fn live_events(shared: Data<&Arc<Shared>>, Query(query): Query<TimelineQuery
     let Some(slot) = shared.context.sse_clients.try_join() else { return super::sse::too_many_clients() };
     // A client that falls behind by more than the broadcast holds skips ahead (the page can be
     // reloaded for the full list); it never makes the host buffer for it.
-    let events = BroadcastStream::new(shared.timeline.subscribe()).filter_map(move |received| {
+    let events = BroadcastStream::new(shared.context.timeline.subscribe()).filter_map(move |received| {
         let frame = received.ok().filter(|event| filter.matches(event)).map(|event| frame(&event));
         std::future::ready(frame)
     });
@@ -102,7 +104,8 @@ pub fn page(shared: Data<&Arc<Shared>>, Query(query): Query<TimelineQuery>) -> R
         Ok(filter) => Filter { since: None, limit: PAGE_EVENTS, ..filter },
         Err(refusal) => return *refusal,
     };
-    let mut events: Vec<EventView> = shared.timeline.query(&filter).events.iter().map(|e| EventView::of(e)).collect();
+    let mut events: Vec<EventView> =
+        shared.context.timeline.query(&filter).events.iter().map(|e| EventView::of(e)).collect();
     events.reverse();
     let mut live = url::Form::new("/api/events/live");
     live.pair("plugin", filter.plugin.as_deref());
